@@ -1,0 +1,1 @@
+//! Memory-mapped vector segments (see FORMAT.md).
