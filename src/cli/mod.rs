@@ -1,0 +1,7 @@
+//! One module per subcommand: its clap arguments and its `run` function.
+pub mod distill;
+pub mod eval;
+pub mod index;
+pub mod info;
+pub mod model;
+pub mod search;

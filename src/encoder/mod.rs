@@ -1,0 +1,1 @@
+//! BERT-family encoder on burn: config, safetensors weights, tokenizer, pooling.

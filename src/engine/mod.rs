@@ -1,0 +1,1 @@
+//! Index directory: write path (add/delete/upsert/commit), read snapshots, the commit protocol.

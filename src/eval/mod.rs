@@ -1,0 +1,1 @@
+//! BEIR loader, TREC runs and qrels, retrieval metrics.

@@ -1,0 +1,1 @@
+//! Query pipeline: sparse and dense candidates, rerank, fusion, explain.

@@ -1,0 +1,1 @@
+//! tantivy schema, per-language analyzers, BM25 candidate generation.

@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+use std::path::PathBuf;
+
+/// The project's shared data folder (`../shared/data` beside the checkout, or `$OPTICAL_SHARED_DATA`).
+/// Users of the project do not have it: tests that need it call this and skip *loudly* when absent.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var_os("OPTICAL_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("eval").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: shared data not found at {} (set OPTICAL_SHARED_DATA to run this test)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A prepared model directory in the cache (`scripts/setup-models.sh` makes them).
+/// Panics with the command to run when it is missing: CI always prepares the models first.
+pub fn model_dir(name: &str) -> PathBuf {
+    let dir = optical_cache_dir().join("models").join(name);
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "model {name} not prepared at {}: run `bash scripts/setup-models.sh` first",
+        dir.display()
+    );
+    dir
+}
+
+/// `$OPTICAL_CACHE`, or `~/.cache/optical`.
+pub fn optical_cache_dir() -> PathBuf {
+    std::env::var_os("OPTICAL_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
+    })
+}
