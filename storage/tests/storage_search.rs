@@ -70,8 +70,9 @@ fn f32_top_k_on_random_unit_vectors() {
 }
 
 /// int8 first pass: over 20k random unit vectors (dim 384) and 30 queries, the mean recall of
-/// the true top-10 is ≥ 0.85 within the int8 top-10 and ≥ 0.99 within the int8 top-100 (the
-/// candidate set an exact rescoring then orders). Scores are within 0.02 of the exact ones.
+/// the true top-10 is ≥ 0.95 within the int8 top-10 and ≥ 0.99 within the int8 top-100 (the
+/// candidate set an exact rescoring then orders); int8 scores are within 0.01 of the exact ones.
+/// (Measured with this seed: 0.987, 1.000, max error 0.0020.)
 #[test]
 fn i8_top_k_recall() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,9 +115,9 @@ fn i8_top_k_recall() {
     }
     let (r10, r100) = (r10 / trials as f64, r100 / trials as f64);
     eprintln!("int8 recall of true top-10: @10 {r10:.3}, @100 {r100:.3}; max |score error| {max_err:.4}");
-    assert!(r10 >= 0.85, "recall@10 {r10}");
+    assert!(r10 >= 0.95, "recall@10 {r10}");
     assert!(r100 >= 0.99, "recall@100 {r100}");
-    assert!(max_err < 0.02, "max score error {max_err}");
+    assert!(max_err < 0.01, "max score error {max_err}");
 }
 
 #[test]
