@@ -1,1 +1,16 @@
-//! BEIR loader, TREC runs and qrels, retrieval metrics.
+//! Retrieval evaluation: BEIR collections, TREC runs and qrels, and metrics with
+//! trec_eval / pytrec_eval semantics.
+//!
+//! - [`beir`]: locate a collection's corpus, load a split's queries and qrels.
+//! - [`run`]: [`Run`] (query → scored documents) and the TREC run format.
+//! - [`qrels`]: [`Qrels`] (query → judged documents) in TREC and BEIR formats.
+//! - [`metrics`]: nDCG@k, MAP, MRR@k, Recall@k, P@k per query and averaged ([`evaluate`]).
+pub mod beir;
+pub mod metrics;
+pub mod qrels;
+pub mod run;
+
+pub use beir::{BeirCollection, BeirSplit, Query, read_queries};
+pub use metrics::{Averaging, Evaluation, Metric, evaluate};
+pub use qrels::Qrels;
+pub use run::{Run, ScoredDoc, trec_order};
