@@ -211,6 +211,17 @@ impl ResultsTable {
         out
     }
 
+    /// A Markdown document: `title`, `preamble`, then a pivot (modes side by side) for each of the
+    /// first two metrics, then the full table.
+    pub fn to_document(&self, title: &str, preamble: &str) -> String {
+        let mut out = format!("# {title}\n\n{preamble}\n\n");
+        for metric in self.metrics.iter().take(2) {
+            let _ = write!(out, "## {metric}\n\n{}\n", self.to_markdown_pivot(*metric));
+        }
+        let _ = write!(out, "## All metrics\n\n{}", self.to_markdown());
+        out
+    }
+
     /// Pretty JSON of the whole table.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a results table always serialises") + "\n"
