@@ -177,3 +177,20 @@ fn shared_collections_load() {
         }
     }
 }
+
+#[test]
+fn corpus_fingerprint_follows_content_not_compression() {
+    let a = tempfile::tempdir().unwrap();
+    tiny_collection(a.path());
+    let b = tempfile::tempdir().unwrap();
+    tiny_collection(b.path());
+    // Same content, stored plain instead of gzipped.
+    std::fs::remove_file(b.path().join("corpus.jsonl.gz")).unwrap();
+    write(b.path(), "corpus.jsonl", "{\"_id\": \"d1\", \"title\": \"\", \"text\": \"one\"}\n");
+    let fa = BeirCollection::open(a.path()).unwrap().corpus_fingerprint().unwrap();
+    let fb = BeirCollection::open(b.path()).unwrap().corpus_fingerprint().unwrap();
+    assert_eq!(fa, fb);
+    assert_eq!(fa.len(), 16);
+    write(b.path(), "corpus.jsonl", "{\"_id\": \"d1\", \"title\": \"\", \"text\": \"two\"}\n");
+    assert_ne!(BeirCollection::open(b.path()).unwrap().corpus_fingerprint().unwrap(), fa);
+}

@@ -82,6 +82,27 @@ impl BeirCollection {
         )
     }
 
+    /// A fingerprint of the corpus *content* (SHA-256 of the decompressed bytes, 16 hex digits):
+    /// collections that share a corpus (the AfriQA sets, the SIB sets) get the same value, so an
+    /// index built for one can be reused for the others.
+    pub fn corpus_fingerprint(&self) -> Result<String> {
+        use sha2::Digest as _;
+        let path = self.corpus_path()?;
+        let mut reader = open_text(&path)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let digest = hasher.finalize();
+        Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    }
+
     /// Split names, from `qrels/<split>.tsv`, sorted.
     pub fn splits(&self) -> Result<Vec<String>> {
         let qrels_dir = self.dir.join("qrels");
