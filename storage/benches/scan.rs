@@ -23,7 +23,10 @@ fn scan(c: &mut Criterion) {
     let data: Vec<(u64, Vec<f32>)> = (0..ROWS as u64).map(|id| (id, rng.unit_vec(DIM))).collect();
     let query = rng.unit_vec(DIM);
     let tomb = Tombstones::new();
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let threads = rayon::current_num_threads();
 
     for elem in [ElemType::F32, ElemType::I8] {
@@ -31,7 +34,8 @@ fn scan(c: &mut Criterion) {
         util::write_segment(&path, DIM, elem, &data);
         let seg = Segment::open(&path).unwrap();
         // Bytes the kernel reads: the vector block, plus the scales for int8.
-        let bytes = (ROWS * DIM * elem.size() + if elem == ElemType::I8 { ROWS * 4 } else { 0 }) as u64;
+        let bytes =
+            (ROWS * DIM * elem.size() + if elem == ElemType::I8 { ROWS * 4 } else { 0 }) as u64;
         let src = vec![1u8; bytes as usize];
         let mut dst = vec![0u8; bytes as usize];
 

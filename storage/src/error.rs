@@ -96,13 +96,22 @@ pub enum StorageError {
 
 impl StorageError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Self::Corrupt { path: path.into(), reason: reason.into() }
+        Self::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
     pub(crate) fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Self::InvalidInput { path: path.into(), reason: reason.into() }
+        Self::InvalidInput {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The file this error concerns.

@@ -95,7 +95,13 @@ impl Layout {
             }
         };
         let file_len = ids_off.checked_add(rows.checked_mul(8)?)?;
-        Some(Layout { vectors_off, vectors_len, scales_off, ids_off, file_len })
+        Some(Layout {
+            vectors_off,
+            vectors_len,
+            scales_off,
+            ids_off,
+            file_len,
+        })
     }
 }
 
@@ -141,7 +147,10 @@ impl Header {
         if bytes.len() < HEADER_LEN {
             return Err(StorageError::corrupt(
                 path,
-                format!("file is {} bytes, shorter than the {HEADER_LEN}-byte header (truncated?)", bytes.len()),
+                format!(
+                    "file is {} bytes, shorter than the {HEADER_LEN}-byte header (truncated?)",
+                    bytes.len()
+                ),
             ));
         }
         let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
@@ -155,23 +164,39 @@ impl Header {
                 supported: SEGMENT_VERSION,
             });
         }
-        let elem = ElemType::from_code(u32_at(12))
-            .ok_or_else(|| StorageError::corrupt(path, format!("unknown element type code {} at offset 12", u32_at(12))))?;
+        let elem = ElemType::from_code(u32_at(12)).ok_or_else(|| {
+            StorageError::corrupt(
+                path,
+                format!("unknown element type code {} at offset 12", u32_at(12)),
+            )
+        })?;
         let dim = u32_at(16);
         if dim == 0 || dim as usize > MAX_DIM {
-            return Err(StorageError::corrupt(path, format!("dimension {dim} at offset 16 is outside 1..={MAX_DIM}")));
+            return Err(StorageError::corrupt(
+                path,
+                format!("dimension {dim} at offset 16 is outside 1..={MAX_DIM}"),
+            ));
         }
         let flags = u32_at(20);
         if flags != 0 {
-            return Err(StorageError::corrupt(path, format!("flags field at offset 20 is {flags:#x}, must be 0 in version 1")));
+            return Err(StorageError::corrupt(
+                path,
+                format!("flags field at offset 20 is {flags:#x}, must be 0 in version 1"),
+            ));
         }
         let reserved = u32_at(56);
         if reserved != 0 {
-            return Err(StorageError::corrupt(path, format!("reserved field at offset 56 is {reserved:#x}, must be 0")));
+            return Err(StorageError::corrupt(
+                path,
+                format!("reserved field at offset 56 is {reserved:#x}, must be 0"),
+            ));
         }
         let rows = u64_at(24);
         let layout = Layout::compute(dim as u64, elem, rows).ok_or_else(|| {
-            StorageError::corrupt(path, format!("row count {rows} × dimension {dim} overflows the file size"))
+            StorageError::corrupt(
+                path,
+                format!("row count {rows} × dimension {dim} overflows the file size"),
+            )
         })?;
         let stored = (u64_at(32), u64_at(40), u64_at(48));
         let expected = (layout.vectors_off, layout.scales_off, layout.ids_off);
@@ -190,11 +215,21 @@ impl Header {
                 format!(
                     "file is {actual_len} bytes but its header ({rows} rows × {dim} dims of {elem}) needs {} bytes{}",
                     layout.file_len,
-                    if actual_len < layout.file_len { " (truncated?)" } else { " (trailing bytes)" }
+                    if actual_len < layout.file_len {
+                        " (truncated?)"
+                    } else {
+                        " (trailing bytes)"
+                    }
                 ),
             ));
         }
-        Ok(Header { elem, dim, rows, layout, crc: u32_at(CRC_OFFSET) })
+        Ok(Header {
+            elem,
+            dim,
+            rows,
+            layout,
+            crc: u32_at(CRC_OFFSET),
+        })
     }
 }
 

@@ -59,7 +59,10 @@ pub(crate) struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1),
+        }
     }
 
     /// Would a hit with this score and id enter the set? Cheap pre-check so the caller can do
@@ -92,7 +95,11 @@ impl TopK {
 
 /// Merge partial top-k lists into the final sorted top-k.
 pub(crate) fn merge_top_k(mut parts: Vec<Vec<Hit>>, k: usize) -> Vec<Hit> {
-    let mut all: Vec<Hit> = if parts.len() == 1 { parts.pop().unwrap() } else { parts.concat() };
+    let mut all: Vec<Hit> = if parts.len() == 1 {
+        parts.pop().unwrap()
+    } else {
+        parts.concat()
+    };
     sort_hits(&mut all);
     all.truncate(k);
     all
@@ -154,7 +161,14 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 /// Scan rows of an f32 block: `rows` is row-major with `dim` columns, `ids[i]` is row i's id.
 /// `live(id)` is consulted only for rows that would enter the top-k.
 #[inline(always)]
-fn scan_f32_body(rows: &[f32], dim: usize, ids: &[u64], query: &[f32], top: &mut TopK, live: &dyn Fn(u64) -> bool) {
+fn scan_f32_body(
+    rows: &[f32],
+    dim: usize,
+    ids: &[u64],
+    query: &[f32],
+    top: &mut TopK,
+    live: &dyn Fn(u64) -> bool,
+) {
     for (row, &id) in rows.chunks_exact(dim).zip(ids) {
         let score = clean(dot_f32_body(row, query));
         if top.admits(id, score) && live(id) {
@@ -185,7 +199,14 @@ fn scan_i8_body(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn scan_f32_avx2(rows: &[f32], dim: usize, ids: &[u64], query: &[f32], top: &mut TopK, live: &dyn Fn(u64) -> bool) {
+fn scan_f32_avx2(
+    rows: &[f32],
+    dim: usize,
+    ids: &[u64],
+    query: &[f32],
+    top: &mut TopK,
+    live: &dyn Fn(u64) -> bool,
+) {
     scan_f32_body(rows, dim, ids, query, top, live)
 }
 
@@ -213,7 +234,14 @@ fn has_avx2() -> bool {
 }
 
 /// Top-k over an f32 block (see [`scan_f32_body`]).
-pub(crate) fn scan_f32(rows: &[f32], dim: usize, ids: &[u64], query: &[f32], top: &mut TopK, live: &dyn Fn(u64) -> bool) {
+pub(crate) fn scan_f32(
+    rows: &[f32],
+    dim: usize,
+    ids: &[u64],
+    query: &[f32],
+    top: &mut TopK,
+    live: &dyn Fn(u64) -> bool,
+) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 support was detected at run time.
@@ -240,4 +268,65 @@ pub(crate) fn scan_i8(
         return unsafe { scan_i8_avx2(rows, dim, scales, ids, query, qscale, top, live) };
     }
     scan_i8_body(rows, dim, scales, ids, query, qscale, top, live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        // Small LCG: deterministic values in (-1, 1) with full mantissas.
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The AVX2 build and the baseline build give bit-identical f32 scores (same operation
+    /// order, no FMA), so results do not depend on the CPU.
+    #[test]
+    fn avx2_and_baseline_scores_are_bit_identical() {
+        for dim in [1, 15, 16, 17, 100, 384] {
+            let rows = data(dim * 200, dim as u32);
+            let query = data(dim, 7);
+            let ids: Vec<u64> = (0..200).collect();
+            let live = |_: u64| true;
+            let mut base = TopK::new(200);
+            scan_f32_body(&rows, dim, &ids, &query, &mut base, &live);
+            let mut dispatched = TopK::new(200);
+            scan_f32(&rows, dim, &ids, &query, &mut dispatched, &live);
+            let (mut a, mut b) = (base.into_vec(), dispatched.into_vec());
+            sort_hits(&mut a);
+            sort_hits(&mut b);
+            let bits = |v: &[Hit]| v.iter().map(|h| (h.id, h.score.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "dim {dim}");
+        }
+    }
+
+    #[test]
+    fn i8_dot_matches_scalar_and_cannot_overflow() {
+        let a: Vec<i8> = (0..1000).map(|i| ((i * 37) % 255 - 127) as i8).collect();
+        let b: Vec<i8> = (0..1000).map(|i| ((i * 91) % 255 - 127) as i8).collect();
+        let want: i64 = a.iter().zip(&b).map(|(&x, &y)| x as i64 * y as i64).sum();
+        assert_eq!(dot_i8(&a, &b) as i64, want);
+        let worst = vec![i8::MIN; crate::format::MAX_DIM];
+        assert_eq!(dot_i8(&worst, &worst) as i64, 128 * 128 * crate::format::MAX_DIM as i64);
+    }
+
+    #[test]
+    fn top_k_keeps_best_with_id_tie_break() {
+        let mut t = TopK::new(3);
+        for (id, score) in [(5, 1.0), (1, 1.0), (9, 2.0), (3, 1.0), (0, 0.5)] {
+            if t.admits(id, score) {
+                t.push(Hit { id, score });
+            }
+        }
+        let mut v = t.into_vec();
+        sort_hits(&mut v);
+        assert_eq!(v.iter().map(|h| h.id).collect::<Vec<_>>(), vec![9, 1, 3]);
+        assert!(!TopK::new(0).admits(1, 1.0));
+    }
 }

@@ -29,16 +29,27 @@ pub fn merge_segments(
 ) -> Result<SegmentInfo> {
     let out_path = out_path.as_ref();
     let Some(first) = inputs.first() else {
-        return Err(StorageError::invalid(out_path, "merge needs at least one input segment (its dimension)"));
+        return Err(StorageError::invalid(
+            out_path,
+            "merge needs at least one input segment (its dimension)",
+        ));
     };
     let dim = first.dim();
     if let Some(bad) = inputs.iter().find(|s| s.dim() != dim) {
-        return Err(StorageError::DimMismatch { path: bad.path().to_path_buf(), expected: dim, found: bad.dim() });
+        return Err(StorageError::DimMismatch {
+            path: bad.path().to_path_buf(),
+            expected: dim,
+            found: bad.dim(),
+        });
     }
     let mut writer = SegmentWriter::create(out_path, dim, elem_type)?;
     // k-way merge on (id, input index, row).
-    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> =
-        inputs.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| Reverse((s.ids()[0], i, 0))).collect();
+    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(i, s)| Reverse((s.ids()[0], i, 0)))
+        .collect();
     let mut buf = Vec::with_capacity(dim);
     while let Some(Reverse((id, si, row))) = heap.pop() {
         let seg = &inputs[si];

@@ -15,10 +15,17 @@ const CHUNK_ROWS: usize = 4096;
 
 fn check_query(seg: &Segment, query: &[f32]) -> Result<()> {
     if query.len() != seg.dim() {
-        return Err(StorageError::DimMismatch { path: seg.path().to_path_buf(), expected: seg.dim(), found: query.len() });
+        return Err(StorageError::DimMismatch {
+            path: seg.path().to_path_buf(),
+            expected: seg.dim(),
+            found: query.len(),
+        });
     }
     if let Some(i) = query.iter().position(|x| !x.is_finite()) {
-        return Err(StorageError::invalid(seg.path(), format!("query element {i} is {}", query[i])));
+        return Err(StorageError::invalid(
+            seg.path(),
+            format!("query element {i} is {}", query[i]),
+        ));
     }
     Ok(())
 }
@@ -38,12 +45,23 @@ impl<'a> PreparedQuery<'a> {
             i8 = vec![0; query.len()];
             i8_scale = quantize_i8(query, &mut i8);
         }
-        PreparedQuery { f32: query, i8, i8_scale }
+        PreparedQuery {
+            f32: query,
+            i8,
+            i8_scale,
+        }
     }
 }
 
 /// Top-k of rows `lo..hi` of one segment.
-fn scan_range(seg: &Segment, lo: usize, hi: usize, q: &PreparedQuery, k: usize, tomb: &Tombstones) -> Vec<Hit> {
+fn scan_range(
+    seg: &Segment,
+    lo: usize,
+    hi: usize,
+    q: &PreparedQuery,
+    k: usize,
+    tomb: &Tombstones,
+) -> Vec<Hit> {
     let dim = seg.dim();
     let ids = &seg.ids()[lo..hi];
     let mut top = TopK::new(k);
@@ -68,21 +86,35 @@ fn scan_range(seg: &Segment, lo: usize, hi: usize, q: &PreparedQuery, k: usize, 
 /// `(q_query · q_row) · scale_query · scale_row` with the query quantized once.
 ///
 /// Errors when a segment's dimension differs from the query's or the query has a non-finite value.
-pub fn top_k_segments(segments: &[Segment], query: &[f32], k: usize, tombstones: &Tombstones) -> Result<Vec<Hit>> {
+pub fn top_k_segments(
+    segments: &[Segment],
+    query: &[f32],
+    k: usize,
+    tombstones: &Tombstones,
+) -> Result<Vec<Hit>> {
     for seg in segments {
         check_query(seg, query)?;
     }
     if k == 0 {
         return Ok(Vec::new());
     }
-    let q = PreparedQuery::new(query, segments.iter().any(|s| s.elem_type() == ElemType::I8));
+    let q = PreparedQuery::new(
+        query,
+        segments.iter().any(|s| s.elem_type() == ElemType::I8),
+    );
     let jobs: Vec<(usize, usize, usize)> = segments
         .iter()
         .enumerate()
-        .flat_map(|(si, s)| (0..s.len()).step_by(CHUNK_ROWS).map(move |lo| (si, lo, (lo + CHUNK_ROWS).min(s.len()))))
+        .flat_map(|(si, s)| {
+            (0..s.len())
+                .step_by(CHUNK_ROWS)
+                .map(move |lo| (si, lo, (lo + CHUNK_ROWS).min(s.len())))
+        })
         .collect();
-    let parts: Vec<Vec<Hit>> =
-        jobs.into_par_iter().map(|(si, lo, hi)| scan_range(&segments[si], lo, hi, &q, k, tombstones)).collect();
+    let parts: Vec<Vec<Hit>> = jobs
+        .into_par_iter()
+        .map(|(si, lo, hi)| scan_range(&segments[si], lo, hi, &q, k, tombstones))
+        .collect();
     Ok(merge_top_k(parts, k))
 }
 
@@ -127,7 +159,12 @@ pub fn get_vector(segments: &[Segment], id: u64, tombstones: &Tombstones) -> Opt
 /// segment, or repeated are left out. Sorted by score descending, ties by ascending id.
 ///
 /// Errors when a segment's dimension differs from the query's or the query has a non-finite value.
-pub fn score_ids(segments: &[Segment], query: &[f32], ids: &[u64], tombstones: &Tombstones) -> Result<Vec<Hit>> {
+pub fn score_ids(
+    segments: &[Segment],
+    query: &[f32],
+    ids: &[u64],
+    tombstones: &Tombstones,
+) -> Result<Vec<Hit>> {
     for seg in segments {
         check_query(seg, query)?;
     }
@@ -140,7 +177,9 @@ pub fn score_ids(segments: &[Segment], query: &[f32], ids: &[u64], tombstones: &
         if tombstones.contains(id) {
             continue;
         }
-        let Some((seg, row)) = locate(segments, id) else { continue };
+        let Some((seg, row)) = locate(segments, id) else {
+            continue;
+        };
         let score = match seg.elem_type() {
             ElemType::F32 => dot_f32(seg.row_f32(row).expect("located row"), query),
             ElemType::I8 => {
@@ -150,7 +189,10 @@ pub fn score_ids(segments: &[Segment], query: &[f32], ids: &[u64], tombstones: &
                 dot_f32(&buf, query)
             }
         };
-        hits.push(Hit { id, score: clean(score) });
+        hits.push(Hit {
+            id,
+            score: clean(score),
+        });
     }
     sort_hits(&mut hits);
     Ok(hits)

@@ -33,7 +33,9 @@ impl std::fmt::Debug for Segment {
 }
 
 #[cfg(target_endian = "big")]
-compile_error!("optical-storage maps little-endian files directly into memory and supports little-endian targets only");
+compile_error!(
+    "optical-storage maps little-endian files directly into memory and supports little-endian targets only"
+);
 
 /// Reinterpret `len` elements at byte `off` of `bytes` as `&[T]`. The caller has checked that
 /// `off + len·size_of::<T>() ≤ bytes.len()` and that `bytes.as_ptr() + off` is aligned for `T`;
@@ -42,7 +44,11 @@ fn cast_slice<T: Copy>(bytes: &[u8], off: usize, len: usize) -> &[T] {
     let size = std::mem::size_of::<T>();
     let end = off + len * size;
     let sub = &bytes[off..end]; // bounds re-checked here, so a logic error panics instead of reading out of bounds
-    assert_eq!(sub.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "misaligned block");
+    assert_eq!(
+        sub.as_ptr().align_offset(std::mem::align_of::<T>()),
+        0,
+        "misaligned block"
+    );
     // SAFETY: `sub` is in bounds and aligned (asserted above), T is u64/f32/i8, valid for any bits,
     // and the returned slice borrows `bytes`.
     unsafe { std::slice::from_raw_parts(sub.as_ptr().cast::<T>(), len) }
@@ -56,7 +62,10 @@ impl Segment {
     pub fn open(path: impl AsRef<Path>) -> Result<Segment> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
-        let actual_len = file.metadata().map_err(|e| StorageError::io(&path, e))?.len();
+        let actual_len = file
+            .metadata()
+            .map_err(|e| StorageError::io(&path, e))?
+            .len();
         if actual_len < HEADER_LEN as u64 {
             // Too short to map meaningfully; read what is there for a precise message.
             let bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, e))?;
@@ -67,7 +76,10 @@ impl Segment {
         // read-only and every access below is bounds-checked against the validated layout.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| StorageError::io(&path, e))?;
         if mmap.len() as u64 != actual_len {
-            return Err(StorageError::corrupt(&path, "file changed size while being opened"));
+            return Err(StorageError::corrupt(
+                &path,
+                "file changed size while being opened",
+            ));
         }
         let header = Header::decode(&path, &mmap, actual_len)?;
 
@@ -76,18 +88,32 @@ impl Segment {
         h.update(&mmap[HEADER_LEN..]);
         let computed = h.finalize();
         if computed != header.crc {
-            return Err(StorageError::ChecksumMismatch { path, stored: header.crc, computed });
+            return Err(StorageError::ChecksumMismatch {
+                path,
+                stored: header.crc,
+                computed,
+            });
         }
         if mmap.as_ptr().align_offset(ALIGN as usize) != 0 {
-            return Err(StorageError::corrupt(&path, format!("mapping is not {ALIGN}-byte aligned")));
+            return Err(StorageError::corrupt(
+                &path,
+                format!("mapping is not {ALIGN}-byte aligned"),
+            ));
         }
         let seg = Segment { path, mmap, header };
         let ids = seg.ids();
         if let Some(w) = ids.windows(2).find(|w| w[1] <= w[0]) {
-            return Err(StorageError::NonAscendingId { path: seg.path.clone(), prev: w[0], id: w[1] });
+            return Err(StorageError::NonAscendingId {
+                path: seg.path.clone(),
+                prev: w[0],
+                id: w[1],
+            });
         }
         if let Some(s) = seg.scales().iter().find(|s| !s.is_finite() || **s < 0.0) {
-            return Err(StorageError::corrupt(&seg.path, format!("int8 row scale {s} is not finite and ≥ 0")));
+            return Err(StorageError::corrupt(
+                &seg.path,
+                format!("int8 row scale {s} is not finite and ≥ 0"),
+            ));
         }
         Ok(seg)
     }
@@ -163,34 +189,51 @@ impl Segment {
 
     /// The whole f32 vector block (row-major, `len() × dim()`), or `None` for an int8 segment.
     pub fn vectors_f32(&self) -> Option<&[f32]> {
-        (self.elem_type() == ElemType::F32)
-            .then(|| cast_slice(&self.mmap, self.header.layout.vectors_off as usize, self.len() * self.dim()))
+        (self.elem_type() == ElemType::F32).then(|| {
+            cast_slice(
+                &self.mmap,
+                self.header.layout.vectors_off as usize,
+                self.len() * self.dim(),
+            )
+        })
     }
 
     /// The whole int8 vector block (row-major, `len() × dim()`), or `None` for an f32 segment.
     pub fn vectors_i8(&self) -> Option<&[i8]> {
-        (self.elem_type() == ElemType::I8)
-            .then(|| cast_slice(&self.mmap, self.header.layout.vectors_off as usize, self.len() * self.dim()))
+        (self.elem_type() == ElemType::I8).then(|| {
+            cast_slice(
+                &self.mmap,
+                self.header.layout.vectors_off as usize,
+                self.len() * self.dim(),
+            )
+        })
     }
 
     /// Per-row int8 scales (empty for an f32 segment).
     pub fn scales(&self) -> &[f32] {
         match self.elem_type() {
             ElemType::F32 => &[],
-            ElemType::I8 => cast_slice(&self.mmap, self.header.layout.scales_off as usize, self.len()),
+            ElemType::I8 => cast_slice(
+                &self.mmap,
+                self.header.layout.scales_off as usize,
+                self.len(),
+            ),
         }
     }
 
     /// Row `row` of an f32 segment (`None` if out of range or not f32).
     pub fn row_f32(&self, row: usize) -> Option<&[f32]> {
         let d = self.dim();
-        self.vectors_f32()?.get(row.checked_mul(d)?..row.checked_add(1)?.checked_mul(d)?)
+        self.vectors_f32()?
+            .get(row.checked_mul(d)?..row.checked_add(1)?.checked_mul(d)?)
     }
 
     /// Row `row` of an int8 segment and its scale (`None` if out of range or not int8).
     pub fn row_i8(&self, row: usize) -> Option<(&[i8], f32)> {
         let d = self.dim();
-        let q = self.vectors_i8()?.get(row.checked_mul(d)?..row.checked_add(1)?.checked_mul(d)?)?;
+        let q = self
+            .vectors_i8()?
+            .get(row.checked_mul(d)?..row.checked_add(1)?.checked_mul(d)?)?;
         Some((q, *self.scales().get(row)?))
     }
 
@@ -216,6 +259,10 @@ impl Segment {
 
     /// Like [`get`](Segment::get), but `None` for an id in `tombstones`.
     pub fn get_live(&self, id: u64, tombstones: &crate::Tombstones) -> Option<Vec<f32>> {
-        if tombstones.contains(id) { None } else { self.get(id) }
+        if tombstones.contains(id) {
+            None
+        } else {
+            self.get(id)
+        }
     }
 }

@@ -85,7 +85,14 @@ impl Tombstones {
             });
         }
         if b.len() < TOMB_HEADER + 4 {
-            return Err(StorageError::corrupt(path, format!("file is {} bytes, shorter than the minimum {}", b.len(), TOMB_HEADER + 4)));
+            return Err(StorageError::corrupt(
+                path,
+                format!(
+                    "file is {} bytes, shorter than the minimum {}",
+                    b.len(),
+                    TOMB_HEADER + 4
+                ),
+            ));
         }
         let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
         if version != TOMB_VERSION {
@@ -98,24 +105,36 @@ impl Tombstones {
         }
         let reserved = u32::from_le_bytes(b[12..16].try_into().unwrap());
         if reserved != 0 {
-            return Err(StorageError::corrupt(path, format!("reserved field at offset 12 is {reserved:#x}, must be 0")));
+            return Err(StorageError::corrupt(
+                path,
+                format!("reserved field at offset 12 is {reserved:#x}, must be 0"),
+            ));
         }
         let count = u64::from_le_bytes(b[16..24].try_into().unwrap());
         let expected = count
             .checked_mul(8)
             .and_then(|n| n.checked_add(TOMB_HEADER as u64 + 4))
-            .ok_or_else(|| StorageError::corrupt(path, format!("id count {count} at offset 16 overflows")))?;
+            .ok_or_else(|| {
+                StorageError::corrupt(path, format!("id count {count} at offset 16 overflows"))
+            })?;
         if b.len() as u64 != expected {
             return Err(StorageError::corrupt(
                 path,
-                format!("file is {} bytes but its count of {count} ids needs {expected} bytes", b.len()),
+                format!(
+                    "file is {} bytes but its count of {count} ids needs {expected} bytes",
+                    b.len()
+                ),
             ));
         }
         let body_end = b.len() - 4;
         let stored = u32::from_le_bytes(b[body_end..].try_into().unwrap());
         let computed = crc32fast::hash(&b[..body_end]);
         if stored != computed {
-            return Err(StorageError::ChecksumMismatch { path: path.to_path_buf(), stored, computed });
+            return Err(StorageError::ChecksumMismatch {
+                path: path.to_path_buf(),
+                stored,
+                computed,
+            });
         }
         let mut ids = BTreeSet::new();
         let mut prev: Option<u64> = None;
@@ -124,7 +143,10 @@ impl Tombstones {
             if let Some(p) = prev
                 && id <= p
             {
-                return Err(StorageError::corrupt(path, format!("ids not strictly ascending: {id} after {p}")));
+                return Err(StorageError::corrupt(
+                    path,
+                    format!("ids not strictly ascending: {id} after {p}"),
+                ));
             }
             prev = Some(id);
             ids.insert(id);
@@ -147,7 +169,9 @@ impl Tombstones {
 
 impl FromIterator<u64> for Tombstones {
     fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
-        Tombstones { ids: iter.into_iter().collect() }
+        Tombstones {
+            ids: iter.into_iter().collect(),
+        }
     }
 }
 

@@ -53,13 +53,17 @@ impl SegmentWriter {
     pub fn create(path: impl AsRef<Path>, dim: usize, elem: ElemType) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if dim == 0 || dim > MAX_DIM {
-            return Err(StorageError::invalid(&path, format!("dimension {dim} is outside 1..={MAX_DIM}")));
+            return Err(StorageError::invalid(
+                &path,
+                format!("dimension {dim} is outside 1..={MAX_DIM}"),
+            ));
         }
         let tmp = tmp_path(&path);
         let file = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
         let mut file = BufWriter::with_capacity(1 << 20, file);
         // Placeholder header, rewritten by `finish` once the row count and checksum are known.
-        file.write_all(&[0u8; HEADER_LEN]).map_err(|e| StorageError::io(&tmp, e))?;
+        file.write_all(&[0u8; HEADER_LEN])
+            .map_err(|e| StorageError::io(&tmp, e))?;
         Ok(SegmentWriter {
             path,
             tmp,
@@ -94,28 +98,44 @@ impl SegmentWriter {
         if let Some(&prev) = self.ids.last()
             && id <= prev
         {
-            return Err(StorageError::NonAscendingId { path: self.path.clone(), prev, id });
+            return Err(StorageError::NonAscendingId {
+                path: self.path.clone(),
+                prev,
+                id,
+            });
         }
         Ok(())
     }
 
     fn write_body(&mut self, bytes_from_scratch: bool, extra: &[u8]) -> Result<()> {
-        let bytes: &[u8] = if bytes_from_scratch { &self.scratch } else { extra };
+        let bytes: &[u8] = if bytes_from_scratch {
+            &self.scratch
+        } else {
+            extra
+        };
         self.body_crc.update(bytes);
         self.body_len += bytes.len() as u64;
         let file = self.file.as_mut().expect("writer used after finish");
-        file.write_all(bytes).map_err(|e| StorageError::io(&self.tmp, e))
+        file.write_all(bytes)
+            .map_err(|e| StorageError::io(&self.tmp, e))
     }
 
     /// Append a row. For an `I8` segment the vector is quantized here (see [`quantize_i8`]).
     /// Rejects a wrong dimension, a non-finite value, or an id not greater than the previous one.
     pub fn push(&mut self, id: u64, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dim {
-            return Err(StorageError::DimMismatch { path: self.path.clone(), expected: self.dim, found: vector.len() });
+            return Err(StorageError::DimMismatch {
+                path: self.path.clone(),
+                expected: self.dim,
+                found: vector.len(),
+            });
         }
         self.check_id(id)?;
         if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
-            return Err(StorageError::invalid(&self.path, format!("id {id}: element {i} is {}", vector[i])));
+            return Err(StorageError::invalid(
+                &self.path,
+                format!("id {id}: element {i} is {}", vector[i]),
+            ));
         }
         self.scratch.clear();
         match self.elem {
@@ -139,14 +159,24 @@ impl SegmentWriter {
     /// merges so int8 rows are copied, not re-quantized.
     pub fn push_i8(&mut self, id: u64, q: &[i8], scale: f32) -> Result<()> {
         if self.elem != ElemType::I8 {
-            return Err(StorageError::invalid(&self.path, "push_i8 on a segment whose element type is f32"));
+            return Err(StorageError::invalid(
+                &self.path,
+                "push_i8 on a segment whose element type is f32",
+            ));
         }
         if q.len() != self.dim {
-            return Err(StorageError::DimMismatch { path: self.path.clone(), expected: self.dim, found: q.len() });
+            return Err(StorageError::DimMismatch {
+                path: self.path.clone(),
+                expected: self.dim,
+                found: q.len(),
+            });
         }
         self.check_id(id)?;
         if !scale.is_finite() || scale < 0.0 {
-            return Err(StorageError::invalid(&self.path, format!("id {id}: scale {scale} must be finite and ≥ 0")));
+            return Err(StorageError::invalid(
+                &self.path,
+                format!("id {id}: scale {scale} must be finite and ≥ 0"),
+            ));
         }
         self.scratch.clear();
         self.scratch.extend(q.iter().map(|&x| x as u8));
@@ -187,7 +217,13 @@ impl SegmentWriter {
         self.write_body(false, &buf)?;
         debug_assert_eq!(HEADER_LEN as u64 + self.body_len, layout.file_len);
 
-        let mut header = Header { elem: self.elem, dim: self.dim as u32, rows, layout, crc: 0 };
+        let mut header = Header {
+            elem: self.elem,
+            dim: self.dim as u32,
+            rows,
+            layout,
+            crc: 0,
+        };
         header.crc = segment_crc(&header.encode(), &self.body_crc);
         let tmp = self.tmp.clone();
         let file = self.file.take().expect("finish called once");

@@ -11,7 +11,11 @@ use util::{Rng, rows_with_ids, write_segment};
 
 fn assert_names(err: &StorageError, path: &Path) {
     let msg = err.to_string();
-    assert!(msg.contains(&path.display().to_string()), "error does not name {}: {msg}", path.display());
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "error does not name {}: {msg}",
+        path.display()
+    );
     assert_eq!(err.path(), path);
 }
 
@@ -21,14 +25,19 @@ fn f32_round_trip_is_exact() {
     let path = dir.path().join("a.seg");
     let mut rng = Rng(1);
     // dim 37: rows are not a multiple of 64 bytes, so block padding is exercised.
-    let rows = rows_with_ids(&mut rng, 300, 10, |r| (0..37).map(|_| r.normal() * 3.0).collect());
+    let rows = rows_with_ids(&mut rng, 300, 10, |r| {
+        (0..37).map(|_| r.normal() * 3.0).collect()
+    });
     let info = write_segment(&path, 37, ElemType::F32, &rows);
     assert_eq!(info.len, 300);
     assert_eq!(info.id_range, Some((rows[0].0, rows[299].0)));
     assert!(!dir.path().join("a.seg.tmp").exists());
 
     let seg = Segment::open(&path).unwrap();
-    assert_eq!((seg.dim(), seg.len(), seg.elem_type()), (37, 300, ElemType::F32));
+    assert_eq!(
+        (seg.dim(), seg.len(), seg.elem_type()),
+        (37, 300, ElemType::F32)
+    );
     assert_eq!(seg.path(), path);
     assert_eq!(seg.info(), info);
     assert_eq!(seg.file_len(), std::fs::metadata(&path).unwrap().len());
@@ -37,7 +46,13 @@ fn f32_round_trip_is_exact() {
         assert_eq!(seg.get(*id).as_deref(), Some(v.as_slice()), "id {id}");
         assert_eq!(seg.row_f32(row), Some(v.as_slice()));
         // Bit-exact, not just equal as floats.
-        assert!(seg.get(*id).unwrap().iter().zip(v).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(
+            seg.get(*id)
+                .unwrap()
+                .iter()
+                .zip(v)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
     }
     // Ids in the gaps and outside the range are absent.
     assert_eq!(seg.get(0), None);
@@ -70,7 +85,10 @@ fn i8_round_trip_within_quantization_error() {
         assert!(q.iter().all(|&x| x != i8::MIN));
         let got = seg.get(*id).unwrap();
         for (a, b) in got.iter().zip(v) {
-            assert!((a - b).abs() <= 0.5 * scale * (1.0 + 1e-5) + 1e-7, "id {id}: {a} vs {b} (scale {scale})");
+            assert!(
+                (a - b).abs() <= 0.5 * scale * (1.0 + 1e-5) + 1e-7,
+                "id {id}: {a} vs {b} (scale {scale})"
+            );
             assert!((a - b).abs() <= 1.0 / 254.0 + 1e-6);
         }
         // The stored row is exactly what the public quantizer produces.
@@ -85,13 +103,20 @@ fn empty_segment_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     for elem in [ElemType::F32, ElemType::I8] {
         let path = dir.path().join(format!("empty-{elem}.seg"));
-        let info = SegmentWriter::create(&path, 8, elem).unwrap().finish().unwrap();
+        let info = SegmentWriter::create(&path, 8, elem)
+            .unwrap()
+            .finish()
+            .unwrap();
         assert_eq!((info.len, info.id_range, info.file_len), (0, None, 64));
         let seg = Segment::open(&path).unwrap();
         assert!(seg.is_empty());
         assert_eq!(seg.ids(), &[] as &[u64]);
         assert_eq!(seg.get(0), None);
-        assert!(seg.top_k(&[0.5; 8], 10, &Tombstones::new()).unwrap().is_empty());
+        assert!(
+            seg.top_k(&[0.5; 8], 10, &Tombstones::new())
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
@@ -104,11 +129,24 @@ fn writer_rejects_bad_input_and_cleans_up() {
     w.push(5, &[1.0, 2.0, 3.0]).unwrap();
     for bad in [5, 4, 0] {
         let err = w.push(bad, &[1.0, 2.0, 3.0]).unwrap_err();
-        assert!(matches!(err, StorageError::NonAscendingId { prev: 5, id, .. } if id == bad), "{err}");
+        assert!(
+            matches!(err, StorageError::NonAscendingId { prev: 5, id, .. } if id == bad),
+            "{err}"
+        );
         assert_names(&err, &path);
     }
     let err = w.push(6, &[1.0, 2.0]).unwrap_err();
-    assert!(matches!(err, StorageError::DimMismatch { expected: 3, found: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StorageError::DimMismatch {
+                expected: 3,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = w.push(6, &[1.0, f32::NAN, 0.0]).unwrap_err();
     assert!(matches!(err, StorageError::InvalidInput { .. }), "{err}");
     assert_names(&err, &path);
@@ -116,12 +154,20 @@ fn writer_rejects_bad_input_and_cleans_up() {
     assert!(matches!(err, StorageError::InvalidInput { .. }), "{err}");
     // Rejected pushes did not disturb the writer.
     w.push(7, &[4.0, 5.0, 6.0]).unwrap();
-    assert!(tmp.exists() && !path.exists(), "only the tmp file exists before finish");
+    assert!(
+        tmp.exists() && !path.exists(),
+        "only the tmp file exists before finish"
+    );
     drop(w);
-    assert!(!tmp.exists() && !path.exists(), "an abandoned writer removes its tmp file");
+    assert!(
+        !tmp.exists() && !path.exists(),
+        "an abandoned writer removes its tmp file"
+    );
 
     for dim in [0, optical_storage::MAX_DIM + 1] {
-        let err = SegmentWriter::create(&path, dim, ElemType::F32).err().expect("bad dim rejected");
+        let err = SegmentWriter::create(&path, dim, ElemType::F32)
+            .err()
+            .expect("bad dim rejected");
         assert_names(&err, &path);
     }
     let mut w = SegmentWriter::create(&path, 2, ElemType::I8).unwrap();
@@ -129,7 +175,10 @@ fn writer_rejects_bad_input_and_cleans_up() {
     assert!(w.push_i8(2, &[1, 1], f32::INFINITY).is_err());
     assert!(w.push_i8(2, &[1, 1], -1.0).is_err());
     w.finish().unwrap();
-    assert_eq!(Segment::open(&path).unwrap().get(1).unwrap(), vec![63.5, -63.5]);
+    assert_eq!(
+        Segment::open(&path).unwrap().get(1).unwrap(),
+        vec![63.5, -63.5]
+    );
 }
 
 #[test]
@@ -179,7 +228,8 @@ fn every_truncation_and_bit_flip_is_an_error_naming_the_file() {
                 let mut b = good.clone();
                 b[byte] ^= 1 << bit;
                 std::fs::write(&bad, &b).unwrap();
-                let err = Segment::open(&bad).expect_err(&format!("flip of byte {byte} bit {bit} accepted"));
+                let err = Segment::open(&bad)
+                    .expect_err(&format!("flip of byte {byte} bit {bit} accepted"));
                 assert_names(&err, &bad);
             }
         }
@@ -214,30 +264,55 @@ fn wrong_magic_version_and_fields_are_specific_errors() {
     let mut b = good.clone();
     b[0..8].copy_from_slice(b"OPTTOMB\0");
     assert!(matches!(open_with(b), StorageError::BadMagic { .. }));
-    assert!(matches!(open_with(b"hello".to_vec()), StorageError::BadMagic { .. }));
-    assert!(matches!(open_with(Vec::new()), StorageError::BadMagic { .. }));
+    assert!(matches!(
+        open_with(b"hello".to_vec()),
+        StorageError::BadMagic { .. }
+    ));
+    assert!(matches!(
+        open_with(Vec::new()),
+        StorageError::BadMagic { .. }
+    ));
 
     let mut b = good.clone();
     b[8..12].copy_from_slice(&2u32.to_le_bytes());
-    assert!(matches!(open_with(with_valid_crc(b)), StorageError::UnsupportedVersion { found: 2, supported: 1, .. }));
+    assert!(matches!(
+        open_with(with_valid_crc(b)),
+        StorageError::UnsupportedVersion {
+            found: 2,
+            supported: 1,
+            ..
+        }
+    ));
 
     for (off, val) in [(12usize, 7u32), (16, 0), (16, 1 << 20), (20, 1), (56, 1)] {
         let mut b = good.clone();
         b[off..off + 4].copy_from_slice(&val.to_le_bytes());
-        assert!(matches!(open_with(with_valid_crc(b)), StorageError::Corrupt { .. }), "field at {off} = {val}");
+        assert!(
+            matches!(open_with(with_valid_crc(b)), StorageError::Corrupt { .. }),
+            "field at {off} = {val}"
+        );
     }
     // A huge row count must not overflow or allocate: it is a size error.
     let mut b = good.clone();
     b[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(open_with(with_valid_crc(b)), StorageError::Corrupt { .. }));
+    assert!(matches!(
+        open_with(with_valid_crc(b)),
+        StorageError::Corrupt { .. }
+    ));
     // A wrong stored offset is rejected even when the size works out.
     let mut b = good.clone();
     b[48..56].copy_from_slice(&128u64.to_le_bytes());
-    assert!(matches!(open_with(with_valid_crc(b)), StorageError::Corrupt { .. }));
+    assert!(matches!(
+        open_with(with_valid_crc(b)),
+        StorageError::Corrupt { .. }
+    ));
     // Body damage behind an intact header is a checksum error.
     let mut b = good.clone();
     b[70] ^= 0x10;
-    assert!(matches!(open_with(b), StorageError::ChecksumMismatch { .. }));
+    assert!(matches!(
+        open_with(b),
+        StorageError::ChecksumMismatch { .. }
+    ));
 
     let missing = dir.path().join("missing.seg");
     let err = Segment::open(&missing).unwrap_err();
@@ -249,13 +324,21 @@ fn wrong_magic_version_and_fields_are_specific_errors() {
 fn non_ascending_ids_on_disk_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ids.seg");
-    write_segment(&path, 4, ElemType::F32, &[(1, vec![0.0; 4]), (2, vec![0.0; 4]), (3, vec![0.0; 4])]);
+    write_segment(
+        &path,
+        4,
+        ElemType::F32,
+        &[(1, vec![0.0; 4]), (2, vec![0.0; 4]), (3, vec![0.0; 4])],
+    );
     let mut b = std::fs::read(&path).unwrap();
     let ids_off = u64::from_le_bytes(b[48..56].try_into().unwrap()) as usize;
     b[ids_off + 8..ids_off + 16].copy_from_slice(&1u64.to_le_bytes()); // ids 1, 1, 3
     std::fs::write(&path, with_valid_crc(b)).unwrap();
     let err = Segment::open(&path).unwrap_err();
-    assert!(matches!(err, StorageError::NonAscendingId { prev: 1, id: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StorageError::NonAscendingId { prev: 1, id: 1, .. }),
+        "{err}"
+    );
     assert_names(&err, &path);
 }
 
@@ -281,14 +364,20 @@ fn tombstones_round_trip_and_reject_damage() {
     let bad = dir.path().join("bad.tomb");
     for len in 0..good.len() {
         std::fs::write(&bad, &good[..len]).unwrap();
-        assert_names(&Tombstones::read(&bad).expect_err(&format!("truncation to {len}")), &bad);
+        assert_names(
+            &Tombstones::read(&bad).expect_err(&format!("truncation to {len}")),
+            &bad,
+        );
     }
     for byte in 0..good.len() {
         for bit in 0..8 {
             let mut b = good.clone();
             b[byte] ^= 1 << bit;
             std::fs::write(&bad, &b).unwrap();
-            assert_names(&Tombstones::read(&bad).expect_err(&format!("flip {byte}:{bit}")), &bad);
+            assert_names(
+                &Tombstones::read(&bad).expect_err(&format!("flip {byte}:{bit}")),
+                &bad,
+            );
         }
     }
     let mut b = good.clone();
@@ -297,12 +386,27 @@ fn tombstones_round_trip_and_reject_damage() {
     let crc = crc32fast::hash(&b[..n]);
     b[n..].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&bad, &b).unwrap();
-    assert!(matches!(Tombstones::read(&bad).unwrap_err(), StorageError::UnsupportedVersion { found: 9, .. }));
+    assert!(matches!(
+        Tombstones::read(&bad).unwrap_err(),
+        StorageError::UnsupportedVersion { found: 9, .. }
+    ));
     // A segment file is not a tombstone file, and vice versa.
     let seg = dir.path().join("x.seg");
     write_segment(&seg, 2, ElemType::F32, &[(1, vec![1.0, 1.0])]);
-    assert!(matches!(Tombstones::read(&seg).unwrap_err(), StorageError::BadMagic { kind: "tombstone", .. }));
-    assert!(matches!(Segment::open(&path).unwrap_err(), StorageError::BadMagic { kind: "vector segment", .. }));
+    assert!(matches!(
+        Tombstones::read(&seg).unwrap_err(),
+        StorageError::BadMagic {
+            kind: "tombstone",
+            ..
+        }
+    ));
+    assert!(matches!(
+        Segment::open(&path).unwrap_err(),
+        StorageError::BadMagic {
+            kind: "vector segment",
+            ..
+        }
+    ));
 }
 
 proptest! {

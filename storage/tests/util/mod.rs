@@ -39,7 +39,9 @@ impl Rng {
     /// A vector on the grid {-1, -0.75, …, 1}: dot products of such vectors (dim ≤ 2^16) are
     /// exact in f32 whatever the summation order, so kernels can be checked for equality.
     pub fn grid_vec(&mut self, dim: usize) -> Vec<f32> {
-        (0..dim).map(|_| (self.below(9) as f32 - 4.0) / 4.0).collect()
+        (0..dim)
+            .map(|_| (self.below(9) as f32 - 4.0) / 4.0)
+            .collect()
     }
 }
 
@@ -51,7 +53,12 @@ pub fn normalize(v: &mut [f32]) {
 }
 
 /// Random rows with strictly ascending ids (random gaps, starting at `first_id`).
-pub fn rows_with_ids(rng: &mut Rng, n: usize, first_id: u64, mut make: impl FnMut(&mut Rng) -> Vec<f32>) -> Vec<(u64, Vec<f32>)> {
+pub fn rows_with_ids(
+    rng: &mut Rng,
+    n: usize,
+    first_id: u64,
+    mut make: impl FnMut(&mut Rng) -> Vec<f32>,
+) -> Vec<(u64, Vec<f32>)> {
     let mut id = first_id;
     (0..n)
         .map(|_| {
@@ -61,7 +68,12 @@ pub fn rows_with_ids(rng: &mut Rng, n: usize, first_id: u64, mut make: impl FnMu
         .collect()
 }
 
-pub fn write_segment(path: &Path, dim: usize, elem: ElemType, rows: &[(u64, Vec<f32>)]) -> SegmentInfo {
+pub fn write_segment(
+    path: &Path,
+    dim: usize,
+    elem: ElemType,
+    rows: &[(u64, Vec<f32>)],
+) -> SegmentInfo {
     let mut w = SegmentWriter::create(path, dim, elem).unwrap();
     for (id, v) in rows {
         w.push(*id, v).unwrap();
@@ -70,11 +82,24 @@ pub fn write_segment(path: &Path, dim: usize, elem: ElemType, rows: &[(u64, Vec<
 }
 
 /// Reference top-k: naive f64 dot products, full sort, score desc then id asc.
-pub fn brute_force(rows: &[(u64, Vec<f32>)], query: &[f32], k: usize, tomb: &Tombstones) -> Vec<Hit> {
+pub fn brute_force(
+    rows: &[(u64, Vec<f32>)],
+    query: &[f32],
+    k: usize,
+    tomb: &Tombstones,
+) -> Vec<Hit> {
     let mut all: Vec<Hit> = rows
         .iter()
         .filter(|(id, _)| !tomb.contains(*id))
-        .map(|(id, v)| Hit { id: *id, score: v.iter().zip(query).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() as f32 + 0.0 })
+        .map(|(id, v)| Hit {
+            id: *id,
+            score: v
+                .iter()
+                .zip(query)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum::<f64>() as f32
+                + 0.0,
+        })
         .collect();
     all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
     all.truncate(k);
