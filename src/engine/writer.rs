@@ -169,9 +169,13 @@ impl IndexWriter {
         td.add_text(f.lang, lang);
         td.add_text(f.title, &doc.title);
         td.add_text(f.body, &doc.body);
+        // One analyzer per document: English is stemmed, everything else matched on exact words.
         if text::is_english(lang) {
             td.add_text(f.title_eng, &doc.title);
             td.add_text(f.body_eng, &doc.body);
+        } else {
+            td.add_text(f.title_words, &doc.title);
+            td.add_text(f.body_words, &doc.body);
         }
         self.tantivy
             .add_document(td)
