@@ -1,0 +1,169 @@
+//! Loading broken model directories gives errors that name the file at fault; a saved model
+//! directory loads back to the same encoder.
+mod common;
+
+use std::path::Path;
+
+use optical::encoder::{Encoder, OpticalMeta, default_device};
+
+const FILES: [&str; 4] = ["config.json", "model.safetensors", "tokenizer.json", "optical.json"];
+
+/// A copy of the MiniLM model directory (symlinks to the cache for all files but `skip`).
+fn model_copy(skip: &[&str]) -> tempfile::TempDir {
+    let src = common::model_dir("all-minilm-l6-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in FILES {
+        if !skip.contains(&f) {
+            std::os::unix::fs::symlink(src.join(f), tmp.path().join(f)).unwrap();
+        }
+    }
+    tmp
+}
+
+fn load_error(dir: &Path) -> String {
+    match Encoder::load(dir, &default_device()) {
+        Ok(_) => panic!("loading {} should fail", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn missing_files_are_named() {
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        let dir = model_copy(&[f]);
+        let err = load_error(dir.path());
+        assert!(err.contains(f), "error for missing {f} does not name it: {err}");
+    }
+    let err = load_error(Path::new("/nonexistent/model"));
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}
+
+#[test]
+fn truncated_weights_are_reported() {
+    let src = common::model_dir("all-minilm-l6-v2");
+    let dir = model_copy(&["model.safetensors"]);
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+
+    // Cut inside the JSON header too.
+    std::fs::write(dir.path().join("model.safetensors"), &bytes[..100]).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn config_that_does_not_match_the_weights_is_reported() {
+    let src = common::model_dir("all-minilm-l6-v2");
+    let dir = model_copy(&["config.json"]);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    config["hidden_size"] = 480.into(); // still a multiple of 12 heads
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("model.safetensors") && err.contains("hidden_size") && err.contains("config.json"),
+        "{err}"
+    );
+
+    config["hidden_size"] = 384.into();
+    config["num_hidden_layers"] = 7.into();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("missing") && err.contains("encoder.layer.6"), "{err}");
+
+    config["num_hidden_layers"] = 6.into();
+    config["num_attention_heads"] = 5.into();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("config.json") && err.contains("num_attention_heads"), "{err}");
+}
+
+#[test]
+fn unreadable_config_and_tokenizer_are_named() {
+    let dir = model_copy(&["config.json"]);
+    std::fs::write(dir.path().join("config.json"), "{\"hidden_size\": ").unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("config.json"), "{err}");
+
+    let dir = model_copy(&["tokenizer.json"]);
+    std::fs::write(dir.path().join("tokenizer.json"), "not json").unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("tokenizer.json"), "{err}");
+
+    let dir = model_copy(&["optical.json"]);
+    std::fs::write(dir.path().join("optical.json"), "{\"max_length\": \"long\"}").unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("optical.json"), "{err}");
+}
+
+#[test]
+fn tokenizer_of_another_model_is_refused() {
+    let e5 = common::model_dir("multilingual-e5-small");
+    let dir = model_copy(&["tokenizer.json"]);
+    std::os::unix::fs::symlink(e5.join("tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("tokenizer.json") && err.contains("vocab_size"), "{err}");
+}
+
+#[test]
+fn saved_model_dir_loads_back_with_the_declared_space() {
+    let src = common::model_dir("all-minilm-l6-v2");
+    let device = default_device();
+    let teacher = Encoder::load(&src, &device).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let student_dir = out.path().join("student");
+    let meta = OpticalMeta {
+        name: "student".into(),
+        query_prefix: "q: ".into(),
+        passage_prefix: String::new(),
+        max_length: 64,
+        embedding_space: teacher.info().embedding_space.clone(),
+    };
+    Encoder::save_model_dir(teacher.model(), &src.join("tokenizer.json"), &meta, &student_dir)
+        .unwrap();
+    let student = Encoder::load(&student_dir, &device).unwrap();
+    let info = student.info();
+    assert_eq!(info.name, "student");
+    assert_eq!((info.query_prefix.as_str(), info.max_length), ("q: ", 64));
+    assert_eq!(info.embedding_space, teacher.info().embedding_space);
+    assert_ne!(info.fingerprint, teacher.info().fingerprint, "a rewritten file has its own fingerprint");
+    teacher.info().check_compatible(info).unwrap();
+
+    // Same weights, so the same passage vectors (no prefix on either side).
+    let texts = ["Nairobi is the capital of Kenya.", "Optimal transport aligns tokens."];
+    let a = teacher.encode_passages(&texts).unwrap();
+    let b = student.encode_passages(&texts).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let diff = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-6, "round-tripped weights changed an embedding by {diff}");
+    }
+
+    // A space mismatch is refused with both names.
+    let mut other = info.clone();
+    other.embedding_space = "elsewhere".into();
+    let err = format!("{:#}", teacher.info().check_compatible(&other).unwrap_err());
+    assert!(err.contains("elsewhere") && err.contains("student"), "{err}");
+}
+
+#[test]
+fn streaming_matches_batch_encoding_in_order() {
+    let src = common::model_dir("all-minilm-l6-v2");
+    let enc = Encoder::load(&src, &default_device()).unwrap();
+    let texts: Vec<String> = (0..23)
+        .map(|i| format!("document {i} {}", "word ".repeat(i % 7 * 3)))
+        .collect();
+    let all = enc.encode_passages(&texts).unwrap();
+    let streamed: Vec<Vec<f32>> = enc
+        .encode_stream(texts.iter(), optical::encoder::Role::Passage, Some(texts.len() as u64))
+        .with_chunk(5)
+        .map(|r| r.unwrap())
+        .flatten()
+        .collect();
+    assert_eq!(streamed.len(), all.len());
+    for (i, (x, y)) in all.iter().zip(&streamed).enumerate() {
+        let diff = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-5, "text {i}: streamed vector differs by {diff}");
+    }
+}
