@@ -68,11 +68,15 @@ fn scores_run_files_and_writes_tables() {
     let half_ndcg = row("half").score(Metric::Ndcg(10)).unwrap();
     assert!((half_ndcg - kept as f64 / n as f64).abs() < 1e-12, "{half_ndcg}");
     assert_eq!(row("half").split, "dev", "the only split is the default");
+    // The second run is tested against the first: missing half the queries is significant.
+    assert_eq!(row("half").baseline.as_deref(), Some("oracle"));
+    assert!(row("half").significant(Metric::Ndcg(10)));
+    assert!(row("oracle").p_values.is_empty());
 
     let doc = std::fs::read_to_string(&md).unwrap();
     assert_eq!(doc, std::fs::read_to_string(out.join("results.md")).unwrap());
     assert!(doc.starts_with("# Retrieval results"));
-    assert!(doc.contains("| sample | dev | queries.jsonl | 0.500 | **1.000** |"), "{doc}");
+    assert!(doc.contains("| sample | dev | queries.jsonl | 0.500† | **1.000** |"), "{doc}");
     assert!(out.join("per-query/sample.dev.oracle.json").is_file());
     // The table is also printed on stdout.
     assert!(String::from_utf8_lossy(&o.stdout).contains("| sample | dev | queries.jsonl | oracle |"));

@@ -52,6 +52,13 @@ fn compare_pairs_queries_of_two_evaluations() {
 
     let mut fewer = Run::new();
     fewer.insert("q0", vec![("rel".to_string(), 1.0)]).unwrap();
+    // AllQrels: the 29 queries missing from `fewer` count 0 there.
     let ef = evaluate(&fewer, &qrels, &metrics, Averaging::AllQrels);
-    assert!(format!("{:#}", compare(&ef, &eg, Metric::Mrr(10), 100, 3).unwrap_err()).contains("different queries"));
+    let c = compare(&ef, &eg, Metric::Mrr(10), 10_000, 3).unwrap();
+    assert_eq!((c.queries, c.mean_a, c.mean_b), (30, 1.0 / 30.0, 1.0));
+    // RunAndQrels: the query sets must agree.
+    let ef = evaluate(&fewer, &qrels, &metrics, Averaging::RunAndQrels);
+    let eg = evaluate(&good, &qrels, &metrics, Averaging::RunAndQrels);
+    let err = format!("{:#}", compare(&ef, &eg, Metric::Mrr(10), 100, 3).unwrap_err());
+    assert!(err.contains("different queries"), "{err}");
 }

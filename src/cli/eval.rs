@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
-    evaluate, evaluate_system, query_progress,
+    compare, evaluate, evaluate_system, query_progress,
 };
 
 #[derive(Args)]
@@ -119,11 +119,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 score_run_files(&args.runs, &split, &metrics)?
             };
 
+        // Every system after the first is tested against the first, metric by metric.
+        let baseline = systems.first().map(|(mode, evaluation, _, _)| (mode.clone(), evaluation.clone()));
         for (mode, evaluation, timing, run) in systems {
-            let mode = match &args.label {
-                Some(label) => format!("{mode} ({label})"),
-                None => mode,
-            };
+            let mut p_values = std::collections::BTreeMap::new();
+            if let Some((_, base)) = baseline.as_ref().filter(|(m, _)| *m != mode) {
+                for &metric in &metrics {
+                    let c = compare(base, &evaluation, metric, RANDOMIZATION_TRIALS, 0)?;
+                    p_values.insert(metric.to_string(), c.p_value);
+                }
+            }
+            let mode = label_mode(&mode, args.label.as_deref());
             let stem = file_stem(&name, &split_name, &queries_name, &mode);
             if let Some(run) = run {
                 let path = args.out.join("runs").join(format!("{stem}.trec"));
@@ -132,7 +138,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let per_query = args.out.join("per-query").join(format!("{stem}.json"));
             std::fs::write(&per_query, serde_json::to_string_pretty(&evaluation)? + "\n")
                 .with_context(|| format!("writing {}", per_query.display()))?;
-            let row = ResultRow::new(&name, &split_name, &queries_name, &mode, &evaluation, timing);
+            let mut row = ResultRow::new(&name, &split_name, &queries_name, &mode, &evaluation, timing);
+            if !p_values.is_empty() {
+                row.baseline = baseline.as_ref().map(|(m, _)| label_mode(m, args.label.as_deref()));
+                row.p_values = p_values;
+            }
             print_row(&row, &metrics);
             fresh.upsert(row);
         }
@@ -206,6 +216,17 @@ fn score_run_files(
     }
     Ok(out)
 }
+
+/// The mode name shown in tables: `mode (label)` when `--label` is given.
+fn label_mode(mode: &str, label: Option<&str>) -> String {
+    match label {
+        Some(label) => format!("{mode} ({label})"),
+        None => mode.to_string(),
+    }
+}
+
+/// Random sign patterns per significance test: p-values near 0.05 are then good to about ±0.005.
+const RANDOMIZATION_TRIALS: usize = 10_000;
 
 /// `--split`, or `test` when the collection has it, or its only split.
 fn pick_split(collection: &BeirCollection, wanted: Option<&str>) -> Result<String> {

@@ -8,7 +8,9 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{Evaluation, Metric};
+use std::collections::BTreeSet;
+
+use super::metrics::{Averaging, Evaluation, Metric};
 
 /// Up to this many queries, all 2^n sign patterns are enumerated.
 pub const EXACT_MAX: usize = 16;
@@ -35,8 +37,8 @@ impl Comparison {
     }
 }
 
-/// Compares `b` against `a` on `metric`, query by query. Both must hold the same queries (as two
-/// modes evaluated on one split do). `trials` random sign patterns are drawn when there are more
+/// Compares `b` against `a` on `metric`, query by query. With [`Averaging::AllQrels`] on both,
+/// a query present in only one counts 0 in the other; otherwise both must hold the same queries. `trials` random sign patterns are drawn when there are more
 /// than [`EXACT_MAX`] queries; `seed` makes the p-value reproducible.
 pub fn compare(
     a: &Evaluation,
@@ -50,15 +52,28 @@ pub fn compare(
     let (Some(ia), Some(ib)) = (ia, ib) else {
         bail!("{metric} was not computed for both evaluations");
     };
-    if a.per_query.len() != b.per_query.len() || a.per_query.keys().ne(b.per_query.keys()) {
-        bail!(
-            "the evaluations cover different queries ({} vs {}): compare runs on the same split",
-            a.per_query.len(),
-            b.per_query.len()
-        );
-    }
-    let (xa, xb): (Vec<f64>, Vec<f64>) =
-        a.per_query.values().zip(b.per_query.values()).map(|(va, vb)| (va[ia], vb[ib])).unzip();
+    let (xa, xb): (Vec<f64>, Vec<f64>) = if a.averaging == Averaging::AllQrels
+        && b.averaging == Averaging::AllQrels
+    {
+        // Under AllQrels a judged query missing from a run scores 0: pair over the union.
+        let ids: BTreeSet<&String> = a.per_query.keys().chain(b.per_query.keys()).collect();
+        ids.into_iter()
+            .map(|q| {
+                let va = a.per_query.get(q).map_or(0.0, |v| v[ia]);
+                let vb = b.per_query.get(q).map_or(0.0, |v| v[ib]);
+                (va, vb)
+            })
+            .unzip()
+    } else {
+        if a.per_query.len() != b.per_query.len() || a.per_query.keys().ne(b.per_query.keys()) {
+            bail!(
+                "the evaluations cover different queries ({} vs {}): compare runs on the same split",
+                a.per_query.len(),
+                b.per_query.len()
+            );
+        }
+        a.per_query.values().zip(b.per_query.values()).map(|(va, vb)| (va[ia], vb[ib])).unzip()
+    };
     let n = xa.len();
     let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     Ok(Comparison {
