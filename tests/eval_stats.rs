@@ -4,9 +4,15 @@ use optical::eval::{Averaging, Metric, Qrels, Run, compare, evaluate, paired_ran
 #[test]
 fn exact_p_values_on_small_samples() {
     // Diffs [1, 1]: sign patterns give sums 2, 0, 0, -2; |sum| >= 2 in 2 of 4.
-    assert_eq!(paired_randomization_test(&[0.0, 0.0], &[1.0, 1.0], 0, 0), 0.5);
+    assert_eq!(
+        paired_randomization_test(&[0.0, 0.0], &[1.0, 1.0], 0, 0),
+        0.5
+    );
     // Diffs [1, -1]: observed 0, every pattern is at least as extreme.
-    assert_eq!(paired_randomization_test(&[0.0, 1.0], &[1.0, 0.0], 0, 0), 1.0);
+    assert_eq!(
+        paired_randomization_test(&[0.0, 1.0], &[1.0, 0.0], 0, 0),
+        1.0
+    );
     // Ten queries all better by 0.1: only the all-same-sign patterns reach |sum| = 1 → 2 / 1024.
     let a = vec![0.2; 10];
     let b = vec![0.3; 10];
@@ -19,7 +25,9 @@ fn exact_p_values_on_small_samples() {
 fn sampled_p_values_are_reproducible_and_sensible() {
     // 200 queries; B better on 120 of them by 0.5, worse on 80 by 0.5: mean delta 0.1.
     let a = vec![0.5; 200];
-    let b: Vec<f64> = (0..200).map(|i| if i % 5 < 3 { 1.0 } else { 0.0 }).collect();
+    let b: Vec<f64> = (0..200)
+        .map(|i| if i % 5 < 3 { 1.0 } else { 0.0 })
+        .collect();
     let p1 = paired_randomization_test(&a, &b, 20_000, 7);
     let p2 = paired_randomization_test(&a, &b, 20_000, 7);
     assert_eq!(p1, p2);
@@ -37,8 +45,10 @@ fn compare_pairs_queries_of_two_evaluations() {
     for q in 0..30 {
         let qid = format!("q{q}");
         qrels.insert(&qid, "rel", 1).unwrap();
-        good.insert(&qid, vec![("rel".to_string(), 2.0), ("x".to_string(), 1.0)]).unwrap();
-        bad.insert(&qid, vec![("rel".to_string(), 1.0), ("x".to_string(), 2.0)]).unwrap();
+        good.insert(&qid, vec![("rel".to_string(), 2.0), ("x".to_string(), 1.0)])
+            .unwrap();
+        bad.insert(&qid, vec![("rel".to_string(), 1.0), ("x".to_string(), 2.0)])
+            .unwrap();
     }
     let metrics = [Metric::Mrr(10)];
     let eg = evaluate(&good, &qrels, &metrics, Averaging::AllQrels);
@@ -59,6 +69,9 @@ fn compare_pairs_queries_of_two_evaluations() {
     // RunAndQrels: the query sets must agree.
     let ef = evaluate(&fewer, &qrels, &metrics, Averaging::RunAndQrels);
     let eg = evaluate(&good, &qrels, &metrics, Averaging::RunAndQrels);
-    let err = format!("{:#}", compare(&ef, &eg, Metric::Mrr(10), 100, 3).unwrap_err());
+    let err = format!(
+        "{:#}",
+        compare(&ef, &eg, Metric::Mrr(10), 100, 3).unwrap_err()
+    );
     assert!(err.contains("different queries"), "{err}");
 }

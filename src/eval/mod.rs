@@ -17,8 +17,8 @@ pub mod run;
 pub mod stats;
 
 pub use beir::{BeirCollection, BeirSplit, Query, read_queries};
-pub use metrics::{Averaging, Evaluation, Metric, evaluate};
 pub use harness::{SystemEval, Timing, evaluate_system, query_progress, run_queries};
+pub use metrics::{Averaging, Evaluation, Metric, evaluate};
 pub use qrels::Qrels;
 pub use report::{ResultRow, ResultsTable};
 pub use run::{Run, ScoredDoc, trec_order};

@@ -73,7 +73,9 @@ impl ResultRow {
 
     /// True when the row differs from its baseline on `metric` with p < [`SIGNIFICANCE`].
     pub fn significant(&self, metric: Metric) -> bool {
-        self.p_values.get(&metric.to_string()).is_some_and(|&p| p < SIGNIFICANCE)
+        self.p_values
+            .get(&metric.to_string())
+            .is_some_and(|&p| p < SIGNIFICANCE)
     }
 
     /// The row's value of `metric`, if it has one.
@@ -108,7 +110,10 @@ fn cell(s: &str) -> String {
 impl ResultsTable {
     /// An empty table with these metric columns.
     pub fn new(metrics: Vec<Metric>) -> ResultsTable {
-        ResultsTable { metrics, rows: Vec::new() }
+        ResultsTable {
+            metrics,
+            rows: Vec::new(),
+        }
     }
 
     /// Adds a row, replacing an existing row with the same collection, split, queries and mode.
@@ -135,10 +140,20 @@ impl ResultsTable {
     /// Sorts rows by collection, split, queries file, then mode in `mode_order` (others after,
     /// alphabetically).
     pub fn sort(&mut self, mode_order: &[&str]) {
-        let rank = |m: &str| mode_order.iter().position(|&o| o == m).unwrap_or(mode_order.len());
+        let rank = |m: &str| {
+            mode_order
+                .iter()
+                .position(|&o| o == m)
+                .unwrap_or(mode_order.len())
+        };
         self.rows.sort_by(|a, b| {
-            (&a.collection, &a.split, &a.queries, rank(&a.mode), &a.mode)
-                .cmp(&(&b.collection, &b.split, &b.queries, rank(&b.mode), &b.mode))
+            (&a.collection, &a.split, &a.queries, rank(&a.mode), &a.mode).cmp(&(
+                &b.collection,
+                &b.split,
+                &b.queries,
+                rank(&b.mode),
+                &b.mode,
+            ))
         });
     }
 
@@ -167,7 +182,10 @@ impl ResultsTable {
                 let mark = if row.significant(*m) { "†" } else { "" };
                 let _ = write!(out, " {}{mark} |", fmt_score(row.score(*m)));
             }
-            let ms = row.timing.as_ref().map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.mean_ms));
+            let ms = row
+                .timing
+                .as_ref()
+                .map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.mean_ms));
             let _ = writeln!(out, " {} | {ms} |", row.num_queries);
         }
         out
@@ -182,7 +200,11 @@ impl ResultsTable {
             if !modes.contains(&row.mode.as_str()) {
                 modes.push(&row.mode);
             }
-            let key = (row.collection.as_str(), row.split.as_str(), row.queries.as_str());
+            let key = (
+                row.collection.as_str(),
+                row.split.as_str(),
+                row.queries.as_str(),
+            );
             if !lines.contains(&key) {
                 lines.push(key);
             }
@@ -200,10 +222,16 @@ impl ResultsTable {
         for (collection, split, queries) in lines {
             let rows: Vec<Option<&ResultRow>> = modes
                 .iter()
-                .map(|mode| self.rows.iter().find(|r| r.key() == (collection, split, queries, mode)))
+                .map(|mode| {
+                    self.rows
+                        .iter()
+                        .find(|r| r.key() == (collection, split, queries, mode))
+                })
                 .collect();
-            let values: Vec<Option<f64>> =
-                rows.iter().map(|r| r.and_then(|r| r.score(metric))).collect();
+            let values: Vec<Option<f64>> = rows
+                .iter()
+                .map(|r| r.and_then(|r| r.score(metric)))
+                .collect();
             // Bold every value that rounds to the best one: a 3-decimal tie is a tie to the reader.
             let best = values
                 .iter()
@@ -211,10 +239,20 @@ impl ResultsTable {
                 .copied()
                 .reduce(f64::max)
                 .map(|b| fmt_score(Some(b)));
-            let _ = write!(out, "| {} | {} | {} |", cell(collection), cell(split), cell(queries));
+            let _ = write!(
+                out,
+                "| {} | {} | {} |",
+                cell(collection),
+                cell(split),
+                cell(queries)
+            );
             for (v, row) in values.into_iter().zip(rows) {
                 let s = fmt_score(v);
-                let mark = if row.is_some_and(|r| r.significant(metric)) { "†" } else { "" };
+                let mark = if row.is_some_and(|r| r.significant(metric)) {
+                    "†"
+                } else {
+                    ""
+                };
                 if v.is_some() && modes.len() > 1 && best.as_deref() == Some(s.as_str()) {
                     let _ = write!(out, " **{s}**{mark} |");
                 } else {

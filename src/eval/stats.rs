@@ -72,10 +72,20 @@ pub fn compare(
                 b.per_query.len()
             );
         }
-        a.per_query.values().zip(b.per_query.values()).map(|(va, vb)| (va[ia], vb[ib])).unzip()
+        a.per_query
+            .values()
+            .zip(b.per_query.values())
+            .map(|(va, vb)| (va[ia], vb[ib]))
+            .unzip()
     };
     let n = xa.len();
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     Ok(Comparison {
         metric,
         queries: n,
