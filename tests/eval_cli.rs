@@ -9,7 +9,10 @@ fn sample() -> PathBuf {
 }
 
 fn optical(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_optical")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_optical"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A TREC run that ranks each query's judged documents by relevance, for every `keep`-th query.
@@ -66,16 +69,31 @@ fn scores_run_files_and_writes_tables() {
     assert_eq!(row("oracle").score(Metric::Ndcg(10)), Some(1.0));
     assert_eq!(row("oracle").score(Metric::Map), Some(1.0));
     let half_ndcg = row("half").score(Metric::Ndcg(10)).unwrap();
-    assert!((half_ndcg - kept as f64 / n as f64).abs() < 1e-12, "{half_ndcg}");
+    assert!(
+        (half_ndcg - kept as f64 / n as f64).abs() < 1e-12,
+        "{half_ndcg}"
+    );
     assert_eq!(row("half").split, "dev", "the only split is the default");
+    // The second run is tested against the first: missing half the queries is significant.
+    assert_eq!(row("half").baseline.as_deref(), Some("oracle"));
+    assert!(row("half").significant(Metric::Ndcg(10)));
+    assert!(row("oracle").p_values.is_empty());
 
     let doc = std::fs::read_to_string(&md).unwrap();
-    assert_eq!(doc, std::fs::read_to_string(out.join("results.md")).unwrap());
+    assert_eq!(
+        doc,
+        std::fs::read_to_string(out.join("results.md")).unwrap()
+    );
     assert!(doc.starts_with("# Retrieval results"));
-    assert!(doc.contains("| sample | dev | queries.jsonl | 0.500 | **1.000** |"), "{doc}");
+    assert!(
+        doc.contains("| sample | dev | queries.jsonl | 0.500† | **1.000** |"),
+        "{doc}"
+    );
     assert!(out.join("per-query/sample.dev.oracle.json").is_file());
     // The table is also printed on stdout.
-    assert!(String::from_utf8_lossy(&o.stdout).contains("| sample | dev | queries.jsonl | oracle |"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("| sample | dev | queries.jsonl | oracle |")
+    );
 
     // A second invocation adds to the same results.json instead of replacing it.
     let o = optical(&[
@@ -107,15 +125,42 @@ fn refuses_bad_requests_with_a_reason() {
         assert!(!r.status.success(), "{args:?} should fail");
         String::from_utf8_lossy(&r.stderr).into_owned()
     };
-    assert!(err(&["eval", "--collection", s, "--modes", "bm26", "--out", o]).contains("unknown mode"));
-    assert!(err(&["eval", "--collection", s, "--split", "test", "--out", o]).contains("splits: dev"));
-    assert!(err(&["eval", "--collection", s, "--metrics", "ndcg@x", "--out", o]).contains("ndcg@x"));
+    assert!(
+        err(&["eval", "--collection", s, "--modes", "bm26", "--out", o]).contains("unknown mode")
+    );
+    assert!(
+        err(&["eval", "--collection", s, "--split", "test", "--out", o]).contains("splits: dev")
+    );
+    assert!(
+        err(&["eval", "--collection", s, "--metrics", "ndcg@x", "--out", o]).contains("ndcg@x")
+    );
     let foreign = dir.path().join("foreign.trec");
     std::fs::write(&foreign, "other-q Q0 d 1 1.0 t\n").unwrap();
-    let msg = err(&["eval", "--collection", s, "--run", foreign.to_str().unwrap(), "--out", o]);
-    assert!(msg.contains("foreign.trec") && msg.contains("none of its 1 queries"), "{msg}");
+    let msg = err(&[
+        "eval",
+        "--collection",
+        s,
+        "--run",
+        foreign.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(
+        msg.contains("foreign.trec") && msg.contains("none of its 1 queries"),
+        "{msg}"
+    );
     let broken = dir.path().join("broken.trec");
     std::fs::write(&broken, "q Q0 d 1 1.0 t\nq Q0 e 2\n").unwrap();
-    assert!(err(&["eval", "--collection", s, "--run", broken.to_str().unwrap(), "--out", o])
-        .contains("broken.trec:2:"));
+    assert!(
+        err(&[
+            "eval",
+            "--collection",
+            s,
+            "--run",
+            broken.to_str().unwrap(),
+            "--out",
+            o
+        ])
+        .contains("broken.trec:2:")
+    );
 }

@@ -30,7 +30,11 @@ impl Overlap {
         let mut docs = Vec::new();
         for line in std::fs::read_to_string(corpus).unwrap().lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let text = format!("{} {}", v["title"].as_str().unwrap(), v["text"].as_str().unwrap());
+            let text = format!(
+                "{} {}",
+                v["title"].as_str().unwrap(),
+                v["text"].as_str().unwrap()
+            );
             docs.push((v["_id"].as_str().unwrap().to_string(), terms(&text)));
         }
         let mut df: HashMap<String, usize> = HashMap::new();
@@ -40,7 +44,10 @@ impl Overlap {
             }
         }
         let n = docs.len() as f64;
-        let idf = df.into_iter().map(|(t, d)| (t, (n / d as f64).ln())).collect();
+        let idf = df
+            .into_iter()
+            .map(|(t, d)| (t, (n / d as f64).ln()))
+            .collect();
         Overlap { docs, idf }
     }
 
@@ -49,7 +56,12 @@ impl Overlap {
         let mut hits: Vec<(String, f64)> = self
             .docs
             .iter()
-            .map(|(id, t)| (id.clone(), q.intersection(t).map(|w| self.idf[w]).sum::<f64>()))
+            .map(|(id, t)| {
+                (
+                    id.clone(),
+                    q.intersection(t).map(|w| self.idf[w]).sum::<f64>(),
+                )
+            })
             .filter(|(_, s)| *s > 0.0)
             .collect();
         hits.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -61,13 +73,17 @@ impl Overlap {
 #[test]
 fn harness_scores_a_real_retriever_and_its_run_file_agrees() {
     let c = sample();
-    let split = c.load_split("dev", Some(Path::new("queries.eng.jsonl"))).unwrap();
+    let split = c
+        .load_split("dev", Some(Path::new("queries.eng.jsonl")))
+        .unwrap();
     assert_eq!(split.queries.len(), 100);
     let system = Overlap::new(&c.corpus_path().unwrap());
     let metrics = Metric::defaults();
     let progress = indicatif::ProgressBar::hidden();
-    let result =
-        evaluate_system(&split, 100, &metrics, &progress, |q, k| Ok(system.search(q, k))).unwrap();
+    let result = evaluate_system(&split, 100, &metrics, &progress, |q, k| {
+        Ok(system.search(q, k))
+    })
+    .unwrap();
 
     // Every query was run and averaged.
     assert_eq!(result.run.len(), 100);
@@ -97,15 +113,21 @@ fn harness_scores_a_real_retriever_and_its_run_file_agrees() {
 
     // Reversing the scores must do worse: the metric is not blind to order.
     let worse = evaluate_system(&split, 100, &metrics, &progress, |q, k| {
-        Ok(system.search(q, k).into_iter().map(|(d, s)| (d, -s)).collect())
+        Ok(system
+            .search(q, k)
+            .into_iter()
+            .map(|(d, s)| (d, -s))
+            .collect())
     })
     .unwrap();
     assert!(worse.evaluation.mean_of(Metric::Ndcg(10)).unwrap() < ndcg);
 
     // Native-language queries share few terms with English passages: lower, but still scored.
     let native = c.load_split("dev", None).unwrap();
-    let cross = evaluate_system(&native, 100, &metrics, &progress, |q, k| Ok(system.search(q, k)))
-        .unwrap();
+    let cross = evaluate_system(&native, 100, &metrics, &progress, |q, k| {
+        Ok(system.search(q, k))
+    })
+    .unwrap();
     assert_eq!(cross.evaluation.num_queries, 100);
     assert!(cross.evaluation.mean_of(Metric::Ndcg(10)).unwrap() < ndcg);
 }
@@ -117,11 +139,18 @@ fn harness_reports_the_failing_query_and_keeps_empty_results() {
     let progress = indicatif::ProgressBar::hidden();
     let bad = split.queries[3].id.clone();
     let err = evaluate_system(&split, 10, &[Metric::Map], &progress, |q, _| {
-        if q.id == bad { anyhow::bail!("index is closed") } else { Ok(Vec::new()) }
+        if q.id == bad {
+            anyhow::bail!("index is closed")
+        } else {
+            Ok(Vec::new())
+        }
     })
     .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains(&bad) && msg.contains("index is closed"), "{msg}");
+    assert!(
+        msg.contains(&bad) && msg.contains("index is closed"),
+        "{msg}"
+    );
 
     let dup = evaluate_system(&split, 10, &[Metric::Map], &progress, |_, _| {
         Ok(vec![("a".to_string(), 1.0), ("a".to_string(), 0.5)])
@@ -141,9 +170,23 @@ fn row(collection: &str, mode: &str, ndcg: f64) -> ResultRow {
     // nDCG@10 of a single relevant document at rank r is 1/log2(r+1): pick r to get `ndcg` ~.
     let rank = (1.0f64 / ndcg).exp2() - 1.0;
     let rank = rank.round().max(1.0) as usize;
-    let docs = (1..=rank).map(|i| (if i == rank { "d".to_string() } else { format!("n{i}") }, -(i as f64)));
+    let docs = (1..=rank).map(|i| {
+        (
+            if i == rank {
+                "d".to_string()
+            } else {
+                format!("n{i}")
+            },
+            -(i as f64),
+        )
+    });
     run.insert("q", docs).unwrap();
-    let eval = evaluate(&run, &qrels, &[Metric::Ndcg(10), Metric::Mrr(10)], Averaging::AllQrels);
+    let eval = evaluate(
+        &run,
+        &qrels,
+        &[Metric::Ndcg(10), Metric::Mrr(10)],
+        Averaging::AllQrels,
+    );
     ResultRow::new(collection, "test", "queries.jsonl", mode, &eval, None)
 }
 
@@ -156,16 +199,34 @@ fn results_table_markdown_json_and_merge() {
     table.sort(&["bm25", "dense", "hybrid"]);
     let md = table.to_markdown();
     let lines: Vec<&str> = md.lines().collect();
-    assert_eq!(lines[0], "| collection | split | queries | mode | nDCG@10 | MRR@10 | n | ms/query |");
-    assert_eq!(lines[2], "| afriqa-hau | test | queries.jsonl | bm25 | 0.631 | 0.500 | 1 | – |");
-    assert_eq!(lines[3], "| tatoeba-swa | test | queries.jsonl | bm25 | 0.500 | 0.333 | 1 | – |");
-    assert_eq!(lines[4], "| tatoeba-swa | test | queries.jsonl | dense | 1.000 | 1.000 | 1 | – |");
+    assert_eq!(
+        lines[0],
+        "| collection | split | queries | mode | nDCG@10 | MRR@10 | n | ms/query |"
+    );
+    assert_eq!(
+        lines[2],
+        "| afriqa-hau | test | queries.jsonl | bm25 | 0.631 | 0.500 | 1 | – |"
+    );
+    assert_eq!(
+        lines[3],
+        "| tatoeba-swa | test | queries.jsonl | bm25 | 0.500 | 0.333 | 1 | – |"
+    );
+    assert_eq!(
+        lines[4],
+        "| tatoeba-swa | test | queries.jsonl | dense | 1.000 | 1.000 | 1 | – |"
+    );
 
     let pivot = table.to_markdown_pivot(Metric::Ndcg(10));
     let plines: Vec<&str> = pivot.lines().collect();
     assert_eq!(plines[0], "| collection | split | queries | bm25 | dense |");
-    assert_eq!(plines[2], "| afriqa-hau | test | queries.jsonl | **0.631** | – |");
-    assert_eq!(plines[3], "| tatoeba-swa | test | queries.jsonl | 0.500 | **1.000** |");
+    assert_eq!(
+        plines[2],
+        "| afriqa-hau | test | queries.jsonl | **0.631** | – |"
+    );
+    assert_eq!(
+        plines[3],
+        "| tatoeba-swa | test | queries.jsonl | 0.500 | **1.000** |"
+    );
 
     // JSON round trip, and merging replaces a row with the same key.
     let dir = tempfile::tempdir().unwrap();
@@ -182,5 +243,8 @@ fn results_table_markdown_json_and_merge() {
 
     std::fs::write(&path, table.to_json().replace("nDCG@10", "nDCG@ten")).unwrap();
     let err = format!("{:#}", ResultsTable::read_json(&path).unwrap_err());
-    assert!(err.contains("nDCG@ten") && err.contains("results.json"), "{err}");
+    assert!(
+        err.contains("nDCG@ten") && err.contains("results.json"),
+        "{err}"
+    );
 }

@@ -12,7 +12,9 @@ use serde_json::Value;
 const TOL: f64 = 1e-6;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/eval")
+        .join(name)
 }
 
 struct Fixture {
@@ -39,8 +41,17 @@ fn load() -> Fixture {
             metric
         })
         .collect();
-    assert_eq!(metrics.len(), 17, "fixture lists every metric at several cut-offs");
-    Fixture { run, qrels, metrics, expected }
+    assert_eq!(
+        metrics.len(),
+        17,
+        "fixture lists every metric at several cut-offs"
+    );
+    Fixture {
+        run,
+        qrels,
+        metrics,
+        expected,
+    }
 }
 
 #[test]
@@ -69,15 +80,23 @@ fn per_query_values_match_pytrec_eval() {
 #[test]
 fn means_match_pytrec_eval_under_both_averagings() {
     let f = load();
-    for (averaging, key) in
-        [(Averaging::RunAndQrels, "run_and_qrels"), (Averaging::AllQrels, "all_qrels")]
-    {
+    for (averaging, key) in [
+        (Averaging::RunAndQrels, "run_and_qrels"),
+        (Averaging::AllQrels, "all_qrels"),
+    ] {
         let eval = evaluate(&f.run, &f.qrels, &f.metrics, averaging);
         let want = &f.expected[key];
-        assert_eq!(eval.num_queries as u64, want["num_queries"].as_u64().unwrap(), "{key}");
+        assert_eq!(
+            eval.num_queries as u64,
+            want["num_queries"].as_u64().unwrap(),
+            "{key}"
+        );
         for (metric, value) in f.metrics.iter().zip(&eval.mean) {
             let w = want["mean"][metric.to_string()].as_f64().unwrap();
-            assert!((value - w).abs() <= TOL, "{key} mean {metric}: ours {value}, expected {w}");
+            assert!(
+                (value - w).abs() <= TOL,
+                "{key} mean {metric}: ours {value}, expected {w}"
+            );
             assert_eq!(eval.mean_of(*metric), Some(*value));
         }
     }
@@ -97,8 +116,13 @@ fn edge_cases_are_the_ones_the_fixture_claims() {
     assert!(eval.per_query["q-norel"].iter().all(|&v| v == 0.0));
     // Ties: five documents at 1.0, ranked by docid descending byte-wise; the rank column of the
     // file (shuffled) is ignored.
-    let ranking: Vec<&str> =
-        f.run.ranking("q-ties").unwrap().iter().map(|d| d.doc_id.as_str()).collect();
+    let ranking: Vec<&str> = f
+        .run
+        .ranking("q-ties")
+        .unwrap()
+        .iter()
+        .map(|d| d.doc_id.as_str())
+        .collect();
     assert_eq!(&ranking[..5], &["é1", "x", "d9", "d10", "Z"]);
     assert_eq!(eval.query_value("q-ties", Metric::Precision(1)), Some(1.0));
     // Graded: nDCG@1 of q-ties is gain 1 over ideal gain 3.

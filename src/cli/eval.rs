@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
-    evaluate, evaluate_system, query_progress,
+    compare, evaluate, evaluate_system, query_progress,
 };
 
 #[derive(Args)]
@@ -42,7 +42,10 @@ pub struct EvalArgs {
     #[arg(short, long, default_value_t = 100)]
     pub k: usize,
     /// Metrics, comma separated (ndcg@k, map, mrr@k, recall@k, p@k).
-    #[arg(long, default_value = "ndcg@10,mrr@10,recall@1,recall@10,recall@100,map")]
+    #[arg(
+        long,
+        default_value = "ndcg@10,mrr@10,recall@1,recall@10,recall@100,map"
+    )]
     pub metrics: String,
     /// A label appended to the mode names in the table, e.g. the student's name.
     #[arg(long)]
@@ -69,7 +72,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.runs.is_empty() {
         for mode in &args.modes {
             if !MODES.contains(&mode.as_str()) {
-                bail!("unknown mode {mode:?} (expected one of {})", MODES.join(", "));
+                bail!(
+                    "unknown mode {mode:?} (expected one of {})",
+                    MODES.join(", ")
+                );
             }
         }
     }
@@ -94,45 +100,79 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let split_name = pick_split(&collection, args.split.as_deref())?;
         let split = collection.load_split(&split_name, args.queries.as_deref())?;
         let queries_path = collection.queries_path(args.queries.as_deref());
-        let queries_name = queries_path
-            .file_name()
-            .map_or_else(|| "queries".to_string(), |n| n.to_string_lossy().into_owned());
+        let queries_name = queries_path.file_name().map_or_else(
+            || "queries".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         eprintln!(
             "{name}/{split_name}: {} queries ({queries_name}), {} judgements",
             split.queries.len(),
             split.qrels.num_judgements()
         );
-        let systems: Vec<(String, Evaluation, Option<optical::eval::Timing>, Option<Run>)> =
-            if args.runs.is_empty() {
-                let mut out = Vec::new();
-                for mode in &args.modes {
-                    let mut search = searcher(mode, &collection, &args)?;
-                    let label = format!("{name} {mode}");
-                    let progress = query_progress(split.queries.len(), &label);
-                    let result =
-                        evaluate_system(&split, args.k, &metrics, &progress, |q, k| search(q, k))
-                            .with_context(|| format!("{name}: mode {mode}"))?;
-                    out.push((mode.clone(), result.evaluation, Some(result.timing), Some(result.run)));
-                }
-                out
-            } else {
-                score_run_files(&args.runs, &split, &metrics)?
-            };
+        let systems: Vec<(
+            String,
+            Evaluation,
+            Option<optical::eval::Timing>,
+            Option<Run>,
+        )> = if args.runs.is_empty() {
+            let mut out = Vec::new();
+            for mode in &args.modes {
+                let mut search = searcher(mode, &collection, &args)?;
+                let label = format!("{name} {mode}");
+                let progress = query_progress(split.queries.len(), &label);
+                let result =
+                    evaluate_system(&split, args.k, &metrics, &progress, |q, k| search(q, k))
+                        .with_context(|| format!("{name}: mode {mode}"))?;
+                out.push((
+                    mode.clone(),
+                    result.evaluation,
+                    Some(result.timing),
+                    Some(result.run),
+                ));
+            }
+            out
+        } else {
+            score_run_files(&args.runs, &split, &metrics)?
+        };
 
+        // Every system after the first is tested against the first, metric by metric.
+        let baseline = systems
+            .first()
+            .map(|(mode, evaluation, _, _)| (mode.clone(), evaluation.clone()));
         for (mode, evaluation, timing, run) in systems {
-            let mode = match &args.label {
-                Some(label) => format!("{mode} ({label})"),
-                None => mode,
-            };
+            let mut p_values = std::collections::BTreeMap::new();
+            if let Some((_, base)) = baseline.as_ref().filter(|(m, _)| *m != mode) {
+                for &metric in &metrics {
+                    let c = compare(base, &evaluation, metric, RANDOMIZATION_TRIALS, 0)?;
+                    p_values.insert(metric.to_string(), c.p_value);
+                }
+            }
+            let mode = label_mode(&mode, args.label.as_deref());
             let stem = file_stem(&name, &split_name, &queries_name, &mode);
             if let Some(run) = run {
                 let path = args.out.join("runs").join(format!("{stem}.trec"));
                 run.write_trec_file(&path, &sanitize(&mode))?;
             }
             let per_query = args.out.join("per-query").join(format!("{stem}.json"));
-            std::fs::write(&per_query, serde_json::to_string_pretty(&evaluation)? + "\n")
-                .with_context(|| format!("writing {}", per_query.display()))?;
-            let row = ResultRow::new(&name, &split_name, &queries_name, &mode, &evaluation, timing);
+            std::fs::write(
+                &per_query,
+                serde_json::to_string_pretty(&evaluation)? + "\n",
+            )
+            .with_context(|| format!("writing {}", per_query.display()))?;
+            let mut row = ResultRow::new(
+                &name,
+                &split_name,
+                &queries_name,
+                &mode,
+                &evaluation,
+                timing,
+            );
+            if !p_values.is_empty() {
+                row.baseline = baseline
+                    .as_ref()
+                    .map(|(m, _)| label_mode(m, args.label.as_deref()));
+                row.p_values = p_values;
+            }
             print_row(&row, &metrics);
             fresh.upsert(row);
         }
@@ -154,7 +194,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         results_path.display(),
         table.rows.len(),
         md_path.display(),
-        args.markdown.as_ref().map_or(String::new(), |p| format!(", {}", p.display()))
+        args.markdown
+            .as_ref()
+            .map_or(String::new(), |p| format!(", {}", p.display()))
     );
     Ok(())
 }
@@ -177,7 +219,14 @@ fn score_run_files(
     files: &[PathBuf],
     split: &BeirSplit,
     metrics: &[Metric],
-) -> Result<Vec<(String, Evaluation, Option<optical::eval::Timing>, Option<Run>)>> {
+) -> Result<
+    Vec<(
+        String,
+        Evaluation,
+        Option<optical::eval::Timing>,
+        Option<Run>,
+    )>,
+> {
     let mut out = Vec::new();
     for file in files {
         let run = Run::read_trec(file)?;
@@ -207,6 +256,17 @@ fn score_run_files(
     Ok(out)
 }
 
+/// The mode name shown in tables: `mode (label)` when `--label` is given.
+fn label_mode(mode: &str, label: Option<&str>) -> String {
+    match label {
+        Some(label) => format!("{mode} ({label})"),
+        None => mode.to_string(),
+    }
+}
+
+/// Random sign patterns per significance test: p-values near 0.05 are then good to about ±0.005.
+const RANDOMIZATION_TRIALS: usize = 10_000;
+
 /// `--split`, or `test` when the collection has it, or its only split.
 fn pick_split(collection: &BeirCollection, wanted: Option<&str>) -> Result<String> {
     if let Some(split) = wanted {
@@ -230,14 +290,24 @@ fn pick_split(collection: &BeirCollection, wanted: Option<&str>) -> Result<Strin
 /// `<collection>.<split>[.<queries>].<mode>`, safe as a file name.
 fn file_stem(collection: &str, split: &str, queries: &str, mode: &str) -> String {
     let queries = queries.trim_end_matches(".gz").trim_end_matches(".jsonl");
-    let queries = if queries == "queries" { String::new() } else { format!(".{queries}") };
+    let queries = if queries == "queries" {
+        String::new()
+    } else {
+        format!(".{queries}")
+    };
     sanitize(&format!("{collection}.{split}{queries}.{mode}"))
 }
 
 /// Keeps letters, digits, `.`, `-`, `_`; anything else becomes `_` (also makes a valid run tag).
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -246,7 +316,10 @@ fn print_row(row: &ResultRow, metrics: &[Metric]) {
         .iter()
         .map(|m| format!("{m} {:.3}", row.score(*m).unwrap_or(f64::NAN)))
         .collect();
-    let ms = row.timing.as_ref().map_or(String::new(), |t| format!("  {:.1} ms/query", t.mean_ms));
+    let ms = row
+        .timing
+        .as_ref()
+        .map_or(String::new(), |t| format!("  {:.1} ms/query", t.mean_ms));
     eprintln!("  {:<10} {}{ms}", row.mode, scores.join("  "));
 }
 
@@ -260,4 +333,3 @@ fn document_preamble() -> String {
      judged query of the split (a query that retrieved nothing counts 0)."
         .to_string()
 }
-

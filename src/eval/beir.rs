@@ -43,13 +43,21 @@ pub struct BeirSplit {
 impl BeirCollection {
     /// Opens a collection directory; errors when it has no corpus or no `qrels/` folder.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        let collection = BeirCollection { dir: dir.as_ref().to_path_buf() };
+        let collection = BeirCollection {
+            dir: dir.as_ref().to_path_buf(),
+        };
         if !collection.dir.is_dir() {
-            bail!("BEIR collection {} is not a directory", collection.dir.display());
+            bail!(
+                "BEIR collection {} is not a directory",
+                collection.dir.display()
+            );
         }
         collection.corpus_path()?;
         if !collection.dir.join("qrels").is_dir() {
-            bail!("BEIR collection {} has no qrels/ directory", collection.dir.display());
+            bail!(
+                "BEIR collection {} has no qrels/ directory",
+                collection.dir.display()
+            );
         }
         Ok(collection)
     }
@@ -65,7 +73,10 @@ impl BeirCollection {
             .canonicalize()
             .unwrap_or_else(|_| self.dir.clone())
             .file_name()
-            .map_or_else(|| "collection".to_string(), |n| n.to_string_lossy().into_owned())
+            .map_or_else(
+                || "collection".to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
     }
 
     /// `corpus.jsonl` if present, else `corpus.jsonl.gz`.
@@ -149,7 +160,11 @@ impl BeirCollection {
                 "collection {} has no split {split:?} (no {}); splits: {}",
                 self.dir.display(),
                 qrels_path.display(),
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             );
         }
         let qrels = Qrels::read_beir(&qrels_path)?;
@@ -166,11 +181,20 @@ impl BeirCollection {
                 if missing.len() == 1 { "y" } else { "ies" },
                 if missing.len() == 1 { "s" } else { "ve" },
                 queries_path.display(),
-                missing.iter().take(5).map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .take(5)
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if missing.len() > 5 { ", ..." } else { "" }
             );
         }
-        Ok(BeirSplit { split: split.to_string(), queries: selected, qrels })
+        Ok(BeirSplit {
+            split: split.to_string(),
+            queries: selected,
+            qrels,
+        })
     }
 }
 
@@ -204,8 +228,9 @@ pub fn read_queries(path: &Path) -> Result<Vec<Query>> {
         if line.trim().is_empty() {
             continue;
         }
-        let raw: RawQuery = serde_json::from_str(&line)
-            .with_context(|| format!("{source}:{lineno}: not a query object {{\"_id\", \"text\"}}"))?;
+        let raw: RawQuery = serde_json::from_str(&line).with_context(|| {
+            format!("{source}:{lineno}: not a query object {{\"_id\", \"text\"}}")
+        })?;
         let id = match raw.id {
             RawId::Str(s) => s,
             RawId::Int(n) => n.to_string(),
@@ -216,7 +241,11 @@ pub fn read_queries(path: &Path) -> Result<Vec<Query>> {
         if let Some(prev) = seen.insert(id.clone(), lineno) {
             bail!("{source}:{lineno}: query id {id:?} repeats line {prev}");
         }
-        queries.push(Query { id, text: raw.text, lang: raw.lang });
+        queries.push(Query {
+            id,
+            text: raw.text,
+            lang: raw.lang,
+        });
     }
     Ok(queries)
 }

@@ -63,9 +63,11 @@ pub fn query_progress(len: usize, label: &str) -> ProgressBar {
     // indicatif's stderr target draws nothing when stderr is not a terminal.
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} queries ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>24} [{bar:30}] {pos}/{len} queries ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(label.to_string());
     bar
@@ -126,5 +128,9 @@ where
 {
     let (run, timing) = run_queries(&split.queries, k, progress, search)?;
     let evaluation = evaluate(&run, &split.qrels, metrics, Averaging::AllQrels);
-    Ok(SystemEval { run, evaluation, timing })
+    Ok(SystemEval {
+        run,
+        evaluation,
+        timing,
+    })
 }

@@ -166,20 +166,22 @@ impl FromStr for Metric {
             Some((name, k)) => (name.to_string(), k.to_string()),
             None => match lower.rsplit_once('_') {
                 Some((name, k)) => (name.to_string(), k.to_string()),
-                None => bail!("unknown metric {s:?} (expected e.g. ndcg@10, map, mrr@10, recall@100, p@10)"),
+                None => bail!(
+                    "unknown metric {s:?} (expected e.g. ndcg@10, map, mrr@10, recall@100, p@10)"
+                ),
             },
         };
-        let k: usize = k
-            .parse()
-            .ok()
-            .filter(|&k| k > 0)
-            .ok_or_else(|| anyhow::anyhow!("metric {s:?}: cut-off {k:?} is not a positive integer"))?;
+        let k: usize = k.parse().ok().filter(|&k| k > 0).ok_or_else(|| {
+            anyhow::anyhow!("metric {s:?}: cut-off {k:?} is not a positive integer")
+        })?;
         Ok(match name.as_str() {
             "ndcg" | "ndcg_cut" => Metric::Ndcg(k),
             "mrr" | "recip_rank" => Metric::Mrr(k),
             "recall" | "r" => Metric::Recall(k),
             "p" | "precision" => Metric::Precision(k),
-            _ => bail!("unknown metric {s:?} (expected e.g. ndcg@10, map, mrr@10, recall@100, p@10)"),
+            _ => {
+                bail!("unknown metric {s:?} (expected e.g. ndcg@10, map, mrr@10, recall@100, p@10)")
+            }
         })
     }
 }
@@ -246,7 +248,9 @@ impl Evaluation {
 pub fn evaluate(run: &Run, qrels: &Qrels, metrics: &[Metric], averaging: Averaging) -> Evaluation {
     let mut per_query = BTreeMap::new();
     for qid in run.query_ids() {
-        let Some(judged) = qrels.judgements(qid) else { continue };
+        let Some(judged) = qrels.judgements(qid) else {
+            continue;
+        };
         let ranking = run.ranking(qid).unwrap_or_default();
         let values = metrics.iter().map(|m| m.score(&ranking, judged)).collect();
         per_query.insert(qid.to_string(), values);
@@ -266,5 +270,11 @@ pub fn evaluate(run: &Run, qrels: &Qrels, metrics: &[Metric], averaging: Averagi
             *sum /= num_queries as f64;
         }
     }
-    Evaluation { metrics: metrics.to_vec(), averaging, per_query, num_queries, mean }
+    Evaluation {
+        metrics: metrics.to_vec(),
+        averaging,
+        per_query,
+        num_queries,
+        mean,
+    }
 }

@@ -7,16 +7,19 @@
 //! - [`metrics`]: nDCG@k, MAP, MRR@k, Recall@k, P@k per query and averaged ([`evaluate`]).
 //! - [`harness`]: run any `query → ranked (docid, score)` function over a split and score it.
 //! - [`report`]: results tables, written as Markdown and JSON.
+//! - [`stats`]: paired randomization test between two systems.
 pub mod beir;
 pub mod harness;
 pub mod metrics;
 pub mod qrels;
 pub mod report;
 pub mod run;
+pub mod stats;
 
 pub use beir::{BeirCollection, BeirSplit, Query, read_queries};
-pub use metrics::{Averaging, Evaluation, Metric, evaluate};
 pub use harness::{SystemEval, Timing, evaluate_system, query_progress, run_queries};
+pub use metrics::{Averaging, Evaluation, Metric, evaluate};
 pub use qrels::Qrels;
 pub use report::{ResultRow, ResultsTable};
 pub use run::{Run, ScoredDoc, trec_order};
+pub use stats::{Comparison, compare, paired_randomization_test};

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::harness::Timing;
 use super::metrics::{Evaluation, Metric};
 
+/// Level below which a difference from the baseline is marked `†` in Markdown tables.
+pub const SIGNIFICANCE: f64 = 0.05;
+
 /// One evaluated system on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
@@ -31,6 +34,12 @@ pub struct ResultRow {
     /// Search latency, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// The mode this row was tested against ([`crate::eval::compare`]), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// p-value of the paired randomization test against `baseline`, by metric name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub p_values: BTreeMap<String, f64>,
 }
 
 impl ResultRow {
@@ -57,7 +66,16 @@ impl ResultRow {
                 .map(|(m, v)| (m.to_string(), *v))
                 .collect(),
             timing,
+            baseline: None,
+            p_values: BTreeMap::new(),
         }
+    }
+
+    /// True when the row differs from its baseline on `metric` with p < [`SIGNIFICANCE`].
+    pub fn significant(&self, metric: Metric) -> bool {
+        self.p_values
+            .get(&metric.to_string())
+            .is_some_and(|&p| p < SIGNIFICANCE)
     }
 
     /// The row's value of `metric`, if it has one.
@@ -92,7 +110,10 @@ fn cell(s: &str) -> String {
 impl ResultsTable {
     /// An empty table with these metric columns.
     pub fn new(metrics: Vec<Metric>) -> ResultsTable {
-        ResultsTable { metrics, rows: Vec::new() }
+        ResultsTable {
+            metrics,
+            rows: Vec::new(),
+        }
     }
 
     /// Adds a row, replacing an existing row with the same collection, split, queries and mode.
@@ -119,10 +140,20 @@ impl ResultsTable {
     /// Sorts rows by collection, split, queries file, then mode in `mode_order` (others after,
     /// alphabetically).
     pub fn sort(&mut self, mode_order: &[&str]) {
-        let rank = |m: &str| mode_order.iter().position(|&o| o == m).unwrap_or(mode_order.len());
+        let rank = |m: &str| {
+            mode_order
+                .iter()
+                .position(|&o| o == m)
+                .unwrap_or(mode_order.len())
+        };
         self.rows.sort_by(|a, b| {
-            (&a.collection, &a.split, &a.queries, rank(&a.mode), &a.mode)
-                .cmp(&(&b.collection, &b.split, &b.queries, rank(&b.mode), &b.mode))
+            (&a.collection, &a.split, &a.queries, rank(&a.mode), &a.mode).cmp(&(
+                &b.collection,
+                &b.split,
+                &b.queries,
+                rank(&b.mode),
+                &b.mode,
+            ))
         });
     }
 
@@ -148,9 +179,13 @@ impl ResultsTable {
                 cell(&row.mode)
             );
             for m in &self.metrics {
-                let _ = write!(out, " {} |", fmt_score(row.score(*m)));
+                let mark = if row.significant(*m) { "†" } else { "" };
+                let _ = write!(out, " {}{mark} |", fmt_score(row.score(*m)));
             }
-            let ms = row.timing.as_ref().map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.mean_ms));
+            let ms = row
+                .timing
+                .as_ref()
+                .map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.mean_ms));
             let _ = writeln!(out, " {} | {ms} |", row.num_queries);
         }
         out
@@ -165,7 +200,11 @@ impl ResultsTable {
             if !modes.contains(&row.mode.as_str()) {
                 modes.push(&row.mode);
             }
-            let key = (row.collection.as_str(), row.split.as_str(), row.queries.as_str());
+            let key = (
+                row.collection.as_str(),
+                row.split.as_str(),
+                row.queries.as_str(),
+            );
             if !lines.contains(&key) {
                 lines.push(key);
             }
@@ -181,14 +220,17 @@ impl ResultsTable {
         }
         out.push('\n');
         for (collection, split, queries) in lines {
-            let values: Vec<Option<f64>> = modes
+            let rows: Vec<Option<&ResultRow>> = modes
                 .iter()
                 .map(|mode| {
                     self.rows
                         .iter()
                         .find(|r| r.key() == (collection, split, queries, mode))
-                        .and_then(|r| r.score(metric))
                 })
+                .collect();
+            let values: Vec<Option<f64>> = rows
+                .iter()
+                .map(|r| r.and_then(|r| r.score(metric)))
                 .collect();
             // Bold every value that rounds to the best one: a 3-decimal tie is a tie to the reader.
             let best = values
@@ -197,13 +239,24 @@ impl ResultsTable {
                 .copied()
                 .reduce(f64::max)
                 .map(|b| fmt_score(Some(b)));
-            let _ = write!(out, "| {} | {} | {} |", cell(collection), cell(split), cell(queries));
-            for v in values {
+            let _ = write!(
+                out,
+                "| {} | {} | {} |",
+                cell(collection),
+                cell(split),
+                cell(queries)
+            );
+            for (v, row) in values.into_iter().zip(rows) {
                 let s = fmt_score(v);
-                if v.is_some() && modes.len() > 1 && best.as_deref() == Some(s.as_str()) {
-                    let _ = write!(out, " **{s}** |");
+                let mark = if row.is_some_and(|r| r.significant(metric)) {
+                    "†"
                 } else {
-                    let _ = write!(out, " {s} |");
+                    ""
+                };
+                if v.is_some() && modes.len() > 1 && best.as_deref() == Some(s.as_str()) {
+                    let _ = write!(out, " **{s}**{mark} |");
+                } else {
+                    let _ = write!(out, " {s}{mark} |");
                 }
             }
             out.push('\n');
@@ -215,6 +268,13 @@ impl ResultsTable {
     /// first two metrics, then the full table.
     pub fn to_document(&self, title: &str, preamble: &str) -> String {
         let mut out = format!("# {title}\n\n{preamble}\n\n");
+        if self.rows.iter().any(|r| !r.p_values.is_empty()) {
+            let _ = write!(
+                out,
+                "`†`: differs from the row's baseline mode with p < {SIGNIFICANCE} (two-sided paired \
+                 randomization test over queries).\n\n"
+            );
+        }
         for metric in self.metrics.iter().take(2) {
             let _ = write!(out, "## {metric}\n\n{}\n", self.to_markdown_pivot(*metric));
         }

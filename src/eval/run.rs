@@ -167,11 +167,22 @@ impl Run {
         let mut buf = String::new();
         for qid in self.queries.keys() {
             check_token(qid, "query id")?;
-            for (rank, doc) in self.ranking(qid).unwrap_or_default().into_iter().enumerate() {
+            for (rank, doc) in self
+                .ranking(qid)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
                 check_token(&doc.doc_id, "document id")?;
                 // `{}` on f64 prints the shortest string that parses back to the same value.
-                writeln!(buf, "{qid} Q0 {} {} {} {tag}", doc.doc_id, rank + 1, doc.score)
-                    .expect("writing to a String");
+                writeln!(
+                    buf,
+                    "{qid} Q0 {} {} {} {tag}",
+                    doc.doc_id,
+                    rank + 1,
+                    doc.score
+                )
+                .expect("writing to a String");
             }
             out.write_all(buf.as_bytes())?;
             buf.clear();
@@ -193,7 +204,9 @@ impl Run {
 /// TREC files are whitespace-separated: an id with whitespace would shift every column.
 pub(crate) fn check_token(token: &str, what: &str) -> Result<()> {
     if token.is_empty() || token.chars().any(char::is_whitespace) {
-        bail!("{what} {token:?} is empty or contains whitespace: it cannot be written in TREC format");
+        bail!(
+            "{what} {token:?} is empty or contains whitespace: it cannot be written in TREC format"
+        );
     }
     Ok(())
 }
