@@ -39,7 +39,8 @@ pub const ENGLISH: &str = "optical_eng";
 const MAX_TOKEN_BYTES: usize = 120;
 
 /// Splits text at Unicode word boundaries (UAX #29) and keeps the segments that contain a letter
-/// or digit: `unicode_words()` semantics, with byte offsets for highlighting.
+/// or digit (`unicode_words()` semantics, with byte offsets for highlighting), minus leading and
+/// trailing underscores.
 #[derive(Clone, Default)]
 pub struct UnicodeWordTokenizer {
     token: Token,
@@ -62,7 +63,20 @@ impl Tokenizer for UnicodeWordTokenizer {
 
 impl TokenStream for UnicodeWordStream<'_> {
     fn advance(&mut self) -> bool {
-        let Some((offset, word)) = self.words.next() else { return false };
+        // UAX #29 joins `_` (ExtendNumLet) to words; edge underscores are markup debris
+        // ("ፑዬሁ_"), not part of the word.
+        let (offset, word) = loop {
+            let (offset, word) = match self.words.next() {
+                Some(w) => w,
+                None => return false,
+            };
+            let trimmed = word.trim_start_matches('_');
+            let offset = offset + (word.len() - trimmed.len());
+            let trimmed = trimmed.trim_end_matches('_');
+            if !trimmed.is_empty() {
+                break (offset, trimmed);
+            }
+        };
         self.token.text.clear();
         self.token.text.push_str(word);
         self.token.offset_from = offset;
