@@ -19,8 +19,8 @@ fn pairs(data: &Path, lang: &str, n: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A character that belongs inside a word: letters and digits, plus the Devanagari vowel signs,
-/// viramas and other marks (which are not alphanumeric) but not the dandas.
+/// A character that belongs inside a word: letters and digits, plus the Devanagari virama, nukta
+/// and other marks (some of which are not alphanumeric) but not the dandas.
 fn word_char(c: char) -> bool {
     c.is_alphanumeric() || (('\u{0900}'..='\u{097F}').contains(&c) && !matches!(c, '\u{0964}' | '\u{0965}' | '\u{0970}'))
 }
@@ -62,7 +62,7 @@ fn real_sentences_tokenize_into_whole_words() {
         eprintln!("{lang}: {checked} sentences tokenized into whole words; tantivy's SimpleTokenizer differs on {simple_differs}");
         assert!(checked >= 100, "{lang}: only {checked} sentences checked");
         if lang == "mar" {
-            // Devanagari vowel signs are combining marks: the default tokenizer tears words apart.
+            // The virama is not alphanumeric: the default tokenizer tears conjuncts apart.
             assert!(simple_differs * 2 > checked, "mar: SimpleTokenizer differs on only {simple_differs}/{checked}");
         }
     }
