@@ -3,6 +3,38 @@
 //! tantivy BM25 finds candidates, a BERT-family encoder (on burn) scores them densely, and
 //! document vectors live in memory-mapped segments (`optical-storage`) beside the text index.
 //! The encoder's cross-lingual ability comes from optimal-transport distillation ([`distill`]).
+//!
+//! # Example: an index with caller-supplied vectors
+//!
+//! ```
+//! use optical::engine::{Document, Index, IndexConfig};
+//!
+//! # fn main() -> optical::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! let index = Index::create(dir.path(), IndexConfig::with_vectors(3))?;
+//! let mut writer = index.writer()?;
+//! writer.add(
+//!     Document::new("nairobi", "Nairobi is the capital of Kenya.")
+//!         .with_lang("eng")
+//!         .with_vector(vec![1.0, 0.0, 0.0]),
+//! )?;
+//! writer.add(
+//!     Document::new("berlin", "Berlin is the capital of Germany.")
+//!         .with_lang("eng")
+//!         .with_vector(vec![0.0, 1.0, 0.0]),
+//! )?;
+//! writer.commit()?; // both documents become visible in BM25 and dense search at once
+//!
+//! let snapshot = index.reload()?;
+//! let bm25 = snapshot.bm25("capital of Kenya", 10, None)?;
+//! assert_eq!(bm25[0].key, "nairobi");
+//! let dense = snapshot.dense_top_k(&[0.0, 1.0, 0.0], 1)?;
+//! assert_eq!(snapshot.document(dense[0].id)?.unwrap().key, "berlin");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With an encoder, [`search::Searcher`] runs the dense and hybrid modes from query text.
 
 pub mod corpus;
 pub mod distill;
