@@ -1,8 +1,8 @@
 //! tantivy schema, per-language analyzers, BM25 candidate generation.
 //!
 //! tantivy's default tokenizer splits on every character that is not alphanumeric, which tears
-//! apart scripts whose words contain combining marks (Devanagari vowel signs and viramas are
-//! `Mn`/`Mc`, not alphanumeric) and knows nothing of the Ethiopic word separator `፡`. Optical
+//! apart words whose combining marks are not `Alphabetic` — the Devanagari virama (`्`) and nukta
+//! (`़`), so Marathi conjuncts such as `श्वास` fall into pieces. Optical
 //! therefore tokenizes by Unicode word boundaries (UAX #29, `unicode-segmentation`), lowercases,
 //! and stems where a stemmer exists.
 //!
@@ -39,7 +39,8 @@ pub const ENGLISH: &str = "optical_eng";
 const MAX_TOKEN_BYTES: usize = 120;
 
 /// Splits text at Unicode word boundaries (UAX #29) and keeps the segments that contain a letter
-/// or digit: `unicode_words()` semantics, with byte offsets for highlighting.
+/// or digit (`unicode_words()` semantics, with byte offsets for highlighting), minus leading and
+/// trailing underscores.
 #[derive(Clone, Default)]
 pub struct UnicodeWordTokenizer {
     token: Token,
@@ -62,7 +63,20 @@ impl Tokenizer for UnicodeWordTokenizer {
 
 impl TokenStream for UnicodeWordStream<'_> {
     fn advance(&mut self) -> bool {
-        let Some((offset, word)) = self.words.next() else { return false };
+        // UAX #29 joins `_` (ExtendNumLet) to words; edge underscores are markup debris
+        // ("ፑዬሁ_"), not part of the word.
+        let (offset, word) = loop {
+            let (offset, word) = match self.words.next() {
+                Some(w) => w,
+                None => return false,
+            };
+            let trimmed = word.trim_start_matches('_');
+            let offset = offset + (word.len() - trimmed.len());
+            let trimmed = trimmed.trim_end_matches('_');
+            if !trimmed.is_empty() {
+                break (offset, trimmed);
+            }
+        };
         self.token.text.clear();
         self.token.text.push_str(word);
         self.token.offset_from = offset;
@@ -347,10 +361,10 @@ mod tests {
     #[test]
     fn unicode_words_keep_devanagari_words_whole() {
         let mut a = words_analyzer();
-        // Devanagari vowel signs are combining marks: tantivy's SimpleTokenizer breaks here.
-        assert_eq!(analyze(&mut a, "मराठी भाषा"), vec!["मराठी", "भाषा"]);
+        // The virama is not alphanumeric: tantivy's SimpleTokenizer breaks conjuncts apart.
+        assert_eq!(analyze(&mut a, "मराठी श्वास"), vec!["मराठी", "श्वास"]);
         let mut simple = TextAnalyzer::from(tantivy::tokenizer::SimpleTokenizer::default());
-        assert_ne!(analyze(&mut simple, "मराठी भाषा"), vec!["मराठी", "भाषा"]);
+        assert_eq!(analyze(&mut simple, "मराठी श्वास"), vec!["मराठी", "श", "वास"]);
     }
 
     #[test]

@@ -61,7 +61,9 @@ fn crash_child() {
                 .with_vector(vector_for(&format!("{k}@{c}")));
             w.upsert(d).unwrap();
         }
-        w.commit().unwrap();
+        if let Err(e) = w.commit() {
+            panic!("commit {c} failed: {e:?}");
+        }
         writeln!(out, "ACK {c}").unwrap();
         out.flush().unwrap();
         c += 1;
@@ -142,7 +144,9 @@ fn kill_loop(rounds: usize, max_delay_ms: u64) {
         std::thread::sleep(Duration::from_millis(rng.random_range(0..max_delay_ms)));
         if let Some(status) = child.try_wait().unwrap() {
             let err = std::fs::read_to_string(&errlog).unwrap_or_default();
-            panic!("round {round}: the child exited by itself ({status}):\n{err}");
+            let kept = tmp.path().to_path_buf();
+            std::mem::forget(tmp); // keep the index for inspection
+            panic!("round {round}: the child exited by itself ({status}); index kept at {}:\n{err}", kept.display());
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
