@@ -164,3 +164,64 @@ fn refuses_bad_requests_with_a_reason() {
         .contains("broken.trec:2:")
     );
 }
+
+#[test]
+fn bm25_mode_builds_reuses_the_index_and_its_run_reproduces_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let s = sample();
+    let run = |queries: &str| {
+        let o = optical(&[
+            "eval",
+            "--collection",
+            s.to_str().unwrap(),
+            "--queries",
+            queries,
+            "--modes",
+            "bm25",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{stderr}");
+        stderr
+    };
+    let first = run("queries.eng.jsonl");
+    assert!(first.contains("indexing"), "{first}");
+    let second = run("queries.jsonl");
+    assert!(second.contains("reusing index"), "{second}");
+
+    let table = ResultsTable::read_json(&out.join("results.json")).unwrap();
+    let row = |q: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| r.queries == q && r.mode == "bm25")
+            .unwrap()
+    };
+    let eng = row("queries.eng.jsonl");
+    let native = row("queries.jsonl");
+    assert_eq!((eng.num_queries, native.num_queries), (100, 100));
+    // English questions against their English gold passages: BM25 finds most of them; the
+    // Hausa/Yoruba/Igbo/Zulu originals share far fewer words with English passages.
+    let (e, n) = (
+        eng.score(Metric::Ndcg(10)).unwrap(),
+        native.score(Metric::Ndcg(10)).unwrap(),
+    );
+    assert!(e > 0.5 && n < e, "eng {e}, native {n}");
+    assert!(eng.timing.as_ref().unwrap().queries == 100);
+
+    // The written run is the record: trec_eval semantics on it give the table's numbers.
+    let trec = out.join("runs/sample.dev.queries.eng.bm25.trec");
+    let qrels = Qrels::read_beir(&s.join("qrels/dev.tsv")).unwrap();
+    let metrics = table.metrics.clone();
+    let again = optical::eval::evaluate(
+        &optical::eval::Run::read_trec(&trec).unwrap(),
+        &qrels,
+        &metrics,
+        optical::eval::Averaging::AllQrels,
+    );
+    for (m, v) in metrics.iter().zip(&again.mean) {
+        assert!((eng.score(*m).unwrap() - v).abs() < 1e-12, "{m}");
+    }
+}

@@ -6,10 +6,12 @@
 //! in `<out>/results.json` are kept unless the same collection/split/queries/mode is evaluated
 //! again, so one output folder can collect a whole sweep and `--markdown docs/results.md`
 //! renders all of it.
+use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Parser};
+use optical::engine::Index;
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
     compare, evaluate, evaluate_system, query_progress,
@@ -38,6 +40,10 @@ pub struct EvalArgs {
     /// Index to search instead of building one from the collection's corpus.
     #[arg(long)]
     pub index: Option<PathBuf>,
+    /// Language of the corpus documents when building an index (`eng` gets the English stemmer;
+    /// other codes are indexed as Unicode words). Lines with a `lang` field keep theirs.
+    #[arg(long, default_value = "eng")]
+    pub doc_lang: String,
     /// Documents retrieved per query.
     #[arg(short, long, default_value_t = 100)]
     pub k: usize,
@@ -204,12 +210,73 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// A search function for `mode`: query → ranked (document id, score).
 type Searcher = Box<dyn FnMut(&Query, usize) -> Result<Vec<(String, f64)>>>;
 
-fn searcher(mode: &str, collection: &BeirCollection, _args: &EvalArgs) -> Result<Searcher> {
-    bail!(
-        "mode {mode} on {}: searching from `optical eval` is not wired to the search pipeline yet; \
-         score existing runs with --run FILE.trec",
-        collection.dir().display()
-    )
+fn searcher(mode: &str, collection: &BeirCollection, args: &EvalArgs) -> Result<Searcher> {
+    match mode {
+        "bm25" => {
+            let dir = text_index(collection, args)?;
+            let index = Index::open_read_only(&dir)
+                .with_context(|| format!("opening index {}", dir.display()))?;
+            let snapshot = index.snapshot();
+            Ok(Box::new(move |query: &Query, k: usize| {
+                let hits = snapshot.bm25(&query.text, k, None)?;
+                Ok(hits
+                    .into_iter()
+                    .map(|h| (h.key, f64::from(h.score)))
+                    .collect())
+            }))
+        }
+        _ => bail!(
+            "mode {mode} on {}: dense and hybrid search are not wired into `optical eval` yet; \
+             use --modes bm25, or score existing runs with --run FILE.trec",
+            collection.dir().display()
+        ),
+    }
+}
+
+/// The index to search: `--index`, or one built from the collection's corpus under
+/// `<out>/indexes/`, named by the corpus content and document language so that collections
+/// sharing a corpus (the AfriQA sets, the SIB sets) share one index. It is built in a staging
+/// folder and renamed when complete, so an interrupted build is never reused.
+fn text_index(collection: &BeirCollection, args: &EvalArgs) -> Result<PathBuf> {
+    if let Some(index) = &args.index {
+        return Ok(index.clone());
+    }
+    let lang = sanitize(&args.doc_lang);
+    let name = format!("{}.{lang}", collection.corpus_fingerprint()?);
+    let dir = args.out.join("indexes").join(&name);
+    if dir.is_dir() {
+        eprintln!("reusing index {}", dir.display());
+        return Ok(dir);
+    }
+    let staging = args.out.join("indexes").join(format!("{name}.partial"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing an interrupted build {}", staging.display()))?;
+    }
+    std::fs::create_dir_all(staging.parent().expect("staging has a parent"))?;
+    let corpus = collection.corpus_path()?;
+    eprintln!("indexing {} into {}", corpus.display(), dir.display());
+    // `optical index` itself, so that eval measures exactly what users build.
+    let index_args = IndexCli::try_parse_from([
+        OsStr::new("index"),
+        staging.as_os_str(),
+        OsStr::new("--input"),
+        corpus.as_os_str(),
+        OsStr::new("--lang"),
+        OsStr::new(&args.doc_lang),
+    ])
+    .context("building the `optical index` arguments")?;
+    super::index::run(index_args.args).with_context(|| format!("indexing {}", corpus.display()))?;
+    std::fs::rename(&staging, &dir)
+        .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
+    Ok(dir)
+}
+
+/// Parses `optical index` arguments, so that options added there later keep their defaults here.
+#[derive(Parser)]
+struct IndexCli {
+    #[command(flatten)]
+    args: super::index::IndexArgs,
 }
 
 /// Scores TREC run files against a split. A run file cannot list a query that retrieved nothing,
