@@ -97,3 +97,11 @@ fn trained_module_saves_to_a_model_dir_and_loads_back() {
     let q = st.tensor("encoder.layer.0.intermediate.dense.weight").unwrap();
     assert_eq!(q.shape(), &[32, 16], "Linear weights are stored [out, in] like PyTorch");
 }
+
+#[test]
+fn encoder_can_be_shared_between_threads() {
+    // The engine holds one encoder and serves queries from several threads.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<optical::encoder::Encoder>();
+    send_sync::<optical::encoder::EncoderInfo>();
+}
