@@ -167,3 +167,35 @@ fn streaming_matches_batch_encoding_in_order() {
         assert!(diff < 1e-5, "text {i}: streamed vector differs by {diff}");
     }
 }
+
+#[test]
+fn prefix_and_special_tokens_are_not_content() {
+    use optical::encoder::{EncoderOptions, Role};
+    let dir = common::model_dir("multilingual-e5-small");
+    let device = default_device();
+    let with = Encoder::load(&dir, &device).unwrap();
+    assert_eq!(with.info().query_prefix, "query: ");
+    let without = Encoder::load_with(
+        &dir,
+        &device,
+        &EncoderOptions { query_prefix: Some(String::new()), ..Default::default() },
+    )
+    .unwrap();
+    let texts = ["Good morning, how are you today?", "Habari ya asubuhi", "A"];
+    let a = with.tokenize(&texts, Role::Query).unwrap();
+    let b = without.tokenize(&texts, Role::Query).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.ids.len() > y.ids.len(), "the prefix adds tokens");
+        let content = |t: &optical::encoder::Tokenized| -> Vec<u32> {
+            t.ids.iter().zip(&t.content).filter(|(_, c)| **c).map(|(i, _)| *i).collect()
+        };
+        assert_eq!(content(x), content(y), "content tokens must not depend on the prefix");
+        assert_eq!(content(y).len(), y.ids.len() - 2, "only <s> and </s> are special");
+    }
+    // The batch carries the same mask as a tensor.
+    let refs: Vec<_> = a.iter().collect();
+    let batch = with.batch(&refs);
+    let mask = batch.content_mask.into_data().try_into_vec_as::<i64>().unwrap();
+    let ones = mask.iter().filter(|&&m| m == 1).count();
+    assert_eq!(ones, a.iter().map(|t| t.content.iter().filter(|c| **c).count()).sum::<usize>());
+}
