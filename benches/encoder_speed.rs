@@ -27,7 +27,10 @@ const BATCH: usize = 32;
 const QUERY: &str = "what is the capital city of kenya";
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// 32 distinct passages, each longer than 128 tokens for both tokenizers.
@@ -59,11 +62,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_rust(dir: &Path, texts: &[String], batches: usize, reps: usize) -> (String, f64, f64, (usize, usize)) {
+fn bench_rust(
+    dir: &Path,
+    texts: &[String],
+    batches: usize,
+    reps: usize,
+) -> (String, f64, f64, (usize, usize)) {
     let enc = Encoder::load(dir, &default_device()).expect("load encoder");
     let tokens = enc.tokenize(texts, Role::Passage).unwrap();
     let seq = tokens.iter().map(|t| t.ids.len()).max().unwrap();
-    assert!(tokens.iter().all(|t| t.ids.len() == seq), "passages should all be truncated");
+    assert!(
+        tokens.iter().all(|t| t.ids.len() == seq),
+        "passages should all be truncated"
+    );
     enc.encode_passages(texts).unwrap(); // warm-up
     let t0 = Instant::now();
     for _ in 0..batches {
@@ -78,7 +89,12 @@ fn bench_rust(dir: &Path, texts: &[String], batches: usize, reps: usize) -> (Str
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    (enc.info().name.clone(), sps, median(lat), (texts.len(), seq))
+    (
+        enc.info().name.clone(),
+        sps,
+        median(lat),
+        (texts.len(), seq),
+    )
 }
 
 fn python() -> PathBuf {
@@ -86,10 +102,20 @@ fn python() -> PathBuf {
         return p.into();
     }
     let venv = common::optical_cache_dir().join("bench-venv/bin/python");
-    if venv.exists() { venv } else { "python3".into() }
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
 }
 
-fn bench_torch(dir: &Path, texts_json: &Path, threads: usize, batches: usize, reps: usize) -> Option<(f64, f64)> {
+fn bench_torch(
+    dir: &Path,
+    texts_json: &Path,
+    threads: usize,
+    batches: usize,
+    reps: usize,
+) -> Option<(f64, f64)> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch_encoder.py");
     let out = std::process::Command::new(python())
         .arg(script)
@@ -105,7 +131,10 @@ fn bench_torch(dir: &Path, texts_json: &Path, threads: usize, batches: usize, re
     let out = match out {
         Ok(o) if o.status.success() => o,
         Ok(o) => {
-            eprintln!("PyTorch reference failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+            eprintln!(
+                "PyTorch reference failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
             return None;
         }
         Err(e) => {
@@ -132,14 +161,23 @@ fn main() {
     for name in ["all-minilm-l6-v2", "multilingual-e5-small"] {
         let dir = common::optical_cache_dir().join("models").join(name);
         if !dir.join("model.safetensors").is_file() {
-            eprintln!("SKIPPED {name}: not prepared at {} (run scripts/setup-models.sh)", dir.display());
+            eprintln!(
+                "SKIPPED {name}: not prepared at {} (run scripts/setup-models.sh)",
+                dir.display()
+            );
             continue;
         }
         eprintln!("{name}: burn (flex) ...");
         let (model, rust_sps, rust_ms, shape) = bench_rust(&dir, &texts, batches, reps);
         eprintln!("{name}: PyTorch ...");
         let torch = bench_torch(&dir, &texts_json, threads, batches, reps);
-        rows.push(Row { model, rust_sps, rust_ms, torch, shape });
+        rows.push(Row {
+            model,
+            rust_sps,
+            rust_ms,
+            torch,
+            shape,
+        });
     }
 
     println!();

@@ -100,7 +100,12 @@ mod tests {
             assert!(err.contains("cuda"), "{err}");
         }
         if !cfg!(feature = "ndarray") {
-            assert!(select_device("ndarray").unwrap_err().to_string().contains("--features ndarray"));
+            assert!(
+                select_device("ndarray")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--features ndarray")
+            );
         }
     }
 }
