@@ -229,9 +229,18 @@ impl Encoder {
         }
         let weights = dir.join(WEIGHTS_FILE);
         ensure!(weights.is_file(), "{} is missing", weights.display());
-        let mut model = BertModel::init_empty(&config, device);
-        load_weights(&mut model, &weights)?;
-        let fingerprint = weights_fingerprint(&weights)?;
+        // Hash the weights on another core while they load: both read the same file, and the
+        // fingerprint of a 470 MB model otherwise adds about a second to every load.
+        let (model, fingerprint) = std::thread::scope(|s| {
+            let hasher = s.spawn(|| weights_fingerprint(&weights));
+            let mut model = BertModel::init_empty(&config, device);
+            let loaded = load_weights(&mut model, &weights);
+            let fingerprint = hasher
+                .join()
+                .map_err(|_| anyhow::anyhow!("fingerprinting {} panicked", weights.display()))?;
+            loaded?;
+            anyhow::Ok((model, fingerprint?))
+        })?;
         let name = if meta.name.is_empty() {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
