@@ -53,7 +53,11 @@ fn check(model_dir: &str, golden_file: &str) {
     // 1. Token ids, prefix and truncation included.
     let tokens = encoder.tokenize(&g.sentences, Role::Query).unwrap();
     for (i, (t, want)) in tokens.iter().zip(&g.input_ids).enumerate() {
-        assert_eq!(&t.ids, want, "{}: token ids of sentence {i} ({:?})", g.model, g.sentences[i]);
+        assert_eq!(
+            &t.ids, want,
+            "{}: token ids of sentence {i} ({:?})",
+            g.model, g.sentences[i]
+        );
     }
     // Truncation keeps the budget and still ends with the closing special token.
     let long = g.sentences.last().unwrap().repeat(10);
@@ -69,9 +73,16 @@ fn check(model_dir: &str, golden_file: &str) {
     for (i, (v, want)) in vectors.iter().zip(&g.embeddings).enumerate() {
         let c = cosine(v, want);
         worst = worst.min(c);
-        assert!(c >= 0.9999, "{}: sentence {i}: cosine {c:.6} < 0.9999", g.model);
+        assert!(
+            c >= 0.9999,
+            "{}: sentence {i}: cosine {c:.6} < 0.9999",
+            g.model
+        );
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-4, "embedding {i} is not unit length ({norm})");
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "embedding {i} is not unit length ({norm})"
+        );
     }
     eprintln!("{}: worst embedding cosine {worst:.7}", g.model);
 
@@ -87,7 +98,11 @@ fn check(model_dir: &str, golden_file: &str) {
         }
     }
     eprintln!("{}: token states max abs diff {max_abs:.2e}", g.model);
-    assert!(max_abs <= 1e-3, "{}: token states differ by {max_abs}", g.model);
+    assert!(
+        max_abs <= 1e-3,
+        "{}: token states differ by {max_abs}",
+        g.model
+    );
     // Special tokens and the prefix are not content; the sentence's own tokens are.
     assert!(!s.content[0] && !s.content[s.ids.len() - 1]);
     assert!(s.content.iter().any(|&c| c));

@@ -6,7 +6,12 @@ use std::path::Path;
 
 use optical::encoder::{Encoder, OpticalMeta, default_device};
 
-const FILES: [&str; 4] = ["config.json", "model.safetensors", "tokenizer.json", "optical.json"];
+const FILES: [&str; 4] = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "optical.json",
+];
 
 /// A copy of the MiniLM model directory (symlinks to the cache for all files but `skip`).
 fn model_copy(skip: &[&str]) -> tempfile::TempDir {
@@ -32,7 +37,10 @@ fn missing_files_are_named() {
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         let dir = model_copy(&[f]);
         let err = load_error(dir.path());
-        assert!(err.contains(f), "error for missing {f} does not name it: {err}");
+        assert!(
+            err.contains(f),
+            "error for missing {f} does not name it: {err}"
+        );
     }
     let err = load_error(Path::new("/nonexistent/model"));
     assert!(err.contains("/nonexistent/model"), "{err}");
@@ -43,9 +51,16 @@ fn truncated_weights_are_reported() {
     let src = common::model_dir("all-minilm-l6-v2");
     let dir = model_copy(&["model.safetensors"]);
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
-    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
     let err = load_error(dir.path());
-    assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
 
     // Cut inside the JSON header too.
     std::fs::write(dir.path().join("model.safetensors"), &bytes[..100]).unwrap();
@@ -63,7 +78,9 @@ fn config_that_does_not_match_the_weights_is_reported() {
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let err = load_error(dir.path());
     assert!(
-        err.contains("model.safetensors") && err.contains("hidden_size") && err.contains("config.json"),
+        err.contains("model.safetensors")
+            && err.contains("hidden_size")
+            && err.contains("config.json"),
         "{err}"
     );
 
@@ -71,13 +88,19 @@ fn config_that_does_not_match_the_weights_is_reported() {
     config["num_hidden_layers"] = 7.into();
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let err = load_error(dir.path());
-    assert!(err.contains("missing") && err.contains("encoder.layer.6"), "{err}");
+    assert!(
+        err.contains("missing") && err.contains("encoder.layer.6"),
+        "{err}"
+    );
 
     config["num_hidden_layers"] = 6.into();
     config["num_attention_heads"] = 5.into();
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let err = load_error(dir.path());
-    assert!(err.contains("config.json") && err.contains("num_attention_heads"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("num_attention_heads"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,7 +116,11 @@ fn unreadable_config_and_tokenizer_are_named() {
     assert!(err.contains("tokenizer.json"), "{err}");
 
     let dir = model_copy(&["optical.json"]);
-    std::fs::write(dir.path().join("optical.json"), "{\"max_length\": \"long\"}").unwrap();
+    std::fs::write(
+        dir.path().join("optical.json"),
+        "{\"max_length\": \"long\"}",
+    )
+    .unwrap();
     let err = load_error(dir.path());
     assert!(err.contains("optical.json"), "{err}");
 }
@@ -102,9 +129,13 @@ fn unreadable_config_and_tokenizer_are_named() {
 fn tokenizer_of_another_model_is_refused() {
     let e5 = common::model_dir("multilingual-e5-small");
     let dir = model_copy(&["tokenizer.json"]);
-    std::os::unix::fs::symlink(e5.join("tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    std::os::unix::fs::symlink(e5.join("tokenizer.json"), dir.path().join("tokenizer.json"))
+        .unwrap();
     let err = load_error(dir.path());
-    assert!(err.contains("tokenizer.json") && err.contains("vocab_size"), "{err}");
+    assert!(
+        err.contains("tokenizer.json") && err.contains("vocab_size"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,30 +152,52 @@ fn saved_model_dir_loads_back_with_the_declared_space() {
         max_length: 64,
         embedding_space: teacher.info().embedding_space.clone(),
     };
-    Encoder::save_model_dir(teacher.model(), &src.join("tokenizer.json"), &meta, &student_dir)
-        .unwrap();
+    Encoder::save_model_dir(
+        teacher.model(),
+        &src.join("tokenizer.json"),
+        &meta,
+        &student_dir,
+    )
+    .unwrap();
     let student = Encoder::load(&student_dir, &device).unwrap();
     let info = student.info();
     assert_eq!(info.name, "student");
     assert_eq!((info.query_prefix.as_str(), info.max_length), ("q: ", 64));
     assert_eq!(info.embedding_space, teacher.info().embedding_space);
-    assert_ne!(info.fingerprint, teacher.info().fingerprint, "a rewritten file has its own fingerprint");
+    assert_ne!(
+        info.fingerprint,
+        teacher.info().fingerprint,
+        "a rewritten file has its own fingerprint"
+    );
     teacher.info().check_compatible(info).unwrap();
 
     // Same weights, so the same passage vectors (no prefix on either side).
-    let texts = ["Nairobi is the capital of Kenya.", "Optimal transport aligns tokens."];
+    let texts = [
+        "Nairobi is the capital of Kenya.",
+        "Optimal transport aligns tokens.",
+    ];
     let a = teacher.encode_passages(&texts).unwrap();
     let b = student.encode_passages(&texts).unwrap();
     for (x, y) in a.iter().zip(&b) {
-        let diff = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
-        assert!(diff < 1e-6, "round-tripped weights changed an embedding by {diff}");
+        let diff = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff < 1e-6,
+            "round-tripped weights changed an embedding by {diff}"
+        );
     }
 
     // A space mismatch is refused with both names.
     let mut other = info.clone();
     other.embedding_space = "elsewhere".into();
     let err = format!("{:#}", teacher.info().check_compatible(&other).unwrap_err());
-    assert!(err.contains("elsewhere") && err.contains("student"), "{err}");
+    assert!(
+        err.contains("elsewhere") && err.contains("student"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,14 +209,78 @@ fn streaming_matches_batch_encoding_in_order() {
         .collect();
     let all = enc.encode_passages(&texts).unwrap();
     let streamed: Vec<Vec<f32>> = enc
-        .encode_stream(texts.iter(), optical::encoder::Role::Passage, Some(texts.len() as u64))
+        .encode_stream(
+            texts.iter(),
+            optical::encoder::Role::Passage,
+            Some(texts.len() as u64),
+        )
         .with_chunk(5)
-        .map(|r| r.unwrap())
-        .flatten()
+        .flat_map(|r| r.unwrap())
         .collect();
     assert_eq!(streamed.len(), all.len());
     for (i, (x, y)) in all.iter().zip(&streamed).enumerate() {
-        let diff = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        let diff = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
         assert!(diff < 1e-5, "text {i}: streamed vector differs by {diff}");
     }
+}
+
+#[test]
+fn prefix_and_special_tokens_are_not_content() {
+    use optical::encoder::{EncoderOptions, Role};
+    let dir = common::model_dir("multilingual-e5-small");
+    let device = default_device();
+    let with = Encoder::load(&dir, &device).unwrap();
+    assert_eq!(with.info().query_prefix, "query: ");
+    let without = Encoder::load_with(
+        &dir,
+        &device,
+        &EncoderOptions {
+            query_prefix: Some(String::new()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let texts = ["Good morning, how are you today?", "Habari ya asubuhi", "A"];
+    let a = with.tokenize(&texts, Role::Query).unwrap();
+    let b = without.tokenize(&texts, Role::Query).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.ids.len() > y.ids.len(), "the prefix adds tokens");
+        let content = |t: &optical::encoder::Tokenized| -> Vec<u32> {
+            t.ids
+                .iter()
+                .zip(&t.content)
+                .filter(|(_, c)| **c)
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        assert_eq!(
+            content(x),
+            content(y),
+            "content tokens must not depend on the prefix"
+        );
+        assert_eq!(
+            content(y).len(),
+            y.ids.len() - 2,
+            "only <s> and </s> are special"
+        );
+    }
+    // The batch carries the same mask as a tensor.
+    let refs: Vec<_> = a.iter().collect();
+    let batch = with.batch(&refs);
+    let mask = batch
+        .content_mask
+        .into_data()
+        .try_into_vec_as::<i64>()
+        .unwrap();
+    let ones = mask.iter().filter(|&&m| m == 1).count();
+    assert_eq!(
+        ones,
+        a.iter()
+            .map(|t| t.content.iter().filter(|c| **c).count())
+            .sum::<usize>()
+    );
 }

@@ -30,16 +30,36 @@ fn gradients_reach_every_layer_on_an_autodiff_device() {
     let pooled = l2_normalize(mean_pool(states, mask));
     // LayerNorm outputs sum to zero across the hidden axis, so weight the components unevenly
     // (a plain sum would have a zero gradient by construction).
-    let w = Tensor::<1, Int>::arange(0..16, &device).float().unsqueeze::<2>();
+    let w = Tensor::<1, Int>::arange(0..16, &device)
+        .float()
+        .unsqueeze::<2>();
     let loss = (pooled * w).sum();
     let grads = loss.backward();
-    let first = model.encoder.layer[0].attention.self_attn.query.weight.val().grad(&grads);
-    let last = model.encoder.layer[1].output.dense.weight.val().grad(&grads);
+    let first = model.encoder.layer[0]
+        .attention
+        .self_attn
+        .query
+        .weight
+        .val()
+        .grad(&grads);
+    let last = model.encoder.layer[1]
+        .output
+        .dense
+        .weight
+        .val()
+        .grad(&grads);
     let word = model.embeddings.word_embeddings.weight.val().grad(&grads);
-    for (name, g) in [("layer 0 query", first), ("layer 1 output", last), ("word embeddings", word)] {
+    for (name, g) in [
+        ("layer 0 query", first),
+        ("layer 1 output", last),
+        ("word embeddings", word),
+    ] {
         let g = values(g.unwrap_or_else(|| panic!("no gradient for {name}")));
         assert!(g.iter().any(|x| *x != 0.0), "zero gradient for {name}");
-        assert!(g.iter().all(|x| x.is_finite()), "non-finite gradient for {name}");
+        assert!(
+            g.iter().all(|x| x.is_finite()),
+            "non-finite gradient for {name}"
+        );
     }
 }
 
@@ -53,13 +73,20 @@ fn padding_does_not_change_token_states() {
         ints(vec![vec![1; 4]], &device),
     );
     let padded = model.forward(
-        ints(vec![vec![1, 5, 7, 2, 3, 3, 3], vec![1, 4, 4, 4, 4, 4, 2]], &device),
+        ints(
+            vec![vec![1, 5, 7, 2, 3, 3, 3], vec![1, 4, 4, 4, 4, 4, 2]],
+            &device,
+        ),
         ints(vec![vec![0; 7], vec![0; 7]], &device),
         ints(vec![vec![1, 1, 1, 1, 0, 0, 0], vec![1; 7]], &device),
     );
     let a = values(alone);
     let b = values(padded.slice([0..1, 0..4]));
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     assert!(diff < 1e-5, "padding changed real-token states by {diff}");
 }
 
@@ -85,15 +112,36 @@ fn trained_module_saves_to_a_model_dir_and_loads_back() {
         ))
     };
     let original = model.valid().fork(&device);
-    assert_eq!(run(&original), run(&loaded), "weights changed in the round trip");
+    assert_eq!(
+        run(&original),
+        run(&loaded),
+        "weights changed in the round trip"
+    );
 
     // The saved file uses HF names (what transformers and the golden loader expect).
     let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names = st.names();
     names.sort();
-    assert!(names.contains(&"encoder.layer.1.attention.self.query.weight"), "{names:?}");
+    assert!(
+        names.contains(&"encoder.layer.1.attention.self.query.weight"),
+        "{names:?}"
+    );
     assert!(names.contains(&"embeddings.LayerNorm.weight"), "{names:?}");
-    let q = st.tensor("encoder.layer.0.intermediate.dense.weight").unwrap();
-    assert_eq!(q.shape(), &[32, 16], "Linear weights are stored [out, in] like PyTorch");
+    let q = st
+        .tensor("encoder.layer.0.intermediate.dense.weight")
+        .unwrap();
+    assert_eq!(
+        q.shape(),
+        &[32, 16],
+        "Linear weights are stored [out, in] like PyTorch"
+    );
+}
+
+#[test]
+fn encoder_can_be_shared_between_threads() {
+    // The engine holds one encoder and serves queries from several threads.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<optical::encoder::Encoder>();
+    send_sync::<optical::encoder::EncoderInfo>();
 }

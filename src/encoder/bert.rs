@@ -110,7 +110,12 @@ fn embedding(n: usize, d: usize, init: &Option<Initializer>, device: &Device) ->
     match init {
         Some(init) => c = c.with_initializer(init.clone()),
         // BERT's own initialisation (N(0, 0.02)) rather than burn's N(0, 1).
-        None => c = c.with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }),
+        None => {
+            c = c.with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            })
+        }
     }
     c.init(device)
 }
@@ -188,7 +193,7 @@ impl BertModel {
             .position_embeddings
             .weight
             .val()
-            .slice([0..seq])
+            .narrow(0, 0, seq)
             .unsqueeze::<3>();
         let x = emb.word_embeddings.forward(input_ids)
             + positions

@@ -119,7 +119,7 @@ impl BertConfig {
             ensure!(v > 0, "field `{name}` must be positive, got {v}");
         }
         ensure!(
-            self.hidden_size % self.num_attention_heads == 0,
+            self.hidden_size.is_multiple_of(self.num_attention_heads),
             "field `hidden_size` ({}) is not a multiple of `num_attention_heads` ({})",
             self.hidden_size,
             self.num_attention_heads

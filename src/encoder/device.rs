@@ -31,9 +31,10 @@ pub fn select_device(name: &str) -> Result<Device> {
     }
 }
 
+// burn-ndarray is deprecated upstream in favour of flex; users asked to keep it selectable.
 #[cfg(feature = "ndarray")]
+#[allow(deprecated)]
 fn ndarray_device() -> Result<Device> {
-    #[allow(deprecated)] // burn-ndarray is deprecated upstream; users asked to keep it selectable
     Ok(Device::ndarray())
 }
 
@@ -79,4 +80,32 @@ pub fn cuda_driver_present() -> bool {
     }
     dirs.iter()
         .any(|d| d.join("libcuda.so.1").exists() || d.join("libcuda.so").exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_select_devices_or_explain_why_not() {
+        assert!(select_device("cpu").is_ok());
+        assert!(select_device(" Flex ").is_ok());
+        let err = select_device("tpu").unwrap_err().to_string();
+        assert!(err.contains("tpu") && err.contains("cuda"), "{err}");
+        let err = select_device("cuda:x").unwrap_err().to_string();
+        assert!(err.contains("cuda:N"), "{err}");
+        // Without the feature, or without a driver, CUDA is an error, never a panic.
+        if !cfg!(feature = "cuda") || !cuda_driver_present() {
+            let err = select_device("cuda:0").unwrap_err().to_string();
+            assert!(err.contains("cuda"), "{err}");
+        }
+        if !cfg!(feature = "ndarray") {
+            assert!(
+                select_device("ndarray")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--features ndarray")
+            );
+        }
+    }
 }

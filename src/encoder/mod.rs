@@ -155,7 +155,11 @@ pub struct Encoder {
 
 /// Reads the config of a model directory, with an error naming the directory if it is not one.
 pub fn load_config(dir: &Path) -> Result<BertConfig> {
-    ensure!(dir.is_dir(), "model directory {} does not exist", dir.display());
+    ensure!(
+        dir.is_dir(),
+        "model directory {} does not exist",
+        dir.display()
+    );
     let path = dir.join(CONFIG_FILE);
     ensure!(
         path.is_file(),
@@ -196,7 +200,11 @@ impl Encoder {
     }
 
     /// Loads a model directory, overriding `optical.json` with `options`.
-    pub fn load_with(dir: impl AsRef<Path>, device: &Device, options: &EncoderOptions) -> Result<Self> {
+    pub fn load_with(
+        dir: impl AsRef<Path>,
+        device: &Device,
+        options: &EncoderOptions,
+    ) -> Result<Self> {
         let dir = dir.as_ref();
         let config = load_config(dir)?;
         let meta = OpticalMeta::load(&dir.join(META_FILE))?;
@@ -221,9 +229,18 @@ impl Encoder {
         }
         let weights = dir.join(WEIGHTS_FILE);
         ensure!(weights.is_file(), "{} is missing", weights.display());
-        let mut model = BertModel::init_empty(&config, device);
-        load_weights(&mut model, &weights)?;
-        let fingerprint = weights_fingerprint(&weights)?;
+        // Hash the weights on another core while they load: both read the same file, and the
+        // fingerprint of a 470 MB model otherwise adds about a second to every load.
+        let (model, fingerprint) = std::thread::scope(|s| {
+            let hasher = s.spawn(|| weights_fingerprint(&weights));
+            let mut model = BertModel::init_empty(&config, device);
+            let loaded = load_weights(&mut model, &weights);
+            let fingerprint = hasher
+                .join()
+                .map_err(|_| anyhow::anyhow!("fingerprinting {} panicked", weights.display()))?;
+            loaded?;
+            anyhow::Ok((model, fingerprint?))
+        })?;
         let name = if meta.name.is_empty() {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -241,7 +258,10 @@ impl Encoder {
             },
             fingerprint,
             query_prefix: options.query_prefix.clone().unwrap_or(meta.query_prefix),
-            passage_prefix: options.passage_prefix.clone().unwrap_or(meta.passage_prefix),
+            passage_prefix: options
+                .passage_prefix
+                .clone()
+                .unwrap_or(meta.passage_prefix),
             max_length,
         };
         Ok(Self {
@@ -331,11 +351,9 @@ impl Encoder {
         let dim = self.info.dim;
         let states = self.run_batches(&tokens, |batch| {
             let lengths = batch.lengths.clone();
-            let states = self.model.forward(
-                batch.input_ids,
-                batch.token_type_ids,
-                batch.attention_mask,
-            );
+            let states =
+                self.model
+                    .forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
             let [_, seq, _] = states.dims();
             let flat = to_vec(states)?;
             Ok(lengths
@@ -368,18 +386,31 @@ impl Encoder {
         for group in length_batches(&lengths, self.batch_size) {
             let items: Vec<&Tokenized> = group.iter().map(|&i| &tokens[i]).collect();
             let rows = f(self.batch(&items))?;
-            ensure!(rows.len() == group.len(), "batch returned {} rows for {} inputs", rows.len(), group.len());
+            ensure!(
+                rows.len() == group.len(),
+                "batch returned {} rows for {} inputs",
+                rows.len(),
+                group.len()
+            );
             for (i, row) in group.into_iter().zip(rows) {
                 out[i] = Some(row);
             }
         }
-        Ok(out.into_iter().map(|r| r.expect("every input is in one batch")).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every input is in one batch"))
+            .collect())
     }
 
     /// Encodes a large stream of texts: reads `chunk` texts at a time (sorted by length inside
     /// the chunk), and yields each chunk's vectors in input order. A progress bar on stderr
     /// (hidden when stderr is not a terminal) counts texts against `total` when known.
-    pub fn encode_stream<I, S>(&self, texts: I, role: Role, total: Option<u64>) -> EncodeStream<'_, I::IntoIter>
+    pub fn encode_stream<I, S>(
+        &self,
+        texts: I,
+        role: Role,
+        total: Option<u64>,
+    ) -> EncodeStream<'_, I::IntoIter>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -411,7 +442,12 @@ impl Encoder {
     /// Writes a complete model directory: the network (`config.json`, `model.safetensors`),
     /// this encoder's `tokenizer.json`, and `meta` as `optical.json`. Used to save a trained
     /// student (with its teacher's `embedding_space` in `meta`).
-    pub fn save_model_dir(model: &BertModel, tokenizer_json: &Path, meta: &OpticalMeta, dir: &Path) -> Result<()> {
+    pub fn save_model_dir(
+        model: &BertModel,
+        tokenizer_json: &Path,
+        meta: &OpticalMeta,
+        dir: &Path,
+    ) -> Result<()> {
         model.save_model_dir(dir)?;
         let dest = dir.join(TOKENIZER_FILE);
         if tokenizer_json != dest {

