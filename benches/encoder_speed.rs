@@ -149,10 +149,13 @@ fn bench_torch(
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
-    let batches = env_usize("OPTICAL_BENCH_BATCHES", 3);
-    let reps = env_usize("OPTICAL_BENCH_REPS", 20);
-    let rounds = env_usize("OPTICAL_BENCH_ROUNDS", 2).max(1);
+    // `cargo bench` passes `--bench`. Without it (`cargo test --all-targets`) this is a smoke
+    // run: one small measurement of each model, no PyTorch, so the test suite stays fast.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let smoke = |name, default| if measuring { env_usize(name, default) } else { 1 };
+    let batches = smoke("OPTICAL_BENCH_BATCHES", 3);
+    let reps = smoke("OPTICAL_BENCH_REPS", 20);
+    let rounds = smoke("OPTICAL_BENCH_ROUNDS", 2).max(1);
     let threads = rayon::current_num_threads();
     let texts = passages();
     let tmp = tempfile::tempdir().unwrap();
@@ -181,6 +184,9 @@ fn main() {
                 None => r,
                 Some(b) => (b.0, b.1.max(r.1), b.2.min(r.2), b.3),
             });
+            if !measuring {
+                continue;
+            }
             eprintln!("{name}: round {round}/{rounds}: PyTorch ...");
             if let Some(t) = bench_torch(&dir, &texts_json, threads, batches, reps) {
                 torch = Some(match torch {
