@@ -1,1 +1,4 @@
 //! Offline OT distillation: bitext, teacher cache, Sinkhorn OT loss and baselines, training loop.
+//!
+//! See `docs/distillation.md` for the method and the commands.
+pub mod ot;
