@@ -2,3 +2,5 @@
 //!
 //! See `docs/distillation.md` for the method and the commands.
 pub mod ot;
+pub mod bitext;
+pub mod config;
