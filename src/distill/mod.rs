@@ -4,3 +4,7 @@
 pub mod ot;
 pub mod bitext;
 pub mod config;
+pub mod cache;
+pub mod data;
+pub mod metrics;
+pub mod params;
