@@ -1,1 +1,470 @@
 //! BERT-family encoder on burn: config, safetensors weights, tokenizer, pooling.
+//!
+//! A model directory holds `config.json` (HF BERT), `model.safetensors` (HF names),
+//! `tokenizer.json` and optionally `optical.json` ([`OpticalMeta`]: instruction prefixes,
+//! max length, embedding space). `scripts/setup-models.sh` prepares all-MiniLM-L6-v2 and
+//! multilingual-e5-small (q4) this way. [`Encoder`] turns texts into L2-normalised mean-pooled
+//! vectors or last-layer token states; [`BertModel`] is the trainable burn module underneath.
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+mod bert;
+mod config;
+mod device;
+pub mod q4;
+mod tokenize;
+mod weights;
+
+pub use bert::{BertModel, l2_normalize, mean_pool};
+pub use config::{BertConfig, DEFAULT_MAX_LENGTH, OpticalMeta};
+pub use device::{cuda_driver_present, default_device, select_device};
+pub use tokenize::{TextTokenizer, TokenBatch, Tokenized, length_batches};
+pub use weights::{check_safetensors, expected_tensors, load_weights, save_weights};
+
+/// File names inside a model directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// Weights file name.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Tokenizer file name.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Optical's metadata file name.
+pub const META_FILE: &str = "optical.json";
+
+/// Which side of retrieval a text is on: it selects the instruction prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A search query (`query: ` for e5).
+    Query,
+    /// A document or passage (`passage: ` for e5).
+    Passage,
+}
+
+/// Which encoder produced a set of vectors. An index stores it and refuses a query encoder
+/// whose vectors would not be comparable ([`EncoderInfo::check_compatible`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderInfo {
+    /// Model name (from `optical.json`, or the directory name).
+    pub name: String,
+    /// Vector dimension (hidden size).
+    pub dim: usize,
+    /// First 16 hex digits of the SHA-256 of `model.safetensors`.
+    pub fingerprint: String,
+    /// The vector space the model writes into: its own fingerprint unless `optical.json`
+    /// declares another (a distilled student declares its teacher's).
+    pub embedding_space: String,
+    /// Prefix put before queries.
+    pub query_prefix: String,
+    /// Prefix put before passages.
+    pub passage_prefix: String,
+    /// Token budget per input, special tokens included.
+    pub max_length: usize,
+}
+
+impl EncoderInfo {
+    /// The prefix for `role`.
+    pub fn prefix(&self, role: Role) -> &str {
+        match role {
+            Role::Query => &self.query_prefix,
+            Role::Passage => &self.passage_prefix,
+        }
+    }
+
+    /// Errors (naming both encoders) unless vectors from `other` can be scored against
+    /// vectors from `self`: same dimension and same embedding space.
+    pub fn check_compatible(&self, other: &EncoderInfo) -> Result<()> {
+        ensure!(
+            self.dim == other.dim,
+            "encoder {} makes {}-dimensional vectors but encoder {} makes {}-dimensional ones",
+            self.name,
+            self.dim,
+            other.name,
+            other.dim
+        );
+        ensure!(
+            self.embedding_space == other.embedding_space,
+            "encoder {} writes into embedding space {} but encoder {} into {}: their vectors \
+             are not comparable",
+            self.name,
+            self.embedding_space,
+            other.name,
+            other.embedding_space
+        );
+        Ok(())
+    }
+}
+
+/// SHA-256 of a file, first 16 hex digits: the fingerprint of a weights file.
+pub fn weights_fingerprint(path: &Path) -> Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
+    let digest = hasher.finalize();
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Overrides for what `optical.json` says.
+#[derive(Debug, Clone, Default)]
+pub struct EncoderOptions {
+    /// Replaces the query prefix.
+    pub query_prefix: Option<String>,
+    /// Replaces the passage prefix.
+    pub passage_prefix: Option<String>,
+    /// Replaces the maximum length (capped by the model's position table).
+    pub max_length: Option<usize>,
+    /// Inputs per forward pass (default 32).
+    pub batch_size: Option<usize>,
+}
+
+/// Token states of one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenStates {
+    /// Token ids (special tokens and prefix included).
+    pub ids: Vec<u32>,
+    /// See [`Tokenized::content`].
+    pub content: Vec<bool>,
+    /// One `hidden`-wide row per token, row-major (`ids.len() × dim`).
+    pub states: Vec<f32>,
+    /// Row width.
+    pub dim: usize,
+}
+
+impl TokenStates {
+    /// The state of token `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.states[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// A loaded model directory: network, tokenizer and description, on one device.
+#[derive(Debug)]
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: TextTokenizer,
+    info: EncoderInfo,
+    device: Device,
+    dir: PathBuf,
+    batch_size: usize,
+}
+
+/// Reads the config of a model directory, with an error naming the directory if it is not one.
+pub fn load_config(dir: &Path) -> Result<BertConfig> {
+    ensure!(dir.is_dir(), "model directory {} does not exist", dir.display());
+    let path = dir.join(CONFIG_FILE);
+    ensure!(
+        path.is_file(),
+        "{} is missing: {} is not a model directory (run scripts/setup-models.sh)",
+        path.display(),
+        dir.display()
+    );
+    BertConfig::load(&path)
+}
+
+/// Loads the network of a model directory (`config.json` + `model.safetensors`) onto `device`
+/// — an autodiff device works too, for training.
+pub fn load_model(dir: &Path, device: &Device) -> Result<BertModel> {
+    let config = load_config(dir)?;
+    let weights = dir.join(WEIGHTS_FILE);
+    ensure!(weights.is_file(), "{} is missing", weights.display());
+    let mut model = BertModel::init_empty(&config, device);
+    load_weights(&mut model, &weights)?;
+    Ok(model)
+}
+
+impl BertModel {
+    /// Writes `config.json` and `model.safetensors` (HF names, fp32) into `dir`, creating it.
+    /// [`load_model`] and [`Encoder::load`] read them back; copy `tokenizer.json` and write an
+    /// [`OpticalMeta`] beside them to make a complete model directory
+    /// ([`Encoder::save_model_dir`] does all of it).
+    pub fn save_model_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        save_weights(self, &dir.join(WEIGHTS_FILE))?;
+        self.config.save(&dir.join(CONFIG_FILE))
+    }
+}
+
+impl Encoder {
+    /// Loads a model directory onto `device` with the settings of its `optical.json`.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, &EncoderOptions::default())
+    }
+
+    /// Loads a model directory, overriding `optical.json` with `options`.
+    pub fn load_with(dir: impl AsRef<Path>, device: &Device, options: &EncoderOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config = load_config(dir)?;
+        let meta = OpticalMeta::load(&dir.join(META_FILE))?;
+        let max_length = options.max_length.unwrap_or(meta.max_length);
+        ensure!(
+            (2..=config.max_position_embeddings).contains(&max_length),
+            "max_length {max_length} for {} must be between 2 and the model's \
+             max_position_embeddings ({})",
+            dir.display(),
+            config.max_position_embeddings
+        );
+        let tokenizer = TextTokenizer::load(&dir.join(TOKENIZER_FILE), max_length)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            bail!(
+                "{} has {} tokens but {} says vocab_size {}: tokenizer and model do not belong \
+                 together",
+                dir.join(TOKENIZER_FILE).display(),
+                tokenizer.vocab_size(),
+                dir.join(CONFIG_FILE).display(),
+                config.vocab_size
+            );
+        }
+        let weights = dir.join(WEIGHTS_FILE);
+        ensure!(weights.is_file(), "{} is missing", weights.display());
+        let mut model = BertModel::init_empty(&config, device);
+        load_weights(&mut model, &weights)?;
+        let fingerprint = weights_fingerprint(&weights)?;
+        let name = if meta.name.is_empty() {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "encoder".into())
+        } else {
+            meta.name.clone()
+        };
+        let info = EncoderInfo {
+            name,
+            dim: config.hidden_size,
+            embedding_space: if meta.embedding_space.is_empty() {
+                fingerprint.clone()
+            } else {
+                meta.embedding_space.clone()
+            },
+            fingerprint,
+            query_prefix: options.query_prefix.clone().unwrap_or(meta.query_prefix),
+            passage_prefix: options.passage_prefix.clone().unwrap_or(meta.passage_prefix),
+            max_length,
+        };
+        Ok(Self {
+            model,
+            tokenizer,
+            info,
+            device: device.clone(),
+            dir: dir.to_path_buf(),
+            batch_size: options.batch_size.unwrap_or(32).max(1),
+        })
+    }
+
+    /// What produced this encoder's vectors.
+    pub fn info(&self) -> &EncoderInfo {
+        &self.info
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.info.dim
+    }
+
+    /// The network.
+    pub fn model(&self) -> &BertModel {
+        &self.model
+    }
+
+    /// The tokenizer (truncating at `info().max_length`, no padding).
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The device the network lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The directory the encoder was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the network out (e.g. to train it: `model.fork(&device.autodiff())`).
+    pub fn into_model(self) -> BertModel {
+        self.model
+    }
+
+    /// Tokenises texts with the prefix of `role`.
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<Tokenized>> {
+        self.tokenizer.encode(texts, self.info.prefix(role))
+    }
+
+    /// Pads tokenised inputs into one batch on this encoder's device.
+    pub fn batch(&self, items: &[&Tokenized]) -> TokenBatch {
+        TokenBatch::new(items, self.tokenizer.pad_id(), &self.device)
+    }
+
+    /// L2-normalised mean-pooled embeddings of queries, one per text, in input order.
+    pub fn encode_queries<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        self.encode(texts, Role::Query)
+    }
+
+    /// L2-normalised mean-pooled embeddings of passages, one per text, in input order.
+    pub fn encode_passages<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        self.encode(texts, Role::Passage)
+    }
+
+    /// L2-normalised mean-pooled embeddings with the prefix of `role`, in input order.
+    /// Inputs are batched by length (see [`length_batches`]).
+    pub fn encode<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<Vec<f32>>> {
+        let tokens = self.tokenize(texts, role)?;
+        self.run_batches(&tokens, |batch| {
+            let states = self.model.forward(
+                batch.input_ids,
+                batch.token_type_ids,
+                batch.attention_mask.clone(),
+            );
+            let pooled = l2_normalize(mean_pool(states, batch.attention_mask));
+            let rows = split_rows(pooled, self.info.dim)?;
+            Ok(rows)
+        })
+    }
+
+    /// Last-layer token states of every input (prefix of `role` included), in input order.
+    pub fn token_states<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<TokenStates>> {
+        let tokens = self.tokenize(texts, role)?;
+        let dim = self.info.dim;
+        let states = self.run_batches(&tokens, |batch| {
+            let lengths = batch.lengths.clone();
+            let states = self.model.forward(
+                batch.input_ids,
+                batch.token_type_ids,
+                batch.attention_mask,
+            );
+            let [_, seq, _] = states.dims();
+            let flat = to_vec(states)?;
+            Ok(lengths
+                .iter()
+                .enumerate()
+                .map(|(r, &len)| flat[r * seq * dim..(r * seq + len) * dim].to_vec())
+                .collect())
+        })?;
+        Ok(tokens
+            .into_iter()
+            .zip(states)
+            .map(|(t, states)| TokenStates {
+                ids: t.ids,
+                content: t.content,
+                states,
+                dim,
+            })
+            .collect())
+    }
+
+    /// Runs `f` on length-sorted batches of `tokens` and returns its per-row outputs in the
+    /// order of `tokens`.
+    fn run_batches<T>(
+        &self,
+        tokens: &[Tokenized],
+        f: impl Fn(TokenBatch) -> Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+        let mut out: Vec<Option<T>> = (0..tokens.len()).map(|_| None).collect();
+        for group in length_batches(&lengths, self.batch_size) {
+            let items: Vec<&Tokenized> = group.iter().map(|&i| &tokens[i]).collect();
+            let rows = f(self.batch(&items))?;
+            ensure!(rows.len() == group.len(), "batch returned {} rows for {} inputs", rows.len(), group.len());
+            for (i, row) in group.into_iter().zip(rows) {
+                out[i] = Some(row);
+            }
+        }
+        Ok(out.into_iter().map(|r| r.expect("every input is in one batch")).collect())
+    }
+
+    /// Encodes a large stream of texts: reads `chunk` texts at a time (sorted by length inside
+    /// the chunk), and yields each chunk's vectors in input order. A progress bar on stderr
+    /// (hidden when stderr is not a terminal) counts texts against `total` when known.
+    pub fn encode_stream<I, S>(&self, texts: I, role: Role, total: Option<u64>) -> EncodeStream<'_, I::IntoIter>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let progress = if std::io::stderr().is_terminal() {
+            let bar = match total {
+                Some(n) => indicatif::ProgressBar::new(n),
+                None => indicatif::ProgressBar::no_length(),
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "encoding {bar:40} {pos}/{len} texts [{elapsed_precise}<{eta_precise}] {per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        EncodeStream {
+            encoder: self,
+            texts: texts.into_iter(),
+            role,
+            chunk: self.batch_size * 16,
+            progress,
+        }
+    }
+
+    /// Writes a complete model directory: the network (`config.json`, `model.safetensors`),
+    /// this encoder's `tokenizer.json`, and `meta` as `optical.json`. Used to save a trained
+    /// student (with its teacher's `embedding_space` in `meta`).
+    pub fn save_model_dir(model: &BertModel, tokenizer_json: &Path, meta: &OpticalMeta, dir: &Path) -> Result<()> {
+        model.save_model_dir(dir)?;
+        let dest = dir.join(TOKENIZER_FILE);
+        if tokenizer_json != dest {
+            std::fs::copy(tokenizer_json, &dest).with_context(|| {
+                format!("copying {} to {}", tokenizer_json.display(), dest.display())
+            })?;
+        }
+        meta.save(&dir.join(META_FILE))
+    }
+}
+
+/// Iterator returned by [`Encoder::encode_stream`]: one `Vec` of vectors per chunk of input.
+pub struct EncodeStream<'a, I> {
+    encoder: &'a Encoder,
+    texts: I,
+    role: Role,
+    chunk: usize,
+    progress: indicatif::ProgressBar,
+}
+
+impl<I, S> Iterator for EncodeStream<'_, I>
+where
+    I: Iterator<Item = S>,
+    S: AsRef<str>,
+{
+    type Item = Result<Vec<Vec<f32>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let chunk: Vec<S> = self.texts.by_ref().take(self.chunk).collect();
+        if chunk.is_empty() {
+            self.progress.finish_and_clear();
+            return None;
+        }
+        let result = self.encoder.encode(&chunk, self.role);
+        self.progress.inc(chunk.len() as u64);
+        Some(result)
+    }
+}
+
+impl<I> EncodeStream<'_, I> {
+    /// Texts per yielded chunk (default 16 batches).
+    pub fn with_chunk(mut self, chunk: usize) -> Self {
+        self.chunk = chunk.max(1);
+        self
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading tensor back from the device: {e:?}"))
+}
+
+fn split_rows(t: Tensor<2>, dim: usize) -> Result<Vec<Vec<f32>>> {
+    Ok(to_vec(t)?.chunks(dim).map(|c| c.to_vec()).collect())
+}

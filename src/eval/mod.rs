@@ -1,1 +1,22 @@
-//! BEIR loader, TREC runs and qrels, retrieval metrics.
+//! Retrieval evaluation: BEIR collections, TREC runs and qrels, and metrics with
+//! trec_eval / pytrec_eval semantics.
+//!
+//! - [`beir`]: locate a collection's corpus, load a split's queries and qrels.
+//! - [`run`]: [`Run`] (query → scored documents) and the TREC run format.
+//! - [`qrels`]: [`Qrels`] (query → judged documents) in TREC and BEIR formats.
+//! - [`metrics`]: nDCG@k, MAP, MRR@k, Recall@k, P@k per query and averaged ([`evaluate`]).
+//! - [`harness`]: run any `query → ranked (docid, score)` function over a split and score it.
+//! - [`report`]: results tables, written as Markdown and JSON.
+pub mod beir;
+pub mod harness;
+pub mod metrics;
+pub mod qrels;
+pub mod report;
+pub mod run;
+
+pub use beir::{BeirCollection, BeirSplit, Query, read_queries};
+pub use metrics::{Averaging, Evaluation, Metric, evaluate};
+pub use harness::{SystemEval, Timing, evaluate_system, query_progress, run_queries};
+pub use qrels::Qrels;
+pub use report::{ResultRow, ResultsTable};
+pub use run::{Run, ScoredDoc, trec_order};

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command of the README: prepares the real models (cached under ~/.cache/optical), then
+# runs the whole test suite. Tests that need ../shared/data skip loudly when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Reuse one target dir across clones and runs; a fresh machine builds it from nothing.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/optical/target}"
+bash scripts/setup-models.sh
+cargo test --workspace --all-targets
+cargo test --workspace --doc

@@ -1,0 +1,121 @@
+//! `optical eval` end to end, on the sample collection shipped in `examples/sample`.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use optical::eval::{Metric, Qrels, ResultsTable};
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/sample")
+}
+
+fn optical(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_optical")).args(args).output().unwrap()
+}
+
+/// A TREC run that ranks each query's judged documents by relevance, for every `keep`-th query.
+fn oracle_run(path: &Path, keep: usize) -> usize {
+    let qrels = Qrels::read_beir(&sample().join("qrels/dev.tsv")).unwrap();
+    let mut text = String::new();
+    let mut kept = 0;
+    for (i, qid) in qrels.query_ids().enumerate() {
+        if i % keep != 0 {
+            continue;
+        }
+        kept += 1;
+        let mut docs: Vec<(&String, &i32)> = qrels.judgements(qid).unwrap().iter().collect();
+        docs.sort_by(|a, b| b.1.cmp(a.1));
+        for (rank, (doc, rel)) in docs.into_iter().enumerate() {
+            text.push_str(&format!("{qid} Q0 {doc} {} {rel} oracle\n", rank + 1));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+    kept
+}
+
+#[test]
+fn scores_run_files_and_writes_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let oracle = dir.path().join("oracle.trec");
+    oracle_run(&oracle, 1);
+    let half = dir.path().join("half.trec");
+    let kept = oracle_run(&half, 2);
+    let out = dir.path().join("out");
+    let md = dir.path().join("results.md");
+    let o = optical(&[
+        "eval",
+        "--collection",
+        sample().to_str().unwrap(),
+        "--run",
+        oracle.to_str().unwrap(),
+        half.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // The half run misses queries; they are announced and count 0.
+    assert!(stderr.contains("half.trec has no line for"), "{stderr}");
+
+    let table = ResultsTable::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(table.rows.len(), 2);
+    let row = |mode: &str| table.rows.iter().find(|r| r.mode == mode).unwrap();
+    let n = row("oracle").num_queries;
+    assert_eq!(n, 100);
+    assert_eq!(row("oracle").score(Metric::Ndcg(10)), Some(1.0));
+    assert_eq!(row("oracle").score(Metric::Map), Some(1.0));
+    let half_ndcg = row("half").score(Metric::Ndcg(10)).unwrap();
+    assert!((half_ndcg - kept as f64 / n as f64).abs() < 1e-12, "{half_ndcg}");
+    assert_eq!(row("half").split, "dev", "the only split is the default");
+
+    let doc = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(doc, std::fs::read_to_string(out.join("results.md")).unwrap());
+    assert!(doc.starts_with("# Retrieval results"));
+    assert!(doc.contains("| sample | dev | queries.jsonl | 0.500 | **1.000** |"), "{doc}");
+    assert!(out.join("per-query/sample.dev.oracle.json").is_file());
+    // The table is also printed on stdout.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| sample | dev | queries.jsonl | oracle |"));
+
+    // A second invocation adds to the same results.json instead of replacing it.
+    let o = optical(&[
+        "eval",
+        "--collection",
+        sample().to_str().unwrap(),
+        "--queries",
+        "queries.eng.jsonl",
+        "--run",
+        oracle.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = ResultsTable::read_json(&out.join("results.json")).unwrap();
+    assert_eq!(table.rows.len(), 3);
+    assert!(table.rows.iter().any(|r| r.queries == "queries.eng.jsonl"));
+}
+
+#[test]
+fn refuses_bad_requests_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sample = sample();
+    let s = sample.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let err = |args: &[&str]| {
+        let r = optical(args);
+        assert!(!r.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    };
+    assert!(err(&["eval", "--collection", s, "--modes", "bm26", "--out", o]).contains("unknown mode"));
+    assert!(err(&["eval", "--collection", s, "--split", "test", "--out", o]).contains("splits: dev"));
+    assert!(err(&["eval", "--collection", s, "--metrics", "ndcg@x", "--out", o]).contains("ndcg@x"));
+    let foreign = dir.path().join("foreign.trec");
+    std::fs::write(&foreign, "other-q Q0 d 1 1.0 t\n").unwrap();
+    let msg = err(&["eval", "--collection", s, "--run", foreign.to_str().unwrap(), "--out", o]);
+    assert!(msg.contains("foreign.trec") && msg.contains("none of its 1 queries"), "{msg}");
+    let broken = dir.path().join("broken.trec");
+    std::fs::write(&broken, "q Q0 d 1 1.0 t\nq Q0 e 2\n").unwrap();
+    assert!(err(&["eval", "--collection", s, "--run", broken.to_str().unwrap(), "--out", o])
+        .contains("broken.trec:2:"));
+}
