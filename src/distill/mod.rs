@@ -8,3 +8,4 @@ pub mod cache;
 pub mod data;
 pub mod metrics;
 pub mod params;
+pub mod train;
