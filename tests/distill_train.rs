@@ -245,3 +245,40 @@ fn mse_and_cache_free_runs_work_and_the_cache_is_reused() {
     // 20 steps of 16 pairs cover the 256 pairs (16 batches per epoch) at least once.
     assert_eq!(filled.iter().filter(|&&b| b == 1).count(), 256);
 }
+
+#[test]
+fn dense_eval_scores_a_beir_collection() {
+    use optical::distill::evaluate::dense_eval;
+    use optical::encoder::Role;
+    let s = setup();
+    // A BEIR collection whose queries are the corpus sentences themselves: the same encoder on
+    // both sides must put each query's own document first.
+    let dir = s.root.join("beir");
+    std::fs::create_dir_all(dir.join("qrels")).unwrap();
+    let text = std::fs::read_to_string(s.root.join("dev.tsv")).unwrap();
+    let english: Vec<&str> = text.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let (mut corpus, mut queries, mut qrels) = (String::new(), String::new(), String::from("query-id\tcorpus-id\tscore\n"));
+    for (i, e) in english.iter().enumerate() {
+        if !seen.insert(*e) {
+            continue;
+        }
+        corpus.push_str(&format!("{}\n", serde_json::json!({"_id": format!("d{i}"), "title": "", "text": e})));
+        queries.push_str(&format!("{}\n", serde_json::json!({"_id": format!("q{i}"), "text": e})));
+        qrels.push_str(&format!("q{i}\td{i}\t1\n"));
+    }
+    std::fs::write(dir.join("corpus.jsonl"), corpus).unwrap();
+    std::fs::write(dir.join("queries.jsonl"), queries).unwrap();
+    std::fs::write(dir.join("qrels/test.tsv"), qrels).unwrap();
+    let device = optical::encoder::default_device();
+    let t = Encoder::load(s.root.join("teacher"), &device).unwrap();
+    let (summary, ev) = dense_eval(&dir, None, &t, &t, Role::Query, 10).unwrap();
+    assert_eq!(summary.queries, seen.len());
+    assert_eq!(summary.metrics[2].0, "R@1");
+    assert!(summary.metrics[2].1 > 0.99, "{:?}", summary.metrics);
+    assert_eq!(ev.num_queries, seen.len());
+    // A student from another space is refused.
+    let other = Encoder::load(s.root.join("student"), &device).unwrap();
+    let err = format!("{:#}", dense_eval(&dir, None, &other, &t, Role::Query, 10).unwrap_err());
+    assert!(err.contains("embedding space"), "{err}");
+}

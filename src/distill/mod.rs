@@ -9,3 +9,4 @@ pub mod data;
 pub mod metrics;
 pub mod params;
 pub mod train;
+pub mod evaluate;
