@@ -1,0 +1,111 @@
+//! Bitext loading and the distill config: real files, gzip, errors that name file and line.
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use optical::distill::bitext::{read_bitext, read_bitexts};
+use optical::distill::config::{DistillConfig, Objective, Side};
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn reads_plain_and_gzipped_bitext_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "Habari ya asubuhi\tGood morning\r\n\nAsante sana\tThank you very much\n";
+    write(&dir.path().join("a.tsv"), text.as_bytes());
+    // A gzip file without the .gz suffix is still recognised (by its magic bytes).
+    write(&dir.path().join("b.tsv"), &gz(text.as_bytes()));
+    let a = read_bitext(&dir.path().join("a.tsv")).unwrap();
+    let b = read_bitext(&dir.path().join("b.tsv")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0].foreign, "Habari ya asubuhi");
+    assert_eq!(a[0].english, "Good morning");
+    assert_eq!(a[1].english, "Thank you very much");
+    let both = read_bitexts(&[dir.path().join("a.tsv"), dir.path().join("b.tsv")]).unwrap();
+    assert_eq!(both.len(), 4);
+}
+
+#[test]
+fn errors_name_the_file_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], &str); 5] = [
+        ("notab.tsv", b"a\tb\nno tab here\n", ":2"),
+        ("three.tsv", b"a\tb\nc\td\n\nx\ty\tz\n", ":4"),
+        ("empty-en.tsv", b"a\t \n", ":1"),
+        ("utf8.tsv", b"a\tb\n\xff\xfe\tc\n", ":2"),
+        ("nothing.tsv", b"\n\n", "no sentence pairs"),
+    ];
+    for (name, bytes, want) in cases {
+        let path = dir.path().join(name);
+        write(&path, bytes);
+        let err = format!("{:#}", read_bitext(&path).unwrap_err());
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains(want), "{name}: expected {want:?} in {err}");
+    }
+    // Same for a gzipped file.
+    let path = dir.path().join("bad.tsv.gz");
+    write(&path, &gz(b"a\tb\nc\td\nbroken\n"));
+    let err = format!("{:#}", read_bitext(&path).unwrap_err());
+    assert!(err.contains("bad.tsv.gz:3"), "{err}");
+    let err = format!("{:#}", read_bitext(&dir.path().join("missing.tsv")).unwrap_err());
+    assert!(err.contains("missing.tsv"), "{err}");
+}
+
+#[test]
+fn reads_the_shared_swahili_bitext() {
+    let Some(data) = common::shared_data() else { return };
+    let dev = read_bitext(&data.join("bitext/swa.dev.tsv")).unwrap();
+    assert_eq!(dev.len(), 500);
+    let train = read_bitext(&data.join("bitext/swa.train.tsv.gz")).unwrap();
+    assert!(train.len() > 30_000, "{}", train.len());
+    assert!(train.iter().all(|p| !p.foreign.is_empty() && !p.english.is_empty()));
+}
+
+#[test]
+fn example_config_parses_with_defaults_and_resolved_paths() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/distill-swa.toml");
+    let cfg = DistillConfig::from_file(&path).unwrap();
+    assert_eq!(cfg.side, Side::Query);
+    assert_eq!(cfg.objective, Objective::Ot);
+    assert_eq!(cfg.sinkhorn.epsilon, 0.05);
+    assert_eq!(cfg.sinkhorn.iterations, 50);
+    assert!(cfg.freeze_word_embeddings);
+    assert!(cfg.teacher.is_absolute() && !cfg.teacher.starts_with("~"));
+    assert!(cfg.train[0].is_absolute());
+    assert!(cfg.train[0].ends_with("swa.train.tsv.gz"));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "teacher = \"t\"\nstudent = \"s\"\ntrain = [\"x.tsv\"]\noutput = \"o\"\n";
+    let cases = [
+        (format!("{base}learnin_rate = 1e-4\n"), "learnin_rate"),
+        (format!("{base}objective = \"kl\"\n"), "objective"),
+        (format!("{base}[sinkhorn]\nepsilon = 0.0\n"), "sinkhorn.epsilon"),
+        ("teacher = \"t\"\nstudent = \"s\"\noutput = \"o\"\n".to_string(), "train"),
+        (format!("{base}batch_size = 0\n"), "batch_size"),
+    ];
+    for (text, want) in cases {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, &text).unwrap();
+        let err = format!("{:#}", DistillConfig::from_file(&path).unwrap_err());
+        assert!(err.contains(want), "expected {want:?} in: {err}");
+        assert!(err.contains("c.toml"), "{err}");
+    }
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("{base}objective = \"ot+mse\"\nmse_weight = 0.5\n")).unwrap();
+    let cfg = DistillConfig::from_file(&path).unwrap();
+    assert_eq!(cfg.objective, Objective::OtMse);
+    assert_eq!(cfg.output, dir.path().join("o"));
+}
