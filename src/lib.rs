@@ -4,6 +4,7 @@
 //! document vectors live in memory-mapped segments (`optical-storage`) beside the text index.
 //! The encoder's cross-lingual ability comes from optimal-transport distillation ([`distill`]).
 
+pub mod corpus;
 pub mod distill;
 pub mod encoder;
 pub mod engine;

@@ -1,1 +1,332 @@
 //! Index directory: write path (add/delete/upsert/commit), read snapshots, the commit protocol.
+//!
+//! An index directory holds
+//!
+//! ```text
+//! <dir>/text/       the tantivy index (title/body/lang, the external key, the internal id)
+//! <dir>/vectors/    immutable vector segments (*.ovs) and tombstone files (*.tomb)
+//! <dir>/keymap/     sled: external key -> internal id (derived state, rebuilt when stale)
+//! <dir>/optical.lock  held by the process that has the index open for writing
+//! ```
+//!
+//! # One commit point
+//!
+//! A commit (1) writes and fsyncs this commit's new vector segment and tombstone file under
+//! names no earlier commit used, (2) runs tantivy's `prepare_commit()`, sets the commit payload
+//! ([`CommitMeta`]: generation, live segment files, tombstone file, next id, format version,
+//! configuration) and commits — tantivy writes `meta.json` atomically, and that write *is* the
+//! commit point — then (3) records the new state in sled and flushes it, and (4) deletes vector
+//! files the new commit no longer names. A crash before (2) completes leaves the previous
+//! `meta.json`, whose payload names only the previous files: the new files are orphans, deleted
+//! on the next writable open. A crash after (2) leaves sled behind: its recorded generation
+//! differs, so it is rebuilt from tantivy on open. Readers only ever see whole commits because a
+//! [`Snapshot`] pairs a tantivy searcher with the vector files named by *that* searcher's payload.
+
+mod codec;
+pub mod keymap;
+pub mod meta;
+mod snapshot;
+pub mod vectors;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, bail};
+use tantivy::{IndexReader, ReloadPolicy};
+
+pub use self::codec::{decode as decode_record, encode as encode_record};
+pub use self::keymap::KeyMapState;
+pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
+pub use self::snapshot::{Snapshot, StoredDoc};
+pub use self::writer::{CommitInfo, IndexWriter};
+pub use crate::text::{Bm25Fields, TextHit};
+pub use optical_storage::Hit;
+
+use crate::text::{self, TextFields};
+
+const TEXT_DIR: &str = "text";
+const VECTORS_DIR: &str = "vectors";
+const KEYMAP_DIR: &str = "keymap";
+const LOCK_FILE: &str = "optical.lock";
+
+/// A document to index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Document {
+    /// External key, unique in the index (upserts and deletes address documents by it).
+    pub key: String,
+    /// Title (may be empty).
+    pub title: String,
+    /// Body text.
+    pub body: String,
+    /// Language code (ISO 639-3 preferred, e.g. `eng`, `swa`); `und` when unknown.
+    pub lang: String,
+    /// The document's vector: required by an index with a dimension, refused by a text-only one.
+    pub vector: Option<Vec<f32>>,
+}
+
+impl Document {
+    /// A document with a key and body; language `und`, no title, no vector.
+    pub fn new(key: impl Into<String>, body: impl Into<String>) -> Document {
+        Document { key: key.into(), body: body.into(), lang: "und".into(), ..Document::default() }
+    }
+
+    /// Sets the title.
+    pub fn with_title(mut self, title: impl Into<String>) -> Document {
+        self.title = title.into();
+        self
+    }
+
+    /// Sets the language code.
+    pub fn with_lang(mut self, lang: impl Into<String>) -> Document {
+        self.lang = lang.into();
+        self
+    }
+
+    /// Sets the vector.
+    pub fn with_vector(mut self, vector: Vec<f32>) -> Document {
+        self.vector = Some(vector);
+        self
+    }
+}
+
+/// State shared by an [`Index`], its writer and its snapshots.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub vectors_dir: PathBuf,
+    pub fields: TextFields,
+    pub tantivy: tantivy::Index,
+    pub reader: IndexReader,
+    pub current: RwLock<Snapshot>,
+    /// sled, present when the index is open for writing.
+    pub keymap: Option<keymap::KeyMap>,
+    /// Keeps the directory lock while the index is open for writing.
+    _lock: Option<File>,
+}
+
+/// An open index directory. Cheap to clone; share it across threads.
+///
+/// [`Index::open`] / [`Index::create`] open for writing (one process at a time: the directory is
+/// locked; within the process, one [`IndexWriter`] at a time). [`Index::open_read_only`] opens
+/// for searching from any number of processes beside the writer.
+#[derive(Clone)]
+pub struct Index {
+    shared: Arc<Shared>,
+    keymap_state: Option<KeyMapState>,
+    orphans_removed: usize,
+}
+
+impl Index {
+    /// Creates a new index in `dir` (created if absent; must not already hold an index).
+    pub fn create(dir: impl AsRef<Path>, config: IndexConfig) -> Result<Index> {
+        let dir = dir.as_ref();
+        config.validate()?;
+        if dir.join(TEXT_DIR).join("meta.json").exists() {
+            bail!("{} already holds an index", dir.display());
+        }
+        std::fs::create_dir_all(dir.join(VECTORS_DIR)).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir.join(TEXT_DIR)).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = lock_dir(dir)?;
+        let fields = TextFields::build();
+        let index = tantivy::Index::create_in_dir(dir.join(TEXT_DIR), fields.schema.clone())
+            .with_context(|| format!("creating the tantivy index in {}", dir.join(TEXT_DIR).display()))?;
+        text::register_analyzers(index.tokenizers());
+        // Generation 0: an empty commit that carries the configuration in its payload.
+        let meta = CommitMeta {
+            format: FORMAT_VERSION,
+            generation: 0,
+            next_id: 0,
+            segments: Vec::new(),
+            tombstones: None,
+            config,
+        };
+        {
+            let mut w: tantivy::IndexWriter = index.writer(writer::WRITER_HEAP).context("creating the tantivy writer")?;
+            let mut prepared = w.prepare_commit().context("preparing the initial commit")?;
+            prepared.set_payload(&meta.to_payload());
+            prepared.commit().context("writing the initial commit")?;
+            w.wait_merging_threads().context("closing the tantivy writer")?;
+        }
+        vectors::sync_dir(dir)?;
+        Index::open_locked(dir, index, lock)
+    }
+
+    /// Opens an existing index for reading and writing. Reconciles the directory with the last
+    /// commit: deletes vector files it does not name (a crashed commit's leftovers) and rebuilds
+    /// the sled key map when it is stale or unreadable.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Index> {
+        let dir = dir.as_ref();
+        let text_dir = dir.join(TEXT_DIR);
+        if !text_dir.join("meta.json").exists() {
+            bail!("{} is not an Optical index (no {})", dir.display(), text_dir.join("meta.json").display());
+        }
+        let lock = lock_dir(dir)?;
+        let index = tantivy::Index::open_in_dir(&text_dir)
+            .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
+        text::register_analyzers(index.tokenizers());
+        Index::open_locked(dir, index, lock)
+    }
+
+    /// Opens the index at `dir`, creating it with `config` when it does not exist. An existing
+    /// index keeps its own configuration.
+    pub fn open_or_create(dir: impl AsRef<Path>, config: IndexConfig) -> Result<Index> {
+        let dir = dir.as_ref();
+        if dir.join(TEXT_DIR).join("meta.json").exists() {
+            Index::open(dir)
+        } else {
+            Index::create(dir, config)
+        }
+    }
+
+    fn open_locked(dir: &Path, index: tantivy::Index, lock: File) -> Result<Index> {
+        let fields = TextFields::from_schema(&index.schema())?;
+        let reader = make_reader(&index)?;
+        let (searcher, meta) = snapshot::load_commit(&index, &reader)?;
+        let vectors_dir = dir.join(VECTORS_DIR);
+        std::fs::create_dir_all(&vectors_dir).with_context(|| format!("creating {}", vectors_dir.display()))?;
+        let removed = vectors::remove_orphans(&vectors_dir, &meta)?;
+        let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
+        let snap = Snapshot::new(searcher, fields.clone(), meta, vecs);
+        let (keymap, state) = keymap::KeyMap::open_or_rebuild(
+            &dir.join(KEYMAP_DIR),
+            snap.generation(),
+            snap.num_docs(),
+            snap.config(),
+            snap.searcher(),
+        )?;
+        let shared = Shared {
+            dir: dir.to_path_buf(),
+            vectors_dir,
+            fields,
+            tantivy: index,
+            reader,
+            current: RwLock::new(snap),
+            keymap: Some(keymap),
+            _lock: Some(lock),
+        };
+        Ok(Index { shared: Arc::new(shared), keymap_state: Some(state), orphans_removed: removed.len() })
+    }
+
+    /// Opens an index for searching only. Needs no lock and never modifies the directory, so it
+    /// works beside a writer in another process; call [`Index::reload`] to see newer commits.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Index> {
+        let dir = dir.as_ref();
+        let text_dir = dir.join(TEXT_DIR);
+        if !text_dir.join("meta.json").exists() {
+            bail!("{} is not an Optical index (no {})", dir.display(), text_dir.join("meta.json").display());
+        }
+        let index = tantivy::Index::open_in_dir(&text_dir)
+            .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
+        text::register_analyzers(index.tokenizers());
+        let fields = TextFields::from_schema(&index.schema())?;
+        let reader = make_reader(&index)?;
+        let vectors_dir = dir.join(VECTORS_DIR);
+        let snap = snapshot::load_snapshot(&index, &reader, &fields, &vectors_dir, None)?;
+        let shared = Shared {
+            dir: dir.to_path_buf(),
+            vectors_dir,
+            fields,
+            tantivy: index,
+            reader,
+            current: RwLock::new(snap),
+            keymap: None,
+            _lock: None,
+        };
+        Ok(Index { shared: Arc::new(shared), keymap_state: None, orphans_removed: 0 })
+    }
+
+    /// The snapshot of the last commit: consistent across BM25 and vectors, cheap to clone, and
+    /// unaffected by later commits.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.current.read().expect("snapshot lock poisoned").clone()
+    }
+
+    /// Re-reads the latest commit from disk (for read-only handles; a writer in this process
+    /// publishes its commits itself). Returns the new snapshot.
+    pub fn reload(&self) -> Result<Snapshot> {
+        let prev = self.snapshot();
+        let snap = snapshot::load_snapshot(
+            &self.shared.tantivy,
+            &self.shared.reader,
+            &self.shared.fields,
+            &self.shared.vectors_dir,
+            Some(&prev),
+        )?;
+        let mut cur = self.shared.current.write().expect("snapshot lock poisoned");
+        if snap.generation() >= cur.generation() {
+            *cur = snap.clone();
+        }
+        Ok(cur.clone())
+    }
+
+    /// A writer (one per index at a time; errors when one exists or the index is read-only).
+    pub fn writer(&self) -> Result<IndexWriter> {
+        if self.shared.keymap.is_none() {
+            bail!("index {} is open read-only", self.shared.dir.display());
+        }
+        IndexWriter::new(Arc::clone(&self.shared))
+    }
+
+    /// The index configuration (dimension, element type, encoder).
+    pub fn config(&self) -> IndexConfig {
+        self.snapshot().config().clone()
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// How the key map was found at open (`None` for read-only handles).
+    pub fn keymap_state(&self) -> Option<&KeyMapState> {
+        self.keymap_state.as_ref()
+    }
+
+    /// How many orphan vector files the open removed.
+    pub fn orphans_removed(&self) -> usize {
+        self.orphans_removed
+    }
+
+    /// The internal id sled holds for a key (the writer's view of the last commit).
+    pub fn keymap_lookup(&self, key: &str) -> Result<Option<u64>> {
+        match &self.shared.keymap {
+            Some(k) => k.get(key),
+            None => bail!("index {} is open read-only: no key map", self.shared.dir.display()),
+        }
+    }
+
+    /// Number of keys in sled.
+    pub fn keymap_len(&self) -> Option<usize> {
+        self.shared.keymap.as_ref().map(|k| k.len())
+    }
+}
+
+fn make_reader(index: &tantivy::Index) -> Result<IndexReader> {
+    index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .context("opening the tantivy reader")
+}
+
+/// Takes the exclusive lock of an index directory (released when the file is closed, including
+/// when the process dies).
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "index {} is open for writing by another process (lock {} is held); open it read-only to search",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}

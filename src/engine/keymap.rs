@@ -1,0 +1,173 @@
+//! The sled key map: external key → internal id, plus a copy of the index metadata.
+//!
+//! Everything here is derived state. The commit payload (in tantivy) and the key/id stored with
+//! every tantivy document are the truth; sled is a fast lookup for the writer. It records the
+//! generation it reflects, and [`KeyMap::open_or_rebuild`] rebuilds it from tantivy whenever that
+//! generation differs from the committed one, its counts disagree, or sled fails to open (sled
+//! 0.34 has known crash-consistency gaps, see RUST-NOTES).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::codec;
+use super::meta::IndexConfig;
+use crate::text;
+
+const KEYS_TREE: &str = "keys";
+const META_KEY: &[u8] = b"optical_meta";
+
+/// What sled records about the commit it reflects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMapMeta {
+    /// The commit generation the key map reflects.
+    pub generation: u64,
+    /// Number of keys (live documents) at that generation.
+    pub docs: u64,
+    /// The index configuration (a cached copy; the commit payload is authoritative).
+    pub config: IndexConfig,
+}
+
+/// How [`KeyMap::open_or_rebuild`] found sled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyMapState {
+    /// sled was current.
+    Current,
+    /// sled was rebuilt from tantivy; the string says why.
+    Rebuilt(String),
+}
+
+/// The sled database of an index.
+pub struct KeyMap {
+    path: PathBuf,
+    db: sled::Db,
+    keys: sled::Tree,
+}
+
+fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+    // sled may panic on some corrupt files instead of returning an error: treat a panic as a
+    // failed open (the map is rebuilt from tantivy anyway).
+    let opened = std::panic::catch_unwind(|| sled::Config::new().path(path).open());
+    let db = match opened {
+        Ok(r) => r.with_context(|| format!("opening sled database {}", path.display()))?,
+        Err(_) => anyhow::bail!("sled panicked opening {}", path.display()),
+    };
+    let keys = db.open_tree(KEYS_TREE).with_context(|| format!("opening tree `{KEYS_TREE}` in {}", path.display()))?;
+    Ok((db, keys))
+}
+
+impl KeyMap {
+    /// Opens the key map at `path` and checks it against the committed state (`generation`,
+    /// `docs` live documents); rebuilds it from `searcher` when it is stale, inconsistent or
+    /// unreadable.
+    pub fn open_or_rebuild(
+        path: &Path,
+        generation: u64,
+        docs: u64,
+        config: &IndexConfig,
+        searcher: &tantivy::Searcher,
+    ) -> Result<(KeyMap, KeyMapState)> {
+        let why = match open_sled(path) {
+            Ok((db, keys)) => {
+                let map = KeyMap { path: path.to_path_buf(), db, keys };
+                match map.meta() {
+                    Ok(Some(m)) if m.generation == generation && m.docs == docs && map.keys.len() as u64 == docs => {
+                        return Ok((map, KeyMapState::Current));
+                    }
+                    Ok(Some(m)) => format!(
+                        "sled reflects generation {} with {} documents, the commit is generation {generation} with {docs}",
+                        m.generation, m.docs
+                    ),
+                    Ok(None) => "sled has no metadata record".to_string(),
+                    Err(e) => format!("sled metadata unreadable: {e:#}"),
+                }
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        let map = KeyMap::rebuild(path, generation, config, searcher)
+            .with_context(|| format!("rebuilding the key map {} ({why})", path.display()))?;
+        Ok((map, KeyMapState::Rebuilt(why)))
+    }
+
+    /// Deletes the sled directory and rebuilds it from the key and id fast fields of every live
+    /// tantivy document.
+    pub fn rebuild(path: &Path, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<KeyMap> {
+        if path.exists() {
+            std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        let (db, keys) = open_sled(path)?;
+        let map = KeyMap { path: path.to_path_buf(), db, keys };
+        let mut docs = 0u64;
+        for seg in searcher.segment_readers() {
+            let mut batch = sled::Batch::default();
+            for doc in seg.doc_ids_alive() {
+                let (key, id) = text::key_and_id(seg, doc)?;
+                batch.insert(key.as_bytes(), &id.to_be_bytes());
+                docs += 1;
+            }
+            map.keys.apply_batch(batch).context("writing the rebuilt key map")?;
+        }
+        map.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
+        map.flush()?;
+        Ok(map)
+    }
+
+    /// The metadata record, if any.
+    pub fn meta(&self) -> Result<Option<KeyMapMeta>> {
+        match self.db.get(META_KEY).context("reading sled metadata")? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+        }
+    }
+
+    fn set_meta(&self, meta: &KeyMapMeta) -> Result<()> {
+        self.db.insert(META_KEY, codec::encode(meta)?).context("writing sled metadata")?;
+        Ok(())
+    }
+
+    /// The internal id of a key at the last applied commit.
+    pub fn get(&self, key: &str) -> Result<Option<u64>> {
+        let v = self.keys.get(key.as_bytes()).with_context(|| format!("reading key `{key}` from sled"))?;
+        Ok(v.map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            u64::from_be_bytes(a)
+        }))
+    }
+
+    /// Applies one commit's key changes (`Some(id)` = set, `None` = remove), records the new
+    /// generation and flushes. Called only after the tantivy commit is durable.
+    pub fn apply_commit<'a>(
+        &self,
+        changes: impl IntoIterator<Item = (&'a str, Option<u64>)>,
+        meta: &KeyMapMeta,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (key, id) in changes {
+            match id {
+                Some(id) => batch.insert(key.as_bytes(), &id.to_be_bytes()),
+                None => batch.remove(key.as_bytes()),
+            }
+        }
+        self.keys.apply_batch(batch).context("writing the key map")?;
+        self.set_meta(meta)?;
+        self.flush()
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().with_context(|| format!("flushing sled database {}", self.path.display()))?;
+        Ok(())
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}

@@ -1,0 +1,244 @@
+//! Read snapshots: one commit's tantivy searcher together with that commit's vector files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tantivy::collector::TopDocs;
+use tantivy::query::TermQuery;
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{IndexReader, Searcher, TantivyDocument, Term};
+
+use super::meta::{CommitMeta, IndexConfig};
+use super::vectors::VectorSet;
+use crate::text::{self, Bm25Fields, TextFields, TextHit};
+use optical_storage::Hit;
+
+/// A document as stored in the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDoc {
+    /// External key.
+    pub key: String,
+    /// Internal id.
+    pub id: u64,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Language code.
+    pub lang: String,
+}
+
+struct Inner {
+    searcher: Searcher,
+    fields: TextFields,
+    meta: CommitMeta,
+    vectors: VectorSet,
+}
+
+/// A consistent view of one commit: BM25 and vectors agree on the set of documents. Cheap to
+/// clone (`Arc`), `Send + Sync`, and unaffected by later commits.
+#[derive(Clone)]
+pub struct Snapshot(Arc<Inner>);
+
+impl Snapshot {
+    pub(crate) fn new(searcher: Searcher, fields: TextFields, meta: CommitMeta, vectors: VectorSet) -> Snapshot {
+        Snapshot(Arc::new(Inner { searcher, fields, meta, vectors }))
+    }
+
+    pub(crate) fn vectors(&self) -> &VectorSet {
+        &self.0.vectors
+    }
+
+    /// The commit generation this snapshot shows.
+    pub fn generation(&self) -> u64 {
+        self.0.meta.generation
+    }
+
+    /// The commit record (payload) of this snapshot.
+    pub fn meta(&self) -> &CommitMeta {
+        &self.0.meta
+    }
+
+    /// The index configuration.
+    pub fn config(&self) -> &IndexConfig {
+        &self.0.meta.config
+    }
+
+    /// The tantivy searcher of this commit.
+    pub fn searcher(&self) -> &Searcher {
+        &self.0.searcher
+    }
+
+    /// The tantivy fields.
+    pub fn fields(&self) -> &TextFields {
+        &self.0.fields
+    }
+
+    /// Number of live documents (BM25 side).
+    pub fn num_docs(&self) -> u64 {
+        self.0.searcher.num_docs()
+    }
+
+    /// Number of live vectors (rows not tombstoned).
+    pub fn num_vectors(&self) -> u64 {
+        self.0.vectors.live
+    }
+
+    /// Number of vector segments.
+    pub fn num_vector_segments(&self) -> usize {
+        self.0.vectors.segments.len()
+    }
+
+    /// Number of tombstoned rows still held by vector segments.
+    pub fn num_tombstones(&self) -> usize {
+        self.0.vectors.tombstones.len()
+    }
+
+    /// BM25 top-`k`: (key, id, score), best first; `lang` keeps only documents of that language.
+    pub fn bm25(&self, query: &str, k: usize, lang: Option<&str>) -> Result<Vec<TextHit>> {
+        self.bm25_with(query, k, lang, Bm25Fields::default())
+    }
+
+    /// [`Snapshot::bm25`] over a chosen field set (for measuring analyzer choices).
+    pub fn bm25_with(&self, query: &str, k: usize, lang: Option<&str>, fields: Bm25Fields) -> Result<Vec<TextHit>> {
+        text::bm25_search(&self.0.searcher, &self.0.fields, query, k, lang, fields)
+    }
+
+    /// The internal id of a key in this snapshot.
+    pub fn id_of(&self, key: &str) -> Result<Option<u64>> {
+        let term = Term::from_field_text(self.0.fields.key, key);
+        Ok(self.find_one(term)?.map(|(_, id)| id))
+    }
+
+    fn find_one(&self, term: Term) -> Result<Option<(String, u64)>> {
+        let q = TermQuery::new(term, IndexRecordOption::Basic);
+        let top = self.0.searcher.search(&q, &TopDocs::with_limit(2).order_by_score())?;
+        if top.len() > 1 {
+            bail!("index holds two live documents for one key or id: the index is inconsistent");
+        }
+        match top.first() {
+            None => Ok(None),
+            Some((_, addr)) => {
+                let seg = self.0.searcher.segment_reader(addr.segment_ord);
+                Ok(Some(text::key_and_id(seg, addr.doc_id)?))
+            }
+        }
+    }
+
+    /// The stored document with internal id `id`.
+    pub fn document(&self, id: u64) -> Result<Option<StoredDoc>> {
+        let q = TermQuery::new(Term::from_field_u64(self.0.fields.id, id), IndexRecordOption::Basic);
+        self.stored(&q)
+    }
+
+    /// The stored document with external key `key`.
+    pub fn document_by_key(&self, key: &str) -> Result<Option<StoredDoc>> {
+        let q = TermQuery::new(Term::from_field_text(self.0.fields.key, key), IndexRecordOption::Basic);
+        self.stored(&q)
+    }
+
+    fn stored(&self, q: &TermQuery) -> Result<Option<StoredDoc>> {
+        let top = self.0.searcher.search(q, &TopDocs::with_limit(1).order_by_score())?;
+        let Some((_, addr)) = top.first() else { return Ok(None) };
+        let doc: TantivyDocument = self.0.searcher.doc(*addr).context("reading a stored document")?;
+        let f = &self.0.fields;
+        let s = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let id = doc.get_first(f.id).and_then(|v| v.as_u64()).context("stored document has no id")?;
+        Ok(Some(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang) }))
+    }
+
+    /// Every live document's (key, id), in no particular order.
+    pub fn keys(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::with_capacity(self.num_docs() as usize);
+        for seg in self.0.searcher.segment_readers() {
+            for doc in seg.doc_ids_alive() {
+                out.push(text::key_and_id(seg, doc)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The vector of a live document, by internal id.
+    pub fn vector(&self, id: u64) -> Option<Vec<f32>> {
+        self.0.vectors.get(id)
+    }
+
+    /// Exhaustive dense top-`k` by dot product over all live vectors.
+    pub fn dense_top_k(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.check_query_dim(query)?;
+        self.0.vectors.top_k(query, k)
+    }
+
+    /// Dot-product scores for chosen ids (e.g. BM25 candidates); `None` where an id has no live
+    /// vector.
+    pub fn score_ids(&self, query: &[f32], ids: &[u64]) -> Result<Vec<Option<f32>>> {
+        self.check_query_dim(query)?;
+        Ok(self.0.vectors.score_ids(query, ids))
+    }
+
+    fn check_query_dim(&self, query: &[f32]) -> Result<()> {
+        match self.config().dim {
+            None => bail!("this index is text-only: it has no vectors to search"),
+            Some(d) if d != query.len() => {
+                bail!("query vector has dimension {}, the index stores dimension {d}", query.len())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reloads `reader` and returns a searcher together with the commit payload it corresponds to.
+/// Reading `meta.json` and opening the segments are two steps, and a commit or merge may land
+/// in between: the searcher's segment set is compared with the one `meta.json` listed, and the
+/// pair is retried until they agree.
+pub(crate) fn load_commit(index: &tantivy::Index, reader: &IndexReader) -> Result<(Searcher, CommitMeta)> {
+    let mut last_err = None;
+    for attempt in 0..50u32 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2 * attempt as u64));
+        }
+        let metas = match index.load_metas() {
+            Ok(m) => m,
+            Err(e) => {
+                last_err = Some(anyhow::Error::from(e).context("reading tantivy meta.json"));
+                continue;
+            }
+        };
+        if let Err(e) = reader.reload() {
+            // A concurrent writer may have garbage-collected a segment file between the two reads.
+            last_err = Some(anyhow::Error::from(e).context("reloading the tantivy reader"));
+            continue;
+        }
+        let searcher = reader.searcher();
+        let want: BTreeMap<_, _> = metas.segments.iter().map(|s| (s.id(), s.delete_opstamp())).collect();
+        if searcher.generation().segments() == &want {
+            let meta = CommitMeta::from_payload(metas.payload.as_deref())?;
+            return Ok((searcher, meta));
+        }
+        last_err = Some(anyhow::anyhow!("the index kept changing while it was being opened"));
+    }
+    Err(last_err.unwrap_or_else(|| anyhow::anyhow!("could not open a consistent commit")))
+}
+
+/// [`load_commit`] plus the commit's vector files.
+pub(crate) fn load_snapshot(
+    index: &tantivy::Index,
+    reader: &IndexReader,
+    fields: &TextFields,
+    vectors_dir: &Path,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot> {
+    let mut last_err = None;
+    for _ in 0..10 {
+        let (searcher, meta) = load_commit(index, reader)?;
+        // A concurrent writer deletes the vector files of superseded commits: if they vanished
+        // before we opened them, a newer commit exists — load that one.
+        match VectorSet::open(vectors_dir, &meta, previous.map(|p| p.vectors())) {
+            Ok(v) => return Ok(Snapshot::new(searcher, fields.clone(), meta, v)),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.expect("at least one attempt"))
+}

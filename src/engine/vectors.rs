@@ -1,0 +1,290 @@
+//! The vector side of one commit: the live segment files named by the commit payload, opened
+//! and memory-mapped, and the tombstone set; plus the file operations of a commit (write a
+//! segment, write tombstones, merge, delete orphans).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use optical_storage::{Hit, Segment, SegmentWriter, Tombstones};
+
+use super::meta::{CommitMeta, VectorElem};
+
+/// Extension of vector segment files.
+pub const SEGMENT_EXT: &str = "ovs";
+/// Extension of tombstone files.
+pub const TOMBSTONE_EXT: &str = "tomb";
+
+/// Merge policy: when a commit leaves more than this many segments, the smallest are merged.
+pub const MAX_SEGMENTS: usize = 8;
+/// How many of the smallest segments one merge combines.
+pub const MERGE_WIDTH: usize = 4;
+
+/// Name of the segment written by commit `generation` (`part` tells a merge output apart).
+pub fn segment_name(generation: u64, part: &str) -> String {
+    format!("seg-{generation:012}{part}.{SEGMENT_EXT}")
+}
+
+/// Name of the tombstone file written by commit `generation`.
+pub fn tombstone_name(generation: u64) -> String {
+    format!("tomb-{generation:012}.{TOMBSTONE_EXT}")
+}
+
+/// The opened vectors of one commit. Cheap to clone (segments are shared).
+#[derive(Clone, Default)]
+pub struct VectorSet {
+    /// Live segments, in payload order, with their file names.
+    pub segments: Vec<(String, Arc<Segment>)>,
+    /// Deleted ids that still have rows in live segments.
+    pub tombstones: Arc<Tombstones>,
+    /// File the tombstones came from.
+    pub tombstone_file: Option<String>,
+    /// Number of live rows (rows whose id is not tombstoned).
+    pub live: u64,
+}
+
+impl VectorSet {
+    /// Opens the files named by `meta` under `dir`, reusing already-open segments of `previous`
+    /// (segment files are immutable, so a name identifies its content).
+    pub fn open(dir: &Path, meta: &CommitMeta, previous: Option<&VectorSet>) -> Result<VectorSet> {
+        let Some(dim) = meta.config.dim else {
+            if !meta.segments.is_empty() || meta.tombstones.is_some() {
+                bail!("text-only index names vector files in its commit payload");
+            }
+            return Ok(VectorSet::default());
+        };
+        let reuse: HashMap<&str, &Arc<Segment>> = previous
+            .map(|p| p.segments.iter().map(|(n, s)| (n.as_str(), s)).collect())
+            .unwrap_or_default();
+        let mut segments = Vec::with_capacity(meta.segments.len());
+        for name in &meta.segments {
+            let seg = match reuse.get(name.as_str()) {
+                Some(seg) => Arc::clone(seg),
+                None => {
+                    let path = dir.join(name);
+                    let seg = Segment::open(&path)
+                        .with_context(|| format!("opening vector segment {}", path.display()))?;
+                    if seg.dim() != dim {
+                        bail!("vector segment {} has dimension {}, the index has {dim}", path.display(), seg.dim());
+                    }
+                    if seg.elem_type() != meta.config.elem.storage() {
+                        bail!(
+                            "vector segment {} has element type {:?}, the index has {}",
+                            path.display(),
+                            seg.elem_type(),
+                            meta.config.elem
+                        );
+                    }
+                    Arc::new(seg)
+                }
+            };
+            segments.push((name.clone(), seg));
+        }
+        let tombstones = match (&meta.tombstones, previous) {
+            (None, _) => Arc::new(Tombstones::new()),
+            (Some(name), Some(prev)) if prev.tombstone_file.as_deref() == Some(name.as_str()) => {
+                Arc::clone(&prev.tombstones)
+            }
+            (Some(name), _) => {
+                let path = dir.join(name);
+                Arc::new(Tombstones::read(&path).with_context(|| format!("reading tombstones {}", path.display()))?)
+            }
+        };
+        let live = segments.iter().map(|(_, s)| live_rows(s, &tombstones)).sum();
+        Ok(VectorSet { segments, tombstones, tombstone_file: meta.tombstones.clone(), live })
+    }
+
+    /// The vector of a live id, if any.
+    pub fn get(&self, id: u64) -> Option<Vec<f32>> {
+        if self.tombstones.contains(id) {
+            return None;
+        }
+        self.segment_of(id).and_then(|s| s.get(id))
+    }
+
+    /// The segment holding `id`'s row (tombstoned or not).
+    fn segment_of(&self, id: u64) -> Option<&Arc<Segment>> {
+        self.segments.iter().map(|(_, s)| s).find(|s| s.contains(id))
+    }
+
+    /// Exhaustive top-`k` by dot product over all live rows, best first.
+    pub fn top_k(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        let mut all = Vec::new();
+        for (name, seg) in &self.segments {
+            let hits = seg
+                .top_k(query, k, &self.tombstones)
+                .with_context(|| format!("scoring vector segment {name}"))?;
+            all.extend(hits);
+        }
+        optical_storage::sort_hits(&mut all);
+        all.truncate(k);
+        Ok(all)
+    }
+
+    /// Dot-product scores of the given ids (`None` for ids without a live row).
+    pub fn score_ids(&self, query: &[f32], ids: &[u64]) -> Vec<Option<f32>> {
+        ids.iter()
+            .map(|&id| {
+                self.get(id).map(|v| v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
+            })
+            .collect()
+    }
+
+    /// Total rows (live and tombstoned) across segments.
+    pub fn total_rows(&self) -> u64 {
+        self.segments.iter().map(|(_, s)| s.len() as u64).sum()
+    }
+}
+
+fn live_rows(seg: &Segment, tombstones: &Tombstones) -> u64 {
+    if tombstones.is_empty() {
+        seg.len() as u64
+    } else {
+        seg.ids().iter().filter(|id| !tombstones.contains(**id)).count() as u64
+    }
+}
+
+/// Writes one new segment from rows in ascending id order.
+pub fn write_segment(path: &Path, dim: usize, elem: VectorElem, rows: &BTreeMap<u64, Vec<f32>>) -> Result<()> {
+    let mut w = SegmentWriter::create(path, dim, elem.storage())
+        .with_context(|| format!("creating vector segment {}", path.display()))?;
+    for (&id, v) in rows {
+        w.push(id, v).with_context(|| format!("writing id {id} to {}", path.display()))?;
+    }
+    w.finish().with_context(|| format!("finishing vector segment {}", path.display()))?;
+    Ok(())
+}
+
+/// The vector files a commit is about to name, computed from the previous commit plus this
+/// commit's changes; everything it lists has been written and fsynced.
+pub struct PlannedVectors {
+    /// Segment names of the new commit.
+    pub segments: Vec<String>,
+    /// Tombstone file of the new commit.
+    pub tombstones: Option<String>,
+    /// Files of the previous commit that the new one no longer names (delete after the commit).
+    pub obsolete: Vec<String>,
+}
+
+/// Writes this commit's vector files: a segment for `new_rows`, the tombstone set extended by
+/// `deleted`, and (merge policy) one merged segment when there are too many. Returns the file
+/// lists for the commit payload. Nothing the previous commit names is modified.
+pub fn write_commit_files(
+    dir: &Path,
+    previous: &VectorSet,
+    generation: u64,
+    dim: usize,
+    elem: VectorElem,
+    new_rows: &BTreeMap<u64, Vec<f32>>,
+    deleted: &[u64],
+) -> Result<PlannedVectors> {
+    let mut segments: Vec<(String, Option<Arc<Segment>>, u64)> =
+        previous.segments.iter().map(|(n, s)| (n.clone(), Some(Arc::clone(s)), s.len() as u64)).collect();
+    let mut tombstones: Tombstones = (*previous.tombstones).clone();
+    let mut tombstones_changed = false;
+    for &id in deleted {
+        tombstones_changed |= tombstones.insert(id);
+    }
+    if !new_rows.is_empty() {
+        let name = segment_name(generation, "");
+        write_segment(&dir.join(&name), dim, elem, new_rows)?;
+        segments.push((name, None, new_rows.len() as u64));
+    }
+    let mut obsolete = Vec::new();
+    if segments.len() > MAX_SEGMENTS {
+        // Merge the MERGE_WIDTH smallest segments (among the previous ones, which are open).
+        let mut order: Vec<usize> = (0..segments.len()).filter(|&i| segments[i].1.is_some()).collect();
+        order.sort_by_key(|&i| segments[i].2);
+        let pick: HashSet<usize> = order.into_iter().take(MERGE_WIDTH).collect();
+        if pick.len() >= 2 {
+            let inputs: Vec<&Segment> = pick.iter().map(|&i| segments[i].1.as_deref().expect("picked open segments")).collect();
+            let name = segment_name(generation, "-merged");
+            let path = dir.join(&name);
+            merge_into(&inputs, &tombstones, &path, elem)?;
+            let merged_ids: Vec<u64> = pick.iter().flat_map(|&i| segments[i].1.as_ref().unwrap().ids().to_vec()).collect();
+            let mut kept = Vec::new();
+            for (i, s) in segments.into_iter().enumerate() {
+                if pick.contains(&i) {
+                    obsolete.push(s.0);
+                } else {
+                    kept.push(s);
+                }
+            }
+            // The merged segment dropped the tombstoned rows of its inputs: their tombstones go.
+            for id in merged_ids {
+                tombstones_changed |= tombstones.remove(id);
+            }
+            kept.insert(0, (name, None, 0));
+            segments = kept;
+        }
+    }
+    let tombstone_file = if tombstones_changed {
+        if let Some(old) = &previous.tombstone_file {
+            obsolete.push(old.clone());
+        }
+        if tombstones.is_empty() {
+            None
+        } else {
+            let name = tombstone_name(generation);
+            let path = dir.join(&name);
+            tombstones.write(&path).with_context(|| format!("writing tombstones {}", path.display()))?;
+            Some(name)
+        }
+    } else {
+        previous.tombstone_file.clone()
+    };
+    sync_dir(dir)?;
+    Ok(PlannedVectors { segments: segments.into_iter().map(|s| s.0).collect(), tombstones: tombstone_file, obsolete })
+}
+
+fn merge_into(inputs: &[&Segment], tombstones: &Tombstones, out: &Path, elem: VectorElem) -> Result<()> {
+    // Rows of the inputs, merged by id (inputs may interleave after earlier merges).
+    let dim = inputs[0].dim();
+    let mut rows: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    for seg in inputs {
+        for &id in seg.ids() {
+            if !tombstones.contains(id) {
+                if let Some(v) = seg.get(id) {
+                    rows.insert(id, v);
+                }
+            }
+        }
+    }
+    write_segment(out, dim, elem, &rows)
+}
+
+/// fsyncs a directory so that renames and deletions in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Deletes every file in `dir` that the commit does not name (leftovers of a commit that never
+/// completed, temporary files, files of older commits). Only a writer may call this.
+pub fn remove_orphans(dir: &Path, meta: &CommitMeta) -> Result<Vec<PathBuf>> {
+    let named: HashSet<&str> = meta.segments.iter().chain(meta.tombstones.iter()).map(|s| s.as_str()).collect();
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let keep = name.to_str().is_some_and(|n| named.contains(n));
+        if !keep && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            let path = entry.path();
+            std::fs::remove_file(&path).with_context(|| format!("removing orphan {}", path.display()))?;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// Deletes the named files (best effort: a leftover is an orphan the next open removes).
+pub fn remove_files(dir: &Path, names: &[String]) {
+    for n in names {
+        let _ = std::fs::remove_file(dir.join(n));
+    }
+}

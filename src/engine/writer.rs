@@ -1,0 +1,281 @@
+//! The write path: add, upsert, delete, commit (see the module docs of `engine` for the protocol).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tantivy::{TantivyDocument, Term};
+
+use super::keymap::KeyMapMeta;
+use super::meta::{CommitMeta, FORMAT_VERSION};
+use super::snapshot::{self, Snapshot};
+use super::vectors::{self, VectorSet};
+use super::{Document, Shared};
+use crate::text;
+
+/// Memory budget of the tantivy writer.
+pub(crate) const WRITER_HEAP: usize = 64 * 1024 * 1024;
+
+/// What a commit did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The new generation.
+    pub generation: u64,
+    /// Documents added (including the new versions of upserted documents).
+    pub added: u64,
+    /// Documents removed (deleted, or replaced by an upsert).
+    pub removed: u64,
+    /// Live documents after the commit.
+    pub docs: u64,
+}
+
+/// Adds, replaces and deletes documents; [`IndexWriter::commit`] makes the changes visible at
+/// once in BM25 and vectors, [`IndexWriter::rollback`] drops them. One per index at a time.
+pub struct IndexWriter {
+    shared: Arc<Shared>,
+    tantivy: tantivy::IndexWriter,
+    /// The commit the pending changes apply to.
+    base: Snapshot,
+    next_id: u64,
+    /// Key changes since `base`: `Some(id)` = the key now names `id`, `None` = deleted.
+    pending_keys: HashMap<String, Option<u64>>,
+    /// Vectors of documents added since `base`, by id.
+    pending_rows: BTreeMap<u64, Vec<f32>>,
+    /// Committed ids removed since `base` (their vector rows get tombstoned).
+    pending_removed: Vec<u64>,
+    added: u64,
+    /// Set when a commit failed half-way: the writer refuses further work.
+    failed: bool,
+}
+
+impl IndexWriter {
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<IndexWriter> {
+        let tantivy = shared.tantivy.writer(WRITER_HEAP).map_err(|e| match e {
+            tantivy::TantivyError::LockFailure(..) => {
+                anyhow::anyhow!("index {} already has a writer open", shared.dir.display())
+            }
+            other => anyhow::Error::from(other).context("creating the tantivy writer"),
+        })?;
+        let base = shared.current.read().expect("snapshot lock poisoned").clone();
+        Ok(IndexWriter {
+            next_id: base.meta().next_id,
+            base,
+            shared,
+            tantivy,
+            pending_keys: HashMap::new(),
+            pending_rows: BTreeMap::new(),
+            pending_removed: Vec::new(),
+            added: 0,
+            failed: false,
+        })
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.failed {
+            bail!("an earlier commit failed; drop this writer and reopen the index");
+        }
+        Ok(())
+    }
+
+    /// The id a key has in the pending state (uncommitted changes included).
+    pub fn id_of(&self, key: &str) -> Result<Option<u64>> {
+        if let Some(p) = self.pending_keys.get(key) {
+            return Ok(*p);
+        }
+        self.shared.keymap.as_ref().expect("writable index has a key map").get(key)
+    }
+
+    fn validate(&self, doc: &Document) -> Result<()> {
+        if doc.key.is_empty() {
+            bail!("document key is empty");
+        }
+        match (self.base.config().dim, &doc.vector) {
+            (None, None) => {}
+            (None, Some(_)) => bail!("document `{}` has a vector but the index is text-only", doc.key),
+            (Some(d), None) => bail!("document `{}` has no vector; the index stores one of dimension {d} per document", doc.key),
+            (Some(d), Some(v)) => {
+                if v.len() != d {
+                    bail!("document `{}` has a vector of dimension {}, the index stores dimension {d}", doc.key, v.len());
+                }
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    bail!("document `{}` has a non-finite vector component at {i}", doc.key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a new document; errors when its key already exists (use [`IndexWriter::upsert`]).
+    /// Returns its internal id.
+    pub fn add(&mut self, doc: Document) -> Result<u64> {
+        self.check_usable()?;
+        self.validate(&doc)?;
+        if self.id_of(&doc.key)?.is_some() {
+            bail!("a document with key `{}` already exists (use upsert to replace it)", doc.key);
+        }
+        self.insert(doc)
+    }
+
+    /// Adds documents; validates all of them before adding any (a bad one adds nothing).
+    pub fn add_batch(&mut self, docs: impl IntoIterator<Item = Document>) -> Result<Vec<u64>> {
+        self.check_usable()?;
+        let docs: Vec<Document> = docs.into_iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        for d in &docs {
+            self.validate(d)?;
+            if !seen.insert(d.key.as_str()) {
+                bail!("key `{}` appears twice in the batch", d.key);
+            }
+            if self.id_of(&d.key)?.is_some() {
+                bail!("a document with key `{}` already exists (use upsert to replace it)", d.key);
+            }
+        }
+        docs.into_iter().map(|d| self.insert(d)).collect()
+    }
+
+    /// Adds a document, replacing any document with the same key (delete + add with a new id,
+    /// visible together at the next commit). Returns the new internal id.
+    pub fn upsert(&mut self, doc: Document) -> Result<u64> {
+        self.check_usable()?;
+        self.validate(&doc)?;
+        self.delete(&doc.key)?;
+        self.insert(doc)
+    }
+
+    /// Deletes the document with this key; returns whether one existed.
+    pub fn delete(&mut self, key: &str) -> Result<bool> {
+        self.check_usable()?;
+        let Some(id) = self.id_of(key)? else { return Ok(false) };
+        // tantivy deletes every document with this key added before this point, committed or not.
+        self.tantivy.delete_term(Term::from_field_text(self.shared.fields.key, key));
+        if id >= self.base.meta().next_id {
+            // Added since the last commit: it never reached a segment.
+            self.pending_rows.remove(&id);
+            self.added -= 1;
+        } else {
+            self.pending_removed.push(id);
+        }
+        self.pending_keys.insert(key.to_string(), None);
+        Ok(true)
+    }
+
+    fn insert(&mut self, doc: Document) -> Result<u64> {
+        let id = self.next_id;
+        let f = &self.shared.fields;
+        let lang = if doc.lang.trim().is_empty() { "und" } else { doc.lang.trim() };
+        let mut td = TantivyDocument::default();
+        td.add_text(f.key, &doc.key);
+        td.add_u64(f.id, id);
+        td.add_text(f.lang, lang);
+        td.add_text(f.title, &doc.title);
+        td.add_text(f.body, &doc.body);
+        if text::is_english(lang) {
+            td.add_text(f.title_eng, &doc.title);
+            td.add_text(f.body_eng, &doc.body);
+        }
+        self.tantivy
+            .add_document(td)
+            .with_context(|| format!("adding document `{}` to tantivy", doc.key))?;
+        self.next_id += 1;
+        if let Some(v) = doc.vector {
+            self.pending_rows.insert(id, v);
+        }
+        self.pending_keys.insert(doc.key, Some(id));
+        self.added += 1;
+        Ok(id)
+    }
+
+    /// Number of uncommitted key changes.
+    pub fn pending(&self) -> usize {
+        self.pending_keys.len()
+    }
+
+    /// Drops every uncommitted change.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.tantivy.rollback().context("rolling back the tantivy writer")?;
+        self.clear_pending();
+        Ok(())
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending_keys.clear();
+        self.pending_rows.clear();
+        self.pending_removed.clear();
+        self.added = 0;
+        self.next_id = self.base.meta().next_id;
+    }
+
+    /// Makes every pending change durable and visible, in BM25 and vectors at once.
+    pub fn commit(&mut self) -> Result<CommitInfo> {
+        self.check_usable()?;
+        match self.commit_inner() {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                // The commit may or may not have reached disk; the next open finds out.
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn commit_inner(&mut self) -> Result<CommitInfo> {
+        let base = self.base.meta().clone();
+        let generation = base.generation + 1;
+        // (1) vector files, written and fsynced under fresh names.
+        let planned = match base.config.dim {
+            Some(dim) => Some(vectors::write_commit_files(
+                &self.shared.vectors_dir,
+                self.base.vectors(),
+                generation,
+                dim,
+                base.config.elem,
+                &self.pending_rows,
+                &self.pending_removed,
+            )?),
+            None => None,
+        };
+        let meta = CommitMeta {
+            format: FORMAT_VERSION,
+            generation,
+            next_id: self.next_id,
+            segments: planned.as_ref().map(|p| p.segments.clone()).unwrap_or_default(),
+            tombstones: planned.as_ref().and_then(|p| p.tombstones.clone()),
+            config: base.config.clone(),
+        };
+        // (2) the commit point: tantivy writes meta.json, payload included, atomically.
+        let mut prepared = self.tantivy.prepare_commit().context("preparing the tantivy commit")?;
+        prepared.set_payload(&meta.to_payload());
+        prepared.commit().context("committing to tantivy")?;
+        // The new snapshot: the searcher must be the one of *this* commit.
+        let (searcher, loaded) = snapshot::load_commit(&self.shared.tantivy, &self.shared.reader)?;
+        if loaded.generation != generation {
+            bail!("after committing generation {generation}, tantivy shows generation {}", loaded.generation);
+        }
+        let vecs = VectorSet::open(&self.shared.vectors_dir, &loaded, Some(self.base.vectors()))?;
+        let snap = Snapshot::new(searcher, self.shared.fields.clone(), loaded, vecs);
+        let info = CommitInfo {
+            generation,
+            added: self.added,
+            removed: self.pending_removed.len() as u64,
+            docs: snap.num_docs(),
+        };
+        // (3) sled follows the commit. If this fails the commit still stands and sled is rebuilt
+        // on the next open (its generation is behind).
+        let keymap = self.shared.keymap.as_ref().expect("writable index has a key map");
+        let km_meta = KeyMapMeta { generation, docs: snap.num_docs(), config: meta.config.clone() };
+        keymap
+            .apply_commit(self.pending_keys.iter().map(|(k, v)| (k.as_str(), *v)), &km_meta)
+            .context("updating the sled key map (the commit itself succeeded)")?;
+        // Publish, then (4) delete the files the new commit no longer names.
+        *self.shared.current.write().expect("snapshot lock poisoned") = snap.clone();
+        self.base = snap;
+        if let Some(p) = planned {
+            vectors::remove_files(&self.shared.vectors_dir, &p.obsolete);
+        }
+        self.pending_keys.clear();
+        self.pending_rows.clear();
+        self.pending_removed.clear();
+        self.added = 0;
+        Ok(info)
+    }
+}
