@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::fusion::Fusion;
 
 /// Which rankings a search runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// tantivy BM25 only (no encoder, no vectors needed).
