@@ -47,6 +47,7 @@ pub use optical_storage::Hit;
 use crate::text::{self, TextFields};
 
 const TEXT_DIR: &str = "text";
+const TEXT_STAGING_DIR: &str = "text.tmp";
 const VECTORS_DIR: &str = "vectors";
 const KEYMAP_DIR: &str = "keymap";
 const LOCK_FILE: &str = "optical.lock";
@@ -126,11 +127,18 @@ impl Index {
             bail!("{} already holds an index", dir.display());
         }
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::create_dir_all(dir.join(TEXT_DIR)).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_dir(dir)?;
+        // The tantivy index is built in `text.tmp` and renamed to `text` once its first commit
+        // (carrying the configuration) is durable: a crash during creation leaves no `text/`, so
+        // the directory is never mistaken for an index without a payload.
+        let staging = dir.join(TEXT_STAGING_DIR);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+        }
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
         let fields = TextFields::build();
-        let index = tantivy::Index::create_in_dir(dir.join(TEXT_DIR), fields.schema.clone())
-            .with_context(|| format!("creating the tantivy index in {}", dir.join(TEXT_DIR).display()))?;
+        let index = tantivy::Index::create_in_dir(&staging, fields.schema.clone())
+            .with_context(|| format!("creating the tantivy index in {}", staging.display()))?;
         text::register_analyzers(index.tokenizers());
         // Generation 0: an empty commit that carries the configuration in its payload.
         let meta = CommitMeta {
@@ -148,7 +156,15 @@ impl Index {
             prepared.commit().context("writing the initial commit")?;
             w.wait_merging_threads().context("closing the tantivy writer")?;
         }
+        drop(index);
+        vectors::sync_dir(&staging)?;
+        let text_dir = dir.join(TEXT_DIR);
+        std::fs::rename(&staging, &text_dir)
+            .with_context(|| format!("renaming {} to {}", staging.display(), text_dir.display()))?;
         vectors::sync_dir(dir)?;
+        let index = tantivy::Index::open_in_dir(&text_dir)
+            .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
+        text::register_analyzers(index.tokenizers());
         Index::open_locked(dir, index, lock)
     }
 

@@ -248,7 +248,7 @@ pub fn write_commit_files(
             let inputs: Vec<&Segment> = pick.iter().map(|&i| segments[i].1.as_deref().expect("picked open segments")).collect();
             let name = segment_name(generation, "-merged");
             let path = dir.join(&name);
-            merge_into(&inputs, &tombstones, &path, elem)?;
+            let wrote = merge_into(&inputs, &tombstones, &path, elem)?;
             let merged_ids: Vec<u64> = pick.iter().flat_map(|&i| segments[i].1.as_ref().unwrap().ids().to_vec()).collect();
             let mut kept = Vec::new();
             for (i, s) in segments.into_iter().enumerate() {
@@ -265,7 +265,9 @@ pub fn write_commit_files(
             for id in merged_ids {
                 tombstones_changed |= tombstones.remove(id);
             }
-            kept.insert(0, (name, None, 0));
+            if wrote {
+                kept.insert(0, (name, None, 0));
+            }
             segments = kept;
         }
     }
@@ -288,20 +290,36 @@ pub fn write_commit_files(
     Ok(PlannedVectors { segments: segments.into_iter().map(|s| s.0).collect(), tombstones: tombstone_file, obsolete })
 }
 
-fn merge_into(inputs: &[&Segment], tombstones: &Tombstones, out: &Path, elem: VectorElem) -> Result<()> {
-    // Rows of the inputs, merged by id (inputs may interleave after earlier merges).
-    let dim = inputs[0].dim();
-    let mut rows: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
-    for seg in inputs {
-        for &id in seg.ids() {
+/// Writes the live rows of `inputs` (merged by id: inputs may interleave after earlier merges)
+/// into one new segment; int8 rows are copied as they are, not re-quantized. Returns false, and
+/// writes nothing, when no row is live.
+fn merge_into(inputs: &[&Segment], tombstones: &Tombstones, out: &Path, elem: VectorElem) -> Result<bool> {
+    let mut rows: Vec<(u64, usize, usize)> = Vec::new(); // (id, input, row)
+    for (i, seg) in inputs.iter().enumerate() {
+        for (row, &id) in seg.ids().iter().enumerate() {
             if !tombstones.contains(id) {
-                if let Some(v) = seg.get(id) {
-                    rows.insert(id, v);
-                }
+                rows.push((id, i, row));
             }
         }
     }
-    write_segment(out, dim, elem, &rows)
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut w = SegmentWriter::create(out, inputs[0].dim(), elem.storage())
+        .with_context(|| format!("creating merged segment {}", out.display()))?;
+    for (id, i, row) in rows {
+        let seg = inputs[i];
+        let pushed = match elem {
+            VectorElem::F32 => seg.row_f32(row).map(|v| w.push(id, v)),
+            VectorElem::I8 => seg.row_i8(row).map(|(q, scale)| w.push_i8(id, q, scale)),
+        };
+        pushed
+            .with_context(|| format!("row {row} of {} is unreadable", seg.path().display()))?
+            .with_context(|| format!("writing id {id} to {}", out.display()))?;
+    }
+    w.finish().with_context(|| format!("finishing merged segment {}", out.display()))?;
+    Ok(true)
 }
 
 /// fsyncs a directory so that renames and deletions in it are durable.

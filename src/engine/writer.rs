@@ -56,6 +56,15 @@ impl IndexWriter {
             }
             other => anyhow::Error::from(other).context("creating the tantivy writer"),
         })?;
+        // A process killed mid-commit can leave tantivy files (e.g. `<segment>.<opstamp>.del`)
+        // that no commit references. The next writer restarts from the last committed opstamp
+        // and would try to create the very same file names ("File already exists"), so remove
+        // them before any work: the garbage collector deletes every managed file that neither the
+        // last commit nor a live searcher of this process uses.
+        tantivy
+            .garbage_collect_files()
+            .wait()
+            .context("removing files left by an interrupted tantivy commit")?;
         let base = shared.current.read().expect("snapshot lock poisoned").clone();
         Ok(IndexWriter {
             next_id: base.meta().next_id,
@@ -169,9 +178,13 @@ impl IndexWriter {
         td.add_text(f.lang, lang);
         td.add_text(f.title, &doc.title);
         td.add_text(f.body, &doc.body);
+        // One analyzer per document: English is stemmed, everything else matched on exact words.
         if text::is_english(lang) {
             td.add_text(f.title_eng, &doc.title);
             td.add_text(f.body_eng, &doc.body);
+        } else {
+            td.add_text(f.title_words, &doc.title);
+            td.add_text(f.body_words, &doc.body);
         }
         self.tantivy
             .add_document(td)
