@@ -25,8 +25,15 @@ fn cached_index(collection: &BeirCollection, encoder: &Encoder) -> Index {
     let fp = collection.corpus_fingerprint().unwrap();
     let dir = common::optical_cache_dir()
         .join("test-indexes")
-        .join(format!("afriqa-{fp}-{}-v1", encoder.info().fingerprint));
-    if !dir.join(COMPLETE).is_file() {
+        .join(format!("afriqa-{fp}-{}-f{}-v2", encoder.info().fingerprint, optical::engine::FORMAT_VERSION));
+    if dir.join(COMPLETE).is_file() {
+        match Index::open_read_only(&dir) {
+            Ok(index) => return index,
+            // An index written by an older build (e.g. another text schema): rebuild it.
+            Err(e) => eprintln!("cached test index {} is unusable ({e:#}): rebuilding it", dir.display()),
+        }
+    }
+    {
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         eprintln!("building the test index {} (encoding the corpus: minutes)", dir.display());

@@ -306,20 +306,34 @@ fn merge_into(inputs: &[&Segment], tombstones: &Tombstones, out: &Path, elem: Ve
         return Ok(false);
     }
     rows.sort_unstable_by_key(|r| r.0);
-    let mut w = SegmentWriter::create(out, inputs[0].dim(), elem.storage())
+    write_merged(inputs, &rows, out, elem.storage())?;
+    if elem.has_int8_companion() {
+        // The companion re-quantizes the merged f32 rows: quantization is deterministic, so
+        // this gives the same bytes as the input companions held.
+        let name = out.file_name().and_then(|n| n.to_str()).context("merged segment path has no file name")?;
+        write_merged(inputs, &rows, &out.with_file_name(companion_name(name)), optical_storage::ElemType::I8)?;
+    }
+    Ok(true)
+}
+
+/// Writes `rows` ((id, input, row), ids ascending) of `inputs` as one segment of type `ty`.
+fn write_merged(inputs: &[&Segment], rows: &[(u64, usize, usize)], out: &Path, ty: optical_storage::ElemType) -> Result<()> {
+    use optical_storage::ElemType;
+    let mut w = SegmentWriter::create(out, inputs[0].dim(), ty)
         .with_context(|| format!("creating merged segment {}", out.display()))?;
-    for (id, i, row) in rows {
+    for &(id, i, row) in rows {
         let seg = inputs[i];
-        let pushed = match elem {
-            VectorElem::F32 => seg.row_f32(row).map(|v| w.push(id, v)),
-            VectorElem::I8 => seg.row_i8(row).map(|(q, scale)| w.push_i8(id, q, scale)),
+        let pushed = match (seg.elem_type(), ty) {
+            (ElemType::F32, _) => seg.row_f32(row).map(|v| w.push(id, v)),
+            (ElemType::I8, ElemType::I8) => seg.row_i8(row).map(|(q, scale)| w.push_i8(id, q, scale)),
+            (ElemType::I8, ElemType::F32) => seg.row_vec(row).map(|v| w.push(id, &v)),
         };
         pushed
             .with_context(|| format!("row {row} of {} is unreadable", seg.path().display()))?
             .with_context(|| format!("writing id {id} to {}", out.display()))?;
     }
     w.finish().with_context(|| format!("finishing merged segment {}", out.display()))?;
-    Ok(true)
+    Ok(())
 }
 
 /// fsyncs a directory so that renames and deletions in it are durable.
