@@ -191,7 +191,8 @@ pub struct SearchHit {
     pub explain: Option<Explain>,
 }
 
-/// Wall time of each stage of one search (zero for stages that did not run).
+/// Wall time of each stage of one search (zero for stages that did not run). In hybrid mode
+/// BM25 and the dense scan (+ its rerank) run side by side, so `total` is less than the sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimings {
     /// Query encoding.

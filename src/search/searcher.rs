@@ -192,10 +192,24 @@ impl Searcher {
     }
 
     fn hybrid(&self, req: &SearchRequest, q: &[f32], t: &mut StageTimings) -> Result<Ranked> {
-        let t0 = Instant::now();
-        let bm25 = self.snapshot.bm25(&req.query, req.sparse_depth.max(req.k), req.lang.as_deref())?;
-        t.bm25 = t0.elapsed();
-        let mut dense = self.dense_top(req, q, req.dense_depth.max(req.k), t)?;
+        // BM25 (one thread) and the dense scan (parallel chunks) run side by side.
+        let ((bm25, bm25_time), (dense, dense_times)) = rayon::join(
+            || {
+                let t0 = Instant::now();
+                let r = self.snapshot.bm25(&req.query, req.sparse_depth.max(req.k), req.lang.as_deref());
+                (r, t0.elapsed())
+            },
+            || {
+                let mut td = StageTimings::default();
+                let r = self.dense_top(req, q, req.dense_depth.max(req.k), &mut td);
+                (r, td)
+            },
+        );
+        let bm25 = bm25?;
+        let mut dense = dense?;
+        t.bm25 = bm25_time;
+        t.dense_scan += dense_times.dense_scan;
+        t.rerank += dense_times.rerank;
         // BM25 candidates the dense pass did not keep get their exact dense score too, so the
         // dense ranking covers the whole union.
         let t0 = Instant::now();
