@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
+use rayon::prelude::*;
 use optical_storage::{ElemType, Hit, Segment, dequantize_i8, dot_f32, sort_hits};
 
 use crate::engine::vectors::VectorSet;
@@ -40,12 +41,19 @@ pub fn first_pass(
     };
     loop {
         fetch = fetch.min(total);
-        let mut all = Vec::with_capacity(fetch * segments.len().min(4));
-        for (i, seg) in segments.iter().enumerate() {
-            let hits = seg
-                .top_k(query, fetch, &vectors.tombstones)
-                .with_context(|| format!("scanning vector segment {}", vectors.segments[i].0))?;
-            all.extend(hits);
+        // All segments in one parallel job (each scan splits into row chunks inside): one
+        // hand-over to the thread pool per search instead of one per segment.
+        let parts: Vec<Result<Vec<Hit>>> = segments
+            .par_iter()
+            .enumerate()
+            .map(|(i, seg)| {
+                seg.top_k(query, fetch, &vectors.tombstones)
+                    .with_context(|| format!("scanning vector segment {}", vectors.segments[i].0))
+            })
+            .collect();
+        let mut all = Vec::with_capacity(fetch * segments.len());
+        for p in parts {
+            all.extend(p?);
         }
         sort_hits(&mut all);
         match keep {
