@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use optical_storage::{ElemType, Hit, Segment, dequantize_i8, dot_f32, sort_hits};
+use rayon::prelude::*;
 
 use crate::engine::vectors::VectorSet;
 
@@ -36,7 +36,10 @@ pub fn first_pass(
     let mut fetch = match keep {
         None => depth,
         // Expect the kept rows to be spread evenly; fetch twice that share, at least `depth`.
-        Some(k) if !k.is_empty() => depth.saturating_mul(2).saturating_mul(total / k.len().max(1)).max(depth),
+        Some(k) if !k.is_empty() => depth
+            .saturating_mul(2)
+            .saturating_mul(total / k.len().max(1))
+            .max(depth),
         Some(_) => return Ok(Vec::new()),
     };
     loop {
@@ -88,7 +91,11 @@ pub fn exact_scores(vectors: &VectorSet, query: &[f32], ids: &[u64]) -> Vec<Opti
             if vectors.tombstones.contains(id) {
                 return None;
             }
-            let seg = vectors.segments.iter().map(|(_, s)| s).find(|s| s.contains(id))?;
+            let seg = vectors
+                .segments
+                .iter()
+                .map(|(_, s)| s)
+                .find(|s| s.contains(id))?;
             let row = seg.row_of(id)?;
             Some(match seg.elem_type() {
                 ElemType::F32 => dot_f32(seg.row_f32(row)?, query),
