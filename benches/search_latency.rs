@@ -215,14 +215,17 @@ fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`. Without it (`cargo test --all-targets`) this is a smoke run
+    // on a small index, so the test suite does not build the 100k-document one.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("OPTICAL_BENCH_DOCS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(if measuring { 100_000 } else { 2_000 });
     let iters: usize = std::env::var("OPTICAL_BENCH_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(if measuring { 500 } else { 20 });
     let (dir, sents) = bench_index(n);
     let index = Index::open_read_only(&dir).unwrap();
     let snap = index.snapshot();
