@@ -21,14 +21,24 @@ pub enum VectorElem {
     F32,
     /// 8-bit integers with a per-row scale (4× smaller, approximate scores).
     I8,
+    /// Both: every segment is written as f32 and as an int8 companion (`*.i8.ovs`), so that
+    /// dense search scans the small int8 copy and rescores its best rows exactly on f32.
+    #[serde(rename = "f32+i8")]
+    F32I8,
 }
 
 impl VectorElem {
+    /// Element type of the primary segment files (the ones the commit payload names).
     pub(crate) fn storage(self) -> optical_storage::ElemType {
         match self {
-            VectorElem::F32 => optical_storage::ElemType::F32,
+            VectorElem::F32 | VectorElem::F32I8 => optical_storage::ElemType::F32,
             VectorElem::I8 => optical_storage::ElemType::I8,
         }
+    }
+
+    /// Whether each segment has an int8 companion file.
+    pub fn has_int8_companion(self) -> bool {
+        self == VectorElem::F32I8
     }
 }
 
@@ -37,6 +47,7 @@ impl std::fmt::Display for VectorElem {
         f.write_str(match self {
             VectorElem::F32 => "f32",
             VectorElem::I8 => "i8",
+            VectorElem::F32I8 => "f32+i8",
         })
     }
 }
@@ -47,7 +58,8 @@ impl std::str::FromStr for VectorElem {
         match s {
             "f32" => Ok(VectorElem::F32),
             "i8" => Ok(VectorElem::I8),
-            other => bail!("unknown vector element type `{other}` (expected f32 or i8)"),
+            "f32+i8" => Ok(VectorElem::F32I8),
+            other => bail!("unknown vector element type `{other}` (expected f32, i8 or f32+i8)"),
         }
     }
 }

@@ -26,6 +26,14 @@ pub fn segment_name(generation: u64, part: &str) -> String {
     format!("seg-{generation:012}{part}.{SEGMENT_EXT}")
 }
 
+/// Name of the int8 companion of segment `name` (indexes with [`VectorElem::F32I8`]): same
+/// rows and ids, int8 elements. It lives and dies with its segment and is not named in the
+/// commit payload separately.
+pub fn companion_name(name: &str) -> String {
+    let stem = name.strip_suffix(&format!(".{SEGMENT_EXT}")).unwrap_or(name);
+    format!("{stem}.i8.{SEGMENT_EXT}")
+}
+
 /// Name of the tombstone file written by commit `generation`.
 pub fn tombstone_name(generation: u64) -> String {
     format!("tomb-{generation:012}.{TOMBSTONE_EXT}")
@@ -36,6 +44,9 @@ pub fn tombstone_name(generation: u64) -> String {
 pub struct VectorSet {
     /// Live segments, in payload order, with their file names.
     pub segments: Vec<(String, Arc<Segment>)>,
+    /// The int8 companions of `segments`, in the same order ([`VectorElem::F32I8`] only; empty
+    /// otherwise).
+    pub int8: Vec<Arc<Segment>>,
     /// Deleted ids that still have rows in live segments.
     pub tombstones: Arc<Tombstones>,
     /// File the tombstones came from.
@@ -57,8 +68,34 @@ impl VectorSet {
         let reuse: HashMap<&str, &Arc<Segment>> = previous
             .map(|p| p.segments.iter().map(|(n, s)| (n.as_str(), s)).collect())
             .unwrap_or_default();
+        let reuse_int8: HashMap<String, &Arc<Segment>> = previous
+            .map(|p| p.segments.iter().zip(&p.int8).map(|((n, _), s)| (companion_name(n), s)).collect())
+            .unwrap_or_default();
+        let dual = meta.config.elem.has_int8_companion();
         let mut segments = Vec::with_capacity(meta.segments.len());
+        let mut int8 = Vec::new();
         for name in &meta.segments {
+            if dual {
+                let cname = companion_name(name);
+                let comp = match reuse_int8.get(&cname) {
+                    Some(seg) => Arc::clone(seg),
+                    None => {
+                        let path = dir.join(&cname);
+                        let seg = Segment::open(&path)
+                            .with_context(|| format!("opening int8 companion segment {}", path.display()))?;
+                        if seg.dim() != dim || seg.elem_type() != optical_storage::ElemType::I8 {
+                            bail!(
+                                "int8 companion segment {} has dimension {} and element type {:?}, expected {dim} and I8",
+                                path.display(),
+                                seg.dim(),
+                                seg.elem_type()
+                            );
+                        }
+                        Arc::new(seg)
+                    }
+                };
+                int8.push(comp);
+            }
             let seg = match reuse.get(name.as_str()) {
                 Some(seg) => Arc::clone(seg),
                 None => {
@@ -79,6 +116,11 @@ impl VectorSet {
                     Arc::new(seg)
                 }
             };
+            if let Some(comp) = int8.last() {
+                if comp.ids() != seg.ids() {
+                    bail!("int8 companion of vector segment {name} holds different ids than the segment");
+                }
+            }
             segments.push((name.clone(), seg));
         }
         let tombstones = match (&meta.tombstones, previous) {
@@ -92,7 +134,7 @@ impl VectorSet {
             }
         };
         let live = segments.iter().map(|(_, s)| live_rows(s, &tombstones)).sum();
-        Ok(VectorSet { segments, tombstones, tombstone_file: meta.tombstones.clone(), live })
+        Ok(VectorSet { segments, int8, tombstones, tombstone_file: meta.tombstones.clone(), live })
     }
 
     /// The vector of a live id, if any.
@@ -153,6 +195,11 @@ pub fn write_segment(path: &Path, dim: usize, elem: VectorElem, rows: &BTreeMap<
         w.push(id, v).with_context(|| format!("writing id {id} to {}", path.display()))?;
     }
     w.finish().with_context(|| format!("finishing vector segment {}", path.display()))?;
+    if elem.has_int8_companion() {
+        let name = path.file_name().and_then(|n| n.to_str()).context("segment path has no file name")?;
+        let cpath = path.with_file_name(companion_name(name));
+        write_segment(&cpath, dim, VectorElem::I8, rows)?;
+    }
     Ok(())
 }
 
@@ -206,6 +253,9 @@ pub fn write_commit_files(
             let mut kept = Vec::new();
             for (i, s) in segments.into_iter().enumerate() {
                 if pick.contains(&i) {
+                    if elem.has_int8_companion() {
+                        obsolete.push(companion_name(&s.0));
+                    }
                     obsolete.push(s.0);
                 } else {
                     kept.push(s);
@@ -256,20 +306,34 @@ fn merge_into(inputs: &[&Segment], tombstones: &Tombstones, out: &Path, elem: Ve
         return Ok(false);
     }
     rows.sort_unstable_by_key(|r| r.0);
-    let mut w = SegmentWriter::create(out, inputs[0].dim(), elem.storage())
+    write_merged(inputs, &rows, out, elem.storage())?;
+    if elem.has_int8_companion() {
+        // The companion re-quantizes the merged f32 rows: quantization is deterministic, so
+        // this gives the same bytes as the input companions held.
+        let name = out.file_name().and_then(|n| n.to_str()).context("merged segment path has no file name")?;
+        write_merged(inputs, &rows, &out.with_file_name(companion_name(name)), optical_storage::ElemType::I8)?;
+    }
+    Ok(true)
+}
+
+/// Writes `rows` ((id, input, row), ids ascending) of `inputs` as one segment of type `ty`.
+fn write_merged(inputs: &[&Segment], rows: &[(u64, usize, usize)], out: &Path, ty: optical_storage::ElemType) -> Result<()> {
+    use optical_storage::ElemType;
+    let mut w = SegmentWriter::create(out, inputs[0].dim(), ty)
         .with_context(|| format!("creating merged segment {}", out.display()))?;
-    for (id, i, row) in rows {
+    for &(id, i, row) in rows {
         let seg = inputs[i];
-        let pushed = match elem {
-            VectorElem::F32 => seg.row_f32(row).map(|v| w.push(id, v)),
-            VectorElem::I8 => seg.row_i8(row).map(|(q, scale)| w.push_i8(id, q, scale)),
+        let pushed = match (seg.elem_type(), ty) {
+            (ElemType::F32, _) => seg.row_f32(row).map(|v| w.push(id, v)),
+            (ElemType::I8, ElemType::I8) => seg.row_i8(row).map(|(q, scale)| w.push_i8(id, q, scale)),
+            (ElemType::I8, ElemType::F32) => seg.row_vec(row).map(|v| w.push(id, &v)),
         };
         pushed
             .with_context(|| format!("row {row} of {} is unreadable", seg.path().display()))?
             .with_context(|| format!("writing id {id} to {}", out.display()))?;
     }
     w.finish().with_context(|| format!("finishing merged segment {}", out.display()))?;
-    Ok(true)
+    Ok(())
 }
 
 /// fsyncs a directory so that renames and deletions in it are durable.
@@ -282,7 +346,13 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Deletes every file in `dir` that the commit does not name (leftovers of a commit that never
 /// completed, temporary files, files of older commits). Only a writer may call this.
 pub fn remove_orphans(dir: &Path, meta: &CommitMeta) -> Result<Vec<PathBuf>> {
-    let named: HashSet<&str> = meta.segments.iter().chain(meta.tombstones.iter()).map(|s| s.as_str()).collect();
+    let companions: Vec<String> = if meta.config.elem.has_int8_companion() {
+        meta.segments.iter().map(|s| companion_name(s)).collect()
+    } else {
+        Vec::new()
+    };
+    let named: HashSet<&str> =
+        meta.segments.iter().chain(meta.tombstones.iter()).chain(&companions).map(|s| s.as_str()).collect();
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;

@@ -1,0 +1,262 @@
+//! Search latency on a 100k-document index with 384-dimensional vectors (f32 + int8
+//! companions): p50/p99 of every stage (BM25, dense int8 scan, exact rerank, fusion) and end
+//! to end, without and with query encoding (multilingual-e5-small (q4), when prepared), plus
+//! criterion means of the end-to-end searches.
+//!
+//! ```text
+//! cargo bench --bench search_latency
+//! ```
+//!
+//! The index is built once into `$OPTICAL_CACHE/bench-indexes/` (random unit vectors; text made
+//! of English sentences from the shared bitext/AfriQA data, or synthetic Zipfian words when that
+//! data is absent). Set `OPTICAL_BENCH_DOCS` for another size, `OPTICAL_BENCH_ITERS` for more
+//! timed iterations.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use optical::engine::{Document, Index, IndexConfig, VectorElem};
+use optical::search::{Mode, SearchRequest, Searcher, StageTimings};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DIM: usize = 384;
+const COMPLETE: &str = "optical-bench-index-complete";
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("OPTICAL_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
+    })
+}
+
+fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var_os("OPTICAL_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    dir.join("eval").is_dir().then_some(dir)
+}
+
+fn unit(rng: &mut StdRng) -> Vec<f32> {
+    // Gaussian-ish components (sum of uniforms) make directions uniform enough for a benchmark.
+    let v: Vec<f32> = (0..DIM).map(|_| (0..3).map(|_| rng.random_range(-1.0f32..1.0)).sum()).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// English sentences: the English side of the shared bitext dev sets and the sentences of the
+/// AfriQA passages; synthetic Zipfian "sentences" when the shared data is absent.
+fn sentences(rng: &mut StdRng) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(data) = shared_data() {
+        if let Ok(entries) = std::fs::read_dir(data.join("bitext")) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.to_string_lossy().ends_with(".dev.tsv") {
+                    if let Ok(s) = std::fs::read_to_string(&p) {
+                        out.extend(s.lines().filter_map(|l| l.split('\t').nth(1)).map(str::to_string));
+                    }
+                }
+            }
+        }
+        let corpus = data.join("eval/afriqa-hau/corpus.jsonl.gz");
+        if let Ok(s) = optical::corpus::read_to_string_maybe_gz(&corpus) {
+            for line in s.lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    if let Some(t) = v["text"].as_str() {
+                        out.extend(t.split(". ").filter(|s| s.len() > 20).map(str::to_string));
+                    }
+                }
+            }
+        }
+    }
+    if out.len() < 1000 {
+        eprintln!("shared data not found: using synthetic Zipfian text");
+        let vocab: Vec<String> = (0..20_000).map(|i| format!("w{i:x}")).collect();
+        for _ in 0..20_000 {
+            let n = rng.random_range(6..20);
+            let words: Vec<&str> = (0..n)
+                .map(|_| {
+                    // Zipf-like: rank ~ 1 / uniform.
+                    let r = (1.0 / rng.random_range(0.00005f64..1.0)) as usize;
+                    vocab[r.min(vocab.len() - 1)].as_str()
+                })
+                .collect();
+            out.push(words.join(" "));
+        }
+    }
+    out
+}
+
+/// Builds (once) the benchmark index; returns its directory and the sentences used.
+fn bench_index(n: usize) -> (PathBuf, Vec<String>) {
+    let mut rng = StdRng::seed_from_u64(2024);
+    let sents = sentences(&mut rng);
+    let dir = cache_dir().join("bench-indexes").join(format!("search-{n}x{DIM}-v1"));
+    if dir.join(COMPLETE).is_file() {
+        return (dir, sents);
+    }
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    eprintln!("building the benchmark index {} ({n} documents, once)", dir.display());
+    let t0 = Instant::now();
+    let index = Index::create(&tmp, IndexConfig { dim: Some(DIM), elem: VectorElem::F32I8, encoder: None }).unwrap();
+    let mut w = index.writer().unwrap();
+    let per_commit = n.div_ceil(4);
+    for i in 0..n {
+        let k = rng.random_range(2..5);
+        let body: Vec<&str> = (0..k).map(|_| sents[rng.random_range(0..sents.len())].as_str()).collect();
+        let title = sents[rng.random_range(0..sents.len())].split(' ').take(4).collect::<Vec<_>>().join(" ");
+        w.add(Document::new(format!("doc{i}"), body.join(". ")).with_title(title).with_lang("eng").with_vector(unit(&mut rng)))
+            .unwrap();
+        if (i + 1) % per_commit == 0 {
+            w.commit().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    drop(w);
+    drop(index);
+    std::fs::write(tmp.join(COMPLETE), b"").unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).unwrap();
+    eprintln!("built in {:.0} s", t0.elapsed().as_secs_f64());
+    (dir, sents)
+}
+
+/// Queries: 3–8 consecutive words of a random sentence, and a vector near a random document's.
+fn queries(index: &Index, sents: &[String], n: usize) -> Vec<(String, Vec<f32>)> {
+    let mut rng = StdRng::seed_from_u64(77);
+    let snap = index.snapshot();
+    let docs = snap.num_docs();
+    (0..n)
+        .map(|_| {
+            let s: Vec<&str> = sents[rng.random_range(0..sents.len())].split_whitespace().collect();
+            let len = rng.random_range(3..=8).min(s.len());
+            let start = rng.random_range(0..=s.len() - len);
+            let text = s[start..start + len].join(" ");
+            let target = snap.vector(rng.random_range(0..docs)).unwrap_or_else(|| unit(&mut rng));
+            let noise = unit(&mut rng);
+            let v: Vec<f32> = target.iter().zip(&noise).map(|(a, b)| a + 0.8 * b).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            (text, v.into_iter().map(|x| x / norm).collect())
+        })
+        .collect()
+}
+
+fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
+    v.sort_unstable();
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1].as_secs_f64() * 1e3
+}
+
+/// Runs `iters` searches and prints p50/p99 of each stage.
+fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
+    let mut t: Vec<StageTimings> = Vec::with_capacity(iters);
+    for i in 0..iters {
+        let res = searcher.search(&reqs[i % reqs.len()]).unwrap();
+        black_box(&res.hits);
+        t.push(res.timings);
+    }
+    let col = |f: fn(&StageTimings) -> Duration| {
+        let v: Vec<Duration> = t.iter().map(f).collect();
+        format!("{:>7.3} / {:>7.3}", pct(v.clone(), 50.0), pct(v, 99.0))
+    };
+    println!(
+        "{label:<28} {iters:>5}  {}  {}  {}  {}  {}  {}",
+        col(|s| s.encode),
+        col(|s| s.bm25),
+        col(|s| s.dense_scan),
+        col(|s| s.rerank),
+        col(|s| s.fusion),
+        col(|s| s.total)
+    );
+}
+
+fn main() {
+    let n: usize = std::env::var("OPTICAL_BENCH_DOCS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let iters: usize = std::env::var("OPTICAL_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
+    let (dir, sents) = bench_index(n);
+    let index = Index::open_read_only(&dir).unwrap();
+    let snap = index.snapshot();
+    println!(
+        "index: {} documents, {} vector segments (f32 + int8 companions), dim {DIM}; rayon threads {}",
+        snap.num_docs(),
+        snap.num_vector_segments(),
+        rayon::current_num_threads()
+    );
+    let searcher = Searcher::new(snap);
+    let qs = queries(&index, &sents, 200);
+    let req = |mode: Mode, (text, v): &(String, Vec<f32>)| {
+        SearchRequest::new(text.clone()).with_mode(mode).with_k(10).with_query_vector(v.clone())
+    };
+    let hybrid: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Hybrid, q)).collect();
+    let dense: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Dense, q)).collect();
+    let bm25: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Bm25, q)).collect();
+    // Warm the page cache and the thread pool.
+    for r in hybrid.iter().take(20) {
+        searcher.search(r).unwrap();
+    }
+    println!("\nper-stage latency, ms p50 / p99 (k = 10; hybrid: BM25 top-100 ∪ dense top-100, int8 top-400 rescored on f32, RRF)");
+    println!(
+        "{:<28} {:>5}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}",
+        "search", "iters", "encode", "bm25", "dense scan", "rerank", "fusion", "end to end"
+    );
+    report("hybrid, no encoding", &searcher, &hybrid, iters);
+    report("dense, no encoding", &searcher, &dense, iters);
+    report("bm25", &searcher, &bm25, iters);
+
+    // With query encoding (the index's vectors are random, so only the timing is meaningful).
+    let model = cache_dir().join("models/multilingual-e5-small");
+    let encoder = if model.join("model.safetensors").is_file() {
+        let enc = optical::encoder::Encoder::load(&model, &optical::encoder::default_device()).unwrap();
+        // The bench index records no encoder: only the dimension is checked.
+        Some(Arc::new(enc))
+    } else {
+        println!("multilingual-e5-small not prepared ({}): skipping query encoding", model.display());
+        None
+    };
+    let enc_searcher = encoder.map(|e| searcher.clone().with_encoder(e).unwrap());
+    if let Some(s) = &enc_searcher {
+        let with_enc: Vec<SearchRequest> =
+            qs.iter().map(|(t, _)| SearchRequest::new(t.clone()).with_mode(Mode::Hybrid).with_k(10)).collect();
+        for r in with_enc.iter().take(5) {
+            s.search(r).unwrap();
+        }
+        report("hybrid, e5 query encoding", s, &with_enc, (iters / 5).max(20));
+    }
+
+    let mut c = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(5)).configure_from_args();
+    let mut g = c.benchmark_group(format!("search_{n}x{DIM}"));
+    let mut i = 0;
+    g.bench_function("hybrid_no_encoding", |b| {
+        b.iter(|| {
+            i += 1;
+            searcher.search(&hybrid[i % hybrid.len()]).unwrap()
+        })
+    });
+    g.bench_function("dense_no_encoding", |b| {
+        b.iter(|| {
+            i += 1;
+            searcher.search(&dense[i % dense.len()]).unwrap()
+        })
+    });
+    g.bench_function("bm25", |b| {
+        b.iter(|| {
+            i += 1;
+            searcher.search(&bm25[i % bm25.len()]).unwrap()
+        })
+    });
+    if let Some(s) = &enc_searcher {
+        g.sample_size(10);
+        g.bench_function("hybrid_with_e5_encoding", |b| {
+            b.iter(|| {
+                i += 1;
+                s.search(&SearchRequest::new(qs[i % qs.len()].0.clone()).with_k(10)).unwrap()
+            })
+        });
+    }
+    g.finish();
+    c.final_summary();
+}

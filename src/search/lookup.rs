@@ -1,0 +1,64 @@
+//! From internal ids to tantivy documents and back, through the postings of the indexed `id`
+//! and `lang` fields: no stored-document reads, so resolving a page of dense hits costs a few
+//! term lookups.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocSet, TERMINATED, Term};
+
+use crate::engine::Snapshot;
+use crate::text;
+
+/// The external key of each id (`None` for ids with no live document in this snapshot).
+pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> {
+    let searcher = snapshot.searcher();
+    let field = snapshot.fields().id;
+    let mut out = Vec::with_capacity(ids.len());
+    'ids: for &id in ids {
+        let term = Term::from_field_u64(field, id);
+        for seg in searcher.segment_readers() {
+            let inverted = seg.inverted_index(field).context("opening the `id` postings")?;
+            let Some(mut postings) =
+                inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `id` postings")?
+            else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if !seg.is_deleted(doc) {
+                    out.push(Some(text::key_and_id(seg, doc)?.0));
+                    continue 'ids;
+                }
+                doc = postings.advance();
+            }
+        }
+        out.push(None);
+    }
+    Ok(out)
+}
+
+/// The internal ids of every live document whose language is `lang`.
+pub fn ids_with_lang(snapshot: &Snapshot, lang: &str) -> Result<HashSet<u64>> {
+    let searcher = snapshot.searcher();
+    let term = Term::from_field_text(snapshot.fields().lang, lang);
+    let mut out = HashSet::new();
+    for seg in searcher.segment_readers() {
+        let inverted = seg.inverted_index(snapshot.fields().lang).context("opening the `lang` postings")?;
+        let Some(mut postings) =
+            inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `lang` postings")?
+        else {
+            continue;
+        };
+        let ids = seg.fast_fields().u64(text::field::ID).context("opening the `id` fast field")?;
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            if !seg.is_deleted(doc) {
+                out.insert(ids.first(doc).with_context(|| format!("document {doc} has no id"))?);
+            }
+            doc = postings.advance();
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,223 @@
+//! What a search asks for and what it returns.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::fusion::Fusion;
+
+/// Which rankings a search runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// tantivy BM25 only (no encoder, no vectors needed).
+    Bm25,
+    /// Exhaustive dense search only: finds documents that share no word with the query.
+    Dense,
+    /// BM25 top-N ∪ dense top-N, all scored exactly by the dense model, then fused.
+    #[default]
+    Hybrid,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Bm25 => "bm25",
+            Mode::Dense => "dense",
+            Mode::Hybrid => "hybrid",
+        })
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Mode> {
+        match s {
+            "bm25" => Ok(Mode::Bm25),
+            "dense" => Ok(Mode::Dense),
+            "hybrid" => Ok(Mode::Hybrid),
+            other => bail!("unknown search mode `{other}` (expected bm25, dense or hybrid)"),
+        }
+    }
+}
+
+/// Default number of BM25 candidates a hybrid search fuses.
+pub const DEFAULT_SPARSE_DEPTH: usize = 100;
+/// Default number of dense candidates a hybrid search fuses.
+pub const DEFAULT_DENSE_DEPTH: usize = 100;
+/// Default over-fetch of the int8 first pass: `factor × wanted` rows are rescored on f32.
+pub const DEFAULT_RESCORE_FACTOR: usize = 4;
+
+/// One search. Build with [`SearchRequest::new`] and the `with_*` methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchRequest {
+    /// Query text (analysed for BM25, encoded for dense search).
+    pub query: String,
+    /// Language of the query (ISO 639-3): selects a per-language query encoder when the
+    /// [`Searcher`](super::Searcher) has one for it, else its default encoder.
+    pub query_lang: Option<String>,
+    /// A ready query vector: skips query encoding (it must come from a compatible encoder).
+    pub query_vector: Option<Vec<f32>>,
+    /// Number of results.
+    pub k: usize,
+    /// Which rankings run.
+    pub mode: Mode,
+    /// BM25 candidates in hybrid mode (at least `k` are taken).
+    pub sparse_depth: usize,
+    /// Dense candidates in hybrid mode (at least `k` are taken).
+    pub dense_depth: usize,
+    /// The int8 pass keeps `rescore_factor ×` the wanted dense candidates for exact rescoring.
+    pub rescore_factor: usize,
+    /// How hybrid mode combines the two rankings.
+    pub fusion: Fusion,
+    /// Only documents whose `lang` is this.
+    pub lang: Option<String>,
+    /// Attach an [`Explain`] to every hit.
+    pub explain: bool,
+}
+
+impl SearchRequest {
+    /// A hybrid top-10 search for `query` with the default depths and RRF (k = 60).
+    pub fn new(query: impl Into<String>) -> SearchRequest {
+        SearchRequest {
+            query: query.into(),
+            query_lang: None,
+            query_vector: None,
+            k: 10,
+            mode: Mode::Hybrid,
+            sparse_depth: DEFAULT_SPARSE_DEPTH,
+            dense_depth: DEFAULT_DENSE_DEPTH,
+            rescore_factor: DEFAULT_RESCORE_FACTOR,
+            fusion: Fusion::default(),
+            lang: None,
+            explain: false,
+        }
+    }
+
+    /// Sets the number of results.
+    pub fn with_k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// Sets the mode.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the query language (selects the query encoder).
+    pub fn with_query_lang(mut self, lang: impl Into<String>) -> Self {
+        self.query_lang = Some(lang.into());
+        self
+    }
+
+    /// Uses a ready query vector instead of encoding the query text.
+    pub fn with_query_vector(mut self, vector: Vec<f32>) -> Self {
+        self.query_vector = Some(vector);
+        self
+    }
+
+    /// Sets both candidate depths of hybrid mode.
+    pub fn with_depths(mut self, sparse: usize, dense: usize) -> Self {
+        self.sparse_depth = sparse;
+        self.dense_depth = dense;
+        self
+    }
+
+    /// Sets the fusion.
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
+    }
+
+    /// Keeps only documents of language `lang`.
+    pub fn with_lang_filter(mut self, lang: impl Into<String>) -> Self {
+        self.lang = Some(lang.into());
+        self
+    }
+
+    /// Asks for per-hit explanations.
+    pub fn with_explain(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.rescore_factor == 0 {
+            bail!("rescore_factor must be at least 1");
+        }
+        if let Fusion::Linear { dense_weight } = self.fusion {
+            if !(0.0..=1.0).contains(&dense_weight) {
+                bail!("linear fusion weight must be in [0, 1], got {dense_weight}");
+            }
+        }
+        if let Fusion::Rrf { k } = self.fusion {
+            if !(k >= 0.0 && k.is_finite()) {
+                bail!("RRF k must be a finite number ≥ 0, got {k}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a hit ranks where it does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explain {
+    /// Rank in the BM25 candidate list (from 1), if BM25 ran and found the document.
+    pub bm25_rank: Option<usize>,
+    /// BM25 score, when `bm25_rank` is set.
+    pub bm25_score: Option<f32>,
+    /// Rank among the dense-scored candidates (from 1), if dense scoring ran.
+    pub dense_rank: Option<usize>,
+    /// Exact dense score (dot product of unit vectors, i.e. cosine).
+    pub dense_score: Option<f32>,
+    /// The fused score (hybrid), or the score of the single ranking that ran.
+    pub fused_score: f32,
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// External key.
+    pub key: String,
+    /// Internal id.
+    pub id: u64,
+    /// The score the ranking used: fused (hybrid), BM25 or dense.
+    pub score: f32,
+    /// Present when the request asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explain>,
+}
+
+/// Wall time of each stage of one search (zero for stages that did not run). In hybrid mode
+/// BM25 and the dense scan (+ its rerank) run side by side, so `total` is less than the sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimings {
+    /// Query encoding.
+    pub encode: Duration,
+    /// BM25 candidate generation.
+    pub bm25: Duration,
+    /// The exhaustive dense first pass (int8 scan, or f32 scan on f32-only indexes).
+    pub dense_scan: Duration,
+    /// Exact dense scoring of the candidates.
+    pub rerank: Duration,
+    /// Fusion and result assembly (keys, explanations).
+    pub fusion: Duration,
+    /// Everything.
+    pub total: Duration,
+}
+
+/// The results of one search.
+#[derive(Clone, Debug)]
+pub struct SearchResults {
+    /// Best first.
+    pub hits: Vec<SearchHit>,
+    /// The commit generation searched.
+    pub generation: u64,
+    /// The mode that ran.
+    pub mode: Mode,
+    /// Per-stage wall time.
+    pub timings: StageTimings,
+}

@@ -1,0 +1,275 @@
+//! [`Searcher`]: one commit's snapshot plus the query encoders, running BM25, dense and hybrid
+//! searches.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use optical_storage::Hit;
+
+use super::compat::check_query_encoder;
+use super::dense;
+use super::lookup;
+use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
+use crate::encoder::Encoder;
+use crate::engine::{Index, Snapshot, TextHit};
+
+#[derive(Default)]
+struct Encoders {
+    default: Option<Arc<Encoder>>,
+    by_lang: HashMap<String, Arc<Encoder>>,
+}
+
+/// Searches one commit. Cheap to clone and `Send + Sync`: share one across threads, and
+/// [`Searcher::with_snapshot`] (or [`Searcher::refresh`]) to move on to a newer commit.
+///
+/// The query encoder is chosen per search: the encoder registered for the request's
+/// `query_lang` (e.g. a student distilled for Hausa), else the default one. Every encoder is
+/// checked against the index when it is registered: a different dimension or embedding space is
+/// refused.
+#[derive(Clone)]
+pub struct Searcher {
+    snapshot: Snapshot,
+    encoders: Arc<Encoders>,
+}
+
+/// Candidates of one search, before assembly.
+struct Ranked {
+    /// (id, fused or single score), best first.
+    order: Vec<(u64, f32)>,
+    bm25: Vec<TextHit>,
+    /// Exact dense scores, best first.
+    dense: Vec<Hit>,
+}
+
+impl Searcher {
+    /// A searcher over `snapshot` with no query encoder (BM25, or dense with ready query vectors).
+    pub fn new(snapshot: Snapshot) -> Searcher {
+        Searcher { snapshot, encoders: Arc::new(Encoders::default()) }
+    }
+
+    /// A searcher over the latest commit of `index`.
+    pub fn for_index(index: &Index) -> Searcher {
+        Searcher::new(index.snapshot())
+    }
+
+    /// Sets the default query encoder; errors when it does not fit the index.
+    pub fn with_encoder(self, encoder: Arc<Encoder>) -> Result<Searcher> {
+        check_query_encoder(self.snapshot.config(), encoder.info())?;
+        let mut enc = self.take_encoders();
+        enc.default = Some(encoder);
+        Ok(Searcher { snapshot: self.snapshot, encoders: Arc::new(enc) })
+    }
+
+    /// Registers the query encoder for queries in `lang`; errors when it does not fit the index.
+    pub fn with_language_encoder(self, lang: impl Into<String>, encoder: Arc<Encoder>) -> Result<Searcher> {
+        let lang = lang.into();
+        check_query_encoder(self.snapshot.config(), encoder.info())
+            .with_context(|| format!("query encoder for language {lang}"))?;
+        let mut enc = self.take_encoders();
+        enc.by_lang.insert(lang, encoder);
+        Ok(Searcher { snapshot: self.snapshot, encoders: Arc::new(enc) })
+    }
+
+    fn take_encoders(&self) -> Encoders {
+        Encoders { default: self.encoders.default.clone(), by_lang: self.encoders.by_lang.clone() }
+    }
+
+    /// The same encoders over another snapshot of the same index (a later commit).
+    pub fn with_snapshot(&self, snapshot: Snapshot) -> Searcher {
+        Searcher { snapshot, encoders: Arc::clone(&self.encoders) }
+    }
+
+    /// The same encoders over the latest commit of `index`.
+    pub fn refresh(&self, index: &Index) -> Searcher {
+        self.with_snapshot(index.snapshot())
+    }
+
+    /// The snapshot searched.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The query encoder a request in `lang` would use.
+    pub fn query_encoder(&self, lang: Option<&str>) -> Option<&Arc<Encoder>> {
+        lang.and_then(|l| self.encoders.by_lang.get(l)).or(self.encoders.default.as_ref())
+    }
+
+    /// Encodes a query with the encoder for `lang` (see [`Searcher::query_encoder`]).
+    pub fn encode_query(&self, text: &str, lang: Option<&str>) -> Result<Vec<f32>> {
+        let Some(enc) = self.query_encoder(lang) else {
+            bail!("dense search needs a query encoder (a model) or a ready query vector; none was given")
+        };
+        let mut v = enc.encode_queries(&[text]).context("encoding the query")?;
+        v.pop().context("the encoder returned no vector for the query")
+    }
+
+    /// Runs one search.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
+        let start = Instant::now();
+        req.validate()?;
+        let mut t = StageTimings::default();
+        let snap = &self.snapshot;
+        if req.mode != Mode::Bm25 && snap.config().dim.is_none() {
+            bail!("the index is text-only (no vectors): {} search is impossible, use bm25 mode", req.mode);
+        }
+        // The query vector: given, or encoded now.
+        let qvec = match (req.mode, &req.query_vector) {
+            (Mode::Bm25, _) => None,
+            (_, Some(v)) => {
+                let dim = snap.config().dim.expect("checked above");
+                if v.len() != dim {
+                    bail!("query vector has dimension {}, the index holds dimension {dim}", v.len());
+                }
+                Some(v.clone())
+            }
+            (_, None) => {
+                let t0 = Instant::now();
+                let v = self.encode_query(&req.query, req.query_lang.as_deref())?;
+                t.encode = t0.elapsed();
+                Some(v)
+            }
+        };
+        if let Some(v) = &qvec {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                bail!("query vector component {i} is not finite");
+            }
+        }
+        if req.k == 0 {
+            t.total = start.elapsed();
+            return Ok(SearchResults { hits: Vec::new(), generation: snap.generation(), mode: req.mode, timings: t });
+        }
+        let ranked = match req.mode {
+            Mode::Bm25 => self.bm25_only(req, &mut t)?,
+            Mode::Dense => self.dense_only(req, qvec.as_deref().expect("dense has a vector"), &mut t)?,
+            Mode::Hybrid => self.hybrid(req, qvec.as_deref().expect("hybrid has a vector"), &mut t)?,
+        };
+        let t0 = Instant::now();
+        let hits = self.assemble(req, ranked)?;
+        t.fusion += t0.elapsed();
+        t.total = start.elapsed();
+        Ok(SearchResults { hits, generation: snap.generation(), mode: req.mode, timings: t })
+    }
+
+    fn bm25_only(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Ranked> {
+        let t0 = Instant::now();
+        let bm25 = self.snapshot.bm25(&req.query, req.k, req.lang.as_deref())?;
+        t.bm25 = t0.elapsed();
+        let order = bm25.iter().map(|h| (h.id, h.score)).collect();
+        Ok(Ranked { order, bm25, dense: Vec::new() })
+    }
+
+    /// The language filter as a set of allowed ids (`None` = no filter).
+    fn allowed(&self, req: &SearchRequest) -> Result<Option<HashSet<u64>>> {
+        req.lang.as_deref().map(|l| lookup::ids_with_lang(&self.snapshot, l)).transpose()
+    }
+
+    /// Dense top-`want`, exactly scored: the first pass keeps `rescore_factor × want` rows when
+    /// it is approximate, and those are rescored on f32.
+    fn dense_top(&self, req: &SearchRequest, q: &[f32], want: usize, t: &mut StageTimings) -> Result<Vec<Hit>> {
+        let vectors = self.snapshot.vectors();
+        let t0 = Instant::now();
+        let allowed = self.allowed(req)?;
+        let exact = dense::first_pass_is_exact(vectors);
+        let depth = if exact { want } else { want.saturating_mul(req.rescore_factor) };
+        let first = dense::first_pass(vectors, q, depth, allowed.as_ref())?;
+        t.dense_scan += t0.elapsed();
+        if exact {
+            return Ok(first);
+        }
+        let t0 = Instant::now();
+        let mut hits = dense::rescore(vectors, q, &first);
+        hits.truncate(want);
+        t.rerank += t0.elapsed();
+        Ok(hits)
+    }
+
+    fn dense_only(&self, req: &SearchRequest, q: &[f32], t: &mut StageTimings) -> Result<Ranked> {
+        let dense = self.dense_top(req, q, req.k, t)?;
+        let order = dense.iter().map(|h| (h.id, h.score)).collect();
+        Ok(Ranked { order, bm25: Vec::new(), dense })
+    }
+
+    fn hybrid(&self, req: &SearchRequest, q: &[f32], t: &mut StageTimings) -> Result<Ranked> {
+        // BM25 (one thread) and the dense scan (parallel chunks) run side by side.
+        let ((bm25, bm25_time), (dense, dense_times)) = rayon::join(
+            || {
+                let t0 = Instant::now();
+                let r = self.snapshot.bm25(&req.query, req.sparse_depth.max(req.k), req.lang.as_deref());
+                (r, t0.elapsed())
+            },
+            || {
+                let mut td = StageTimings::default();
+                let r = self.dense_top(req, q, req.dense_depth.max(req.k), &mut td);
+                (r, td)
+            },
+        );
+        let bm25 = bm25?;
+        let mut dense = dense?;
+        t.bm25 = bm25_time;
+        t.dense_scan += dense_times.dense_scan;
+        t.rerank += dense_times.rerank;
+        // BM25 candidates the dense pass did not keep get their exact dense score too, so the
+        // dense ranking covers the whole union.
+        let t0 = Instant::now();
+        let have: HashSet<u64> = dense.iter().map(|h| h.id).collect();
+        let missing: Vec<u64> = bm25.iter().map(|h| h.id).filter(|id| !have.contains(id)).collect();
+        let vectors = self.snapshot.vectors();
+        for (id, s) in missing.iter().zip(dense::exact_scores(vectors, q, &missing)) {
+            // A document without a live vector cannot happen in a consistent snapshot; if it
+            // did, it would simply take no part in the dense ranking.
+            if let Some(score) = s {
+                dense.push(Hit { id: *id, score });
+            }
+        }
+        optical_storage::sort_hits(&mut dense);
+        t.rerank += t0.elapsed();
+        let t0 = Instant::now();
+        let sparse: Vec<(u64, f32)> = bm25.iter().map(|h| (h.id, h.score)).collect();
+        let dense_list: Vec<(u64, f32)> = dense.iter().map(|h| (h.id, h.score)).collect();
+        let order = req.fusion.fuse(&sparse, &dense_list);
+        t.fusion += t0.elapsed();
+        Ok(Ranked { order, bm25, dense })
+    }
+
+    /// The top `k` of the ranking with keys and (on request) explanations.
+    fn assemble(&self, req: &SearchRequest, ranked: Ranked) -> Result<Vec<SearchHit>> {
+        let top: Vec<(u64, f32)> = ranked.order.into_iter().take(req.k).collect();
+        let bm25_pos: HashMap<u64, usize> = ranked.bm25.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
+        let dense_pos: HashMap<u64, usize> = ranked.dense.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
+        // Keys: BM25 hits carry theirs; the others are looked up by id.
+        let unknown: Vec<u64> = top.iter().map(|h| h.0).filter(|id| !bm25_pos.contains_key(id)).collect();
+        let looked_up: HashMap<u64, Option<String>> =
+            unknown.iter().copied().zip(lookup::keys_of(&self.snapshot, &unknown)?).collect();
+        let mut hits = Vec::with_capacity(top.len());
+        for (id, score) in top {
+            let key = match bm25_pos.get(&id) {
+                Some(&i) => ranked.bm25[i].key.clone(),
+                None => match looked_up.get(&id).cloned().flatten() {
+                    Some(k) => k,
+                    // A vector without a document cannot happen in a consistent snapshot.
+                    None => bail!("vector id {id} has no live document in generation {}", self.snapshot.generation()),
+                },
+            };
+            let explain = req.explain.then(|| {
+                let b = bm25_pos.get(&id).map(|&i| (i + 1, ranked.bm25[i].score));
+                let d = dense_pos.get(&id).map(|&i| (i + 1, ranked.dense[i].score));
+                Explain {
+                    bm25_rank: b.map(|x| x.0),
+                    bm25_score: b.map(|x| x.1),
+                    dense_rank: d.map(|x| x.0),
+                    dense_score: d.map(|x| x.1),
+                    fused_score: score,
+                }
+            });
+            hits.push(SearchHit { key, id, score, explain });
+        }
+        Ok(hits)
+    }
+}
+
+/// `Duration` in milliseconds, for reports.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
