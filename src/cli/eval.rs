@@ -72,6 +72,10 @@ pub struct EvalArgs {
     /// Also write the results document (all rows of results.json) to this Markdown file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Markdown file whose text goes into the results document after the standard preamble
+    /// (e.g. what each labelled row is).
+    #[arg(long)]
+    pub preamble: Option<PathBuf>,
 }
 
 /// Modes the eval command knows. Wiring to the search pipeline lives in [`searcher`].
@@ -215,7 +219,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     table.merge(fresh.clone());
     table.sort(&MODES);
     table.write_json(&results_path)?;
-    let doc = table.to_document("Retrieval results", &document_preamble());
+    let mut preamble = document_preamble();
+    if let Some(path) = &args.preamble {
+        let extra = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        preamble = format!("{}\n\n{preamble}", extra.trim_end());
+    }
+    let doc = table.to_document("Retrieval results", &preamble);
     let md_path = args.out.join("results.md");
     std::fs::write(&md_path, &doc).with_context(|| format!("writing {}", md_path.display()))?;
     if let Some(path) = &args.markdown {
@@ -511,6 +520,7 @@ fn document_preamble() -> String {
      (checked by `tests/eval_metrics.rs`): ties in score are ranked by document id descending, \
      relevance ≤ 0 is non-relevant, nDCG uses graded gains with a log2 discount and its ideal \
      from the qrels, MRR@k is reciprocal rank within the top k, and the mean is over every \
-     judged query of the split (a query that retrieved nothing counts 0)."
+     judged query of the split (a query that retrieved nothing counts 0). In dense and hybrid \
+     rows, ms/query is the search alone: the queries are encoded beforehand, in batches."
         .to_string()
 }
