@@ -207,6 +207,36 @@ fn main() {
     report("dense, no encoding", &searcher, &dense, iters);
     report("bm25", &searcher, &bm25, iters);
 
+    // Reference measured in the same run: the engine's exhaustive exact f32 scan (top-10) of
+    // the same vectors — what the dense stage would cost without the int8 companions.
+    let snap = searcher.snapshot().clone();
+    let mut f32_times = Vec::with_capacity(iters);
+    for i in 0..iters {
+        let t0 = Instant::now();
+        black_box(snap.dense_top_k(&qs[i % qs.len()].1, 10).unwrap());
+        f32_times.push(t0.elapsed());
+    }
+    println!(
+        "{:<28} {iters:>5}  {:>37}  {:>7.3} / {:>7.3}",
+        "reference: f32 exact scan",
+        "",
+        pct(f32_times.clone(), 50.0),
+        pct(f32_times, 99.0)
+    );
+    // Where BM25 time goes at depth 100: tantivy's top-100 alone vs. with keys read.
+    let bm25_100: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Bm25, q).with_k(100)).collect();
+    report("bm25 top-100 (with keys)", &searcher, &bm25_100, iters);
+    let mut raw = Vec::with_capacity(iters);
+    for i in 0..iters {
+        let t0 = Instant::now();
+        if let Some(q) = optical::text::bm25_query(snap.fields(), &qs[i % qs.len()].0, None, Default::default()) {
+            black_box(snap.searcher().search(&q, &tantivy::collector::TopDocs::with_limit(100).order_by_score()).unwrap());
+        }
+        raw.push(t0.elapsed());
+    }
+    println!("{:<28} {iters:>5}  {:>18}  {:>7.3} / {:>7.3}", "tantivy top-100 only", "", pct(raw.clone(), 50.0), pct(raw, 99.0));
+    println!("load average while measuring: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+
     // With query encoding (the index's vectors are random, so only the timing is meaningful).
     let model = cache_dir().join("models/multilingual-e5-small");
     let encoder = if model.join("model.safetensors").is_file() {

@@ -153,6 +153,11 @@ fn hybrid_fuses_bm25_and_dense_and_explains() {
     assert_eq!(bm25_only.hits[0].explain.as_ref().unwrap().bm25_score, Some(plain.hits[0].score));
     assert_eq!(plain.hits[0].explain.as_ref().unwrap().bm25_rank, Some(1));
     assert_eq!(plain.hits[0].explain.as_ref().unwrap().dense_score, None);
+    // The BM25 stage is the engine's BM25: same documents, same scores, same order.
+    let engine: Vec<(String, u64, f32)> =
+        index.snapshot().bm25("word3", 10, None).unwrap().into_iter().map(|h| (h.key, h.id, h.score)).collect();
+    let ours: Vec<(String, u64, f32)> = plain.hits.iter().map(|h| (h.key.clone(), h.id, h.score)).collect();
+    assert_eq!(ours, engine);
 }
 
 #[test]

@@ -6,19 +6,19 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocSet, TERMINATED, Term};
+use tantivy::{DocAddress, DocSet, TERMINATED, Term};
 
 use crate::engine::Snapshot;
 use crate::text;
 
-/// The external key of each id (`None` for ids with no live document in this snapshot).
-pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> {
+/// The address of each id's live document (`None` for ids with none in this snapshot).
+pub fn addresses_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<DocAddress>>> {
     let searcher = snapshot.searcher();
     let field = snapshot.fields().id;
     let mut out = Vec::with_capacity(ids.len());
     'ids: for &id in ids {
         let term = Term::from_field_u64(field, id);
-        for seg in searcher.segment_readers() {
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
             let inverted = seg.inverted_index(field).context("opening the `id` postings")?;
             let Some(mut postings) =
                 inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `id` postings")?
@@ -28,7 +28,7 @@ pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> 
             let mut doc = postings.doc();
             while doc != TERMINATED {
                 if !seg.is_deleted(doc) {
-                    out.push(Some(text::key_and_id(seg, doc)?.0));
+                    out.push(Some(DocAddress::new(ord as u32, doc)));
                     continue 'ids;
                 }
                 doc = postings.advance();
@@ -37,6 +37,14 @@ pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> 
         out.push(None);
     }
     Ok(out)
+}
+
+/// The external key of each id (`None` for ids with no live document in this snapshot).
+pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> {
+    let addrs = addresses_of(snapshot, ids)?;
+    let found: Vec<DocAddress> = addrs.iter().flatten().copied().collect();
+    let mut keys = super::sparse::keys_at(snapshot, &found)?.into_iter();
+    Ok(addrs.into_iter().map(|a| a.and_then(|_| keys.next())).collect())
 }
 
 /// The internal ids of every live document whose language is `lang`.

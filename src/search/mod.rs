@@ -19,6 +19,7 @@ pub mod fusion;
 pub mod indexing;
 pub mod lookup;
 pub mod request;
+pub mod sparse;
 mod searcher;
 
 pub use compat::{check_document_encoder, check_query_encoder, encoder_record, index_config_for};

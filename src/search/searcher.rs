@@ -13,7 +13,8 @@ use super::dense;
 use super::lookup;
 use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 use crate::encoder::Encoder;
-use crate::engine::{Index, Snapshot, TextHit};
+use super::sparse::{self, SparseHit};
+use crate::engine::{Index, Snapshot};
 
 #[derive(Default)]
 struct Encoders {
@@ -38,7 +39,7 @@ pub struct Searcher {
 struct Ranked {
     /// (id, fused or single score), best first.
     order: Vec<(u64, f32)>,
-    bm25: Vec<TextHit>,
+    bm25: Vec<SparseHit>,
     /// Exact dense scores, best first.
     dense: Vec<Hit>,
 }
@@ -154,7 +155,7 @@ impl Searcher {
 
     fn bm25_only(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Ranked> {
         let t0 = Instant::now();
-        let bm25 = self.snapshot.bm25(&req.query, req.k, req.lang.as_deref())?;
+        let bm25 = sparse::bm25_candidates(&self.snapshot, &req.query, req.k, req.lang.as_deref())?;
         t.bm25 = t0.elapsed();
         let order = bm25.iter().map(|h| (h.id, h.score)).collect();
         Ok(Ranked { order, bm25, dense: Vec::new() })
@@ -196,7 +197,7 @@ impl Searcher {
         let ((bm25, bm25_time), (dense, dense_times)) = rayon::join(
             || {
                 let t0 = Instant::now();
-                let r = self.snapshot.bm25(&req.query, req.sparse_depth.max(req.k), req.lang.as_deref());
+                let r = sparse::bm25_candidates(&self.snapshot, &req.query, req.sparse_depth.max(req.k), req.lang.as_deref());
                 (r, t0.elapsed())
             },
             || {
@@ -238,20 +239,24 @@ impl Searcher {
         let top: Vec<(u64, f32)> = ranked.order.into_iter().take(req.k).collect();
         let bm25_pos: HashMap<u64, usize> = ranked.bm25.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
         let dense_pos: HashMap<u64, usize> = ranked.dense.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
-        // Keys: BM25 hits carry theirs; the others are looked up by id.
+        // Keys, for the returned hits only: BM25 candidates have their tantivy address; the
+        // others are found through the `id` postings.
         let unknown: Vec<u64> = top.iter().map(|h| h.0).filter(|id| !bm25_pos.contains_key(id)).collect();
-        let looked_up: HashMap<u64, Option<String>> =
-            unknown.iter().copied().zip(lookup::keys_of(&self.snapshot, &unknown)?).collect();
-        let mut hits = Vec::with_capacity(top.len());
-        for (id, score) in top {
-            let key = match bm25_pos.get(&id) {
-                Some(&i) => ranked.bm25[i].key.clone(),
-                None => match looked_up.get(&id).cloned().flatten() {
-                    Some(k) => k,
-                    // A vector without a document cannot happen in a consistent snapshot.
-                    None => bail!("vector id {id} has no live document in generation {}", self.snapshot.generation()),
-                },
+        let mut addrs: HashMap<u64, tantivy::DocAddress> = HashMap::with_capacity(top.len());
+        for (id, a) in unknown.iter().zip(lookup::addresses_of(&self.snapshot, &unknown)?) {
+            match a {
+                Some(a) => addrs.insert(*id, a),
+                // A vector without a document cannot happen in a consistent snapshot.
+                None => bail!("vector id {id} has no live document in generation {}", self.snapshot.generation()),
             };
+        }
+        let top_addrs: Vec<tantivy::DocAddress> = top
+            .iter()
+            .map(|(id, _)| bm25_pos.get(id).map_or_else(|| addrs[id], |&i| ranked.bm25[i].addr))
+            .collect();
+        let keys = sparse::keys_at(&self.snapshot, &top_addrs)?;
+        let mut hits = Vec::with_capacity(top.len());
+        for ((id, score), key) in top.into_iter().zip(keys) {
             let explain = req.explain.then(|| {
                 let b = bm25_pos.get(&id).map(|&i| (i + 1, ranked.bm25[i].score));
                 let d = dense_pos.get(&id).map(|&i| (i + 1, ranked.dense[i].score));
