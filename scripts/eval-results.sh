@@ -72,7 +72,8 @@ for s in "ot student swa|$OT_STUDENT" "mse student swa|$MSE_STUDENT"; do
   fi
 done
 
-# eval DOC_LANG COLLECTION... -- EXTRA ARGS: every row for these collections.
+# rows DOC_LANG COLLECTION... [-- EXTRA ARGS]: every row for these collections.
+# With TEACHER_ONLY=1: only bm25 and dense (e5 zero-shot) (the English-query reference rows).
 rows() {
   local lang="$1"; shift
   local cols=() extra=()
@@ -82,6 +83,7 @@ rows() {
   local common=("${cols[@]}" --doc-lang "$lang" --doc-model "$E5" --out "$OUT" --markdown docs/results.md --preamble "$OUT/preamble.md" "${extra[@]}")
   "$OPTICAL" eval "${common[@]}" --modes bm25
   "$OPTICAL" eval "${common[@]}" --modes dense --query-model "$E5" --label "e5 zero-shot"
+  [ "${TEACHER_ONLY:-0}" = 1 ] && return 0
   local s
   for s in "${students[@]}"; do
     local label="${s%%|*}" dir="${s#*|}" modes=dense
@@ -105,7 +107,7 @@ collections() { # directories of the collections named $1*, selected by $ONLY
 mapfile -t afriqa < <(collections afriqa-)
 if [ ${#afriqa[@]} -gt 0 ]; then
   rows eng "${afriqa[@]}"
-  rows eng "${afriqa[@]}" -- --queries queries.eng.jsonl
+  TEACHER_ONLY=1 rows eng "${afriqa[@]}" -- --queries queries.eng.jsonl
 fi
 # Monolingual news: the articles are in the collection's own language.
 for dir in $(collections masakhanews-); do rows "${dir##*-}" "$dir"; done
@@ -113,7 +115,7 @@ mapfile -t xquad < <(collections xquad-r-)
 if [ ${#xquad[@]} -gt 0 ]; then
   rows eng "${xquad[@]}"
   for dir in "${xquad[@]}"; do
-    if [ -f "$dir/queries.eng.jsonl" ]; then rows eng "$dir" -- --queries queries.eng.jsonl; fi
+    if [ -f "$dir/queries.eng.jsonl" ]; then TEACHER_ONLY=1 rows eng "$dir" -- --queries queries.eng.jsonl; fi
   done
 fi
 mapfile -t tatoeba < <(collections tatoeba-)
