@@ -14,14 +14,16 @@ cargo build --bin optical
 OPTICAL="$CARGO_TARGET_DIR/debug/optical"
 
 rm -rf "$INDEX"
-"$OPTICAL" index "$INDEX" --input examples/sample/corpus.jsonl --model "$MODEL"
+# The passages are English (`--lang eng`: English stemmer for BM25); e5 encodes them with its
+# `passage: ` prefix and the index records the encoder.
+"$OPTICAL" index "$INDEX" --input examples/sample/corpus.jsonl --lang eng --model "$MODEL"
 "$OPTICAL" info "$INDEX"
 
 # Four questions of the sample, one per language, with AfriQA's human English translation.
 while IFS='|' read -r lang query meaning; do
   echo
   echo "== [$lang] $query   ($meaning)"
-  "$OPTICAL" search "$INDEX" "$query" -k 3 --mode hybrid --model "$MODEL"
+  "$OPTICAL" search "$INDEX" "$query" -k 3 --mode hybrid --model "$MODEL" --query-lang "$lang" --explain
 done <<'QUERIES'
 hau|A wace shekara aka kafa Kano pillars?|In what year was the Kano Pillars founded?
 yor|olóṣèlú wo lo bori idibo aarẹ ni orilẹ-ede south africa laipẹ?|What is the name of the politician who recently won the president election in South Africa?

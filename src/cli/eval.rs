@@ -6,12 +6,16 @@
 //! in `<out>/results.json` are kept unless the same collection/split/queries/mode is evaluated
 //! again, so one output folder can collect a whole sweep and `--markdown docs/results.md`
 //! renders all of it.
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
+use optical::encoder::{Encoder, WEIGHTS_FILE, weights_fingerprint};
 use optical::engine::Index;
+use optical::search::{Mode, SearchRequest, Searcher as QuerySearcher};
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
     compare, evaluate, evaluate_system, query_progress,
@@ -34,9 +38,15 @@ pub struct EvalArgs {
     /// Score existing TREC run files instead of searching (mode name = file stem).
     #[arg(long = "run", num_args = 1.., conflicts_with = "modes")]
     pub runs: Vec<PathBuf>,
-    /// Query encoder model directory (dense and hybrid modes).
+    /// Query encoder model directory (dense and hybrid modes). Default: the document encoder
+    /// (or, with `--index`, the model directory recorded beside that index).
     #[arg(long)]
     pub query_model: Option<PathBuf>,
+    /// Document encoder model directory used to build the dense index (dense and hybrid modes).
+    /// Default: multilingual-e5-small in the model cache (`$OPTICAL_CACHE/models`, or
+    /// `~/.cache/optical/models`).
+    #[arg(long)]
+    pub doc_model: Option<PathBuf>,
     /// Index to search instead of building one from the collection's corpus.
     #[arg(long)]
     pub index: Option<PathBuf>,
@@ -62,6 +72,10 @@ pub struct EvalArgs {
     /// Also write the results document (all rows of results.json) to this Markdown file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Markdown file whose text goes into the results document after the standard preamble
+    /// (e.g. what each labelled row is).
+    #[arg(long)]
+    pub preamble: Option<PathBuf>,
 }
 
 /// Modes the eval command knows. Wiring to the search pipeline lives in [`searcher`].
@@ -88,6 +102,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.index.is_some() && args.collections.len() > 1 {
         bail!("--index names one index: give a single --collection with it");
     }
+    let dense = if args.runs.is_empty() && args.modes.iter().any(|m| m != "bm25") {
+        Some(DenseSetup::new(&args)?)
+    } else {
+        None
+    };
     for dir in ["runs", "per-query"] {
         let path = args.out.join(dir);
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -122,8 +141,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Option<Run>,
         )> = if args.runs.is_empty() {
             let mut out = Vec::new();
+            let index_dir = match &dense {
+                Some(d) => dense_index(&collection, &args, d)?,
+                None => text_index(&collection, &args)?,
+            };
+            let index = Index::open_read_only(&index_dir)
+                .with_context(|| format!("opening index {}", index_dir.display()))?;
+            // Query vectors of the split, encoded once in batches and shared by the dense and
+            // hybrid modes (the ms/query column is then search time without query encoding).
+            let query_vectors = match &dense {
+                Some(d) => Arc::new(encode_queries(&d.query_encoder, &split)?),
+                None => Arc::new(HashMap::new()),
+            };
             for mode in &args.modes {
-                let mut search = searcher(mode, &collection, &args)?;
+                let mut search = searcher(mode, &index, dense.as_ref(), &query_vectors)
+                    .with_context(|| format!("{name}: mode {mode} on index {}", index_dir.display()))?;
                 let label = format!("{name} {mode}");
                 let progress = query_progress(split.queries.len(), &label);
                 let result =
@@ -187,7 +219,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     table.merge(fresh.clone());
     table.sort(&MODES);
     table.write_json(&results_path)?;
-    let doc = table.to_document("Retrieval results", &document_preamble());
+    let mut preamble = document_preamble();
+    if let Some(path) = &args.preamble {
+        let extra = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        preamble = format!("{}\n\n{preamble}", extra.trim_end());
+    }
+    let doc = table.to_document("Retrieval results", &preamble);
     let md_path = args.out.join("results.md");
     std::fs::write(&md_path, &doc).with_context(|| format!("writing {}", md_path.display()))?;
     if let Some(path) = &args.markdown {
@@ -210,27 +247,103 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// A search function for `mode`: query → ranked (document id, score).
 type Searcher = Box<dyn FnMut(&Query, usize) -> Result<Vec<(String, f64)>>>;
 
-fn searcher(mode: &str, collection: &BeirCollection, args: &EvalArgs) -> Result<Searcher> {
-    match mode {
-        "bm25" => {
-            let dir = text_index(collection, args)?;
-            let index = Index::open_read_only(&dir)
-                .with_context(|| format!("opening index {}", dir.display()))?;
-            let snapshot = index.snapshot();
-            Ok(Box::new(move |query: &Query, k: usize| {
-                let hits = snapshot.bm25(&query.text, k, None)?;
-                Ok(hits
-                    .into_iter()
-                    .map(|h| (h.key, f64::from(h.score)))
-                    .collect())
-            }))
+/// The encoders of dense and hybrid modes, loaded once for every collection.
+struct DenseSetup {
+    /// Document encoder directory (builds the dense indexes).
+    doc_model: PathBuf,
+    /// Its weights fingerprint: part of the cached index's name.
+    doc_fingerprint: String,
+    /// The query encoder.
+    query_encoder: Arc<Encoder>,
+}
+
+impl DenseSetup {
+    fn new(args: &EvalArgs) -> Result<DenseSetup> {
+        let doc_model = match &args.doc_model {
+            Some(d) => d.clone(),
+            None => default_doc_model(),
+        };
+        let weights = doc_model.join(WEIGHTS_FILE);
+        if args.index.is_none() && !weights.is_file() {
+            bail!(
+                "dense and hybrid modes index the corpus with a document encoder, but {} is missing: pass --doc-model DIR, or prepare multilingual-e5-small with `bash scripts/setup-models.sh`",
+                weights.display()
+            );
         }
-        _ => bail!(
-            "mode {mode} on {}: dense and hybrid search are not wired into `optical eval` yet; \
-             use --modes bm25, or score existing runs with --run FILE.trec",
-            collection.dir().display()
-        ),
+        let doc_fingerprint = if args.index.is_none() { weights_fingerprint(&weights)? } else { String::new() };
+        let query_model = match (&args.query_model, &args.index) {
+            (Some(q), _) => q.clone(),
+            (None, Some(index)) => super::index::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
+            (None, None) => doc_model.clone(),
+        };
+        let query_encoder = Arc::new(super::index::load_encoder(&query_model)?);
+        eprintln!(
+            "query encoder {} ({}), document encoder {}",
+            query_encoder.info().name,
+            query_model.display(),
+            doc_model.display()
+        );
+        Ok(DenseSetup { doc_model, doc_fingerprint, query_encoder })
     }
+}
+
+/// `$OPTICAL_CACHE/models/multilingual-e5-small`, or the same under `~/.cache/optical`.
+fn default_doc_model() -> PathBuf {
+    let cache = std::env::var_os("OPTICAL_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/optical")
+    });
+    cache.join("models").join("multilingual-e5-small")
+}
+
+/// Every query of the split encoded by `encoder` (query prefix), by query id.
+fn encode_queries(encoder: &Encoder, split: &BeirSplit) -> Result<HashMap<String, Vec<f32>>> {
+    let texts: Vec<&str> = split.queries.iter().map(|q| q.text.as_str()).collect();
+    let vectors = encoder
+        .encode_queries(&texts)
+        .with_context(|| format!("encoding the {} queries with {}", texts.len(), encoder.info().name))?;
+    Ok(split.queries.iter().map(|q| q.id.clone()).zip(vectors).collect())
+}
+
+fn searcher(
+    mode: &str,
+    index: &Index,
+    dense: Option<&DenseSetup>,
+    query_vectors: &Arc<HashMap<String, Vec<f32>>>,
+) -> Result<Searcher> {
+    let mode: Mode = mode.parse()?;
+    let mut searcher = QuerySearcher::for_index(index);
+    if mode != Mode::Bm25 {
+        let Some(d) = dense else { bail!("{mode} mode needs a query encoder") };
+        searcher = searcher.with_encoder(Arc::clone(&d.query_encoder))?;
+    }
+    let vectors = Arc::clone(query_vectors);
+    Ok(Box::new(move |query: &Query, k: usize| {
+        let mut req = SearchRequest::new(&query.text).with_k(k).with_mode(mode);
+        if mode != Mode::Bm25 {
+            let v = vectors
+                .get(&query.id)
+                .with_context(|| format!("query {} was not encoded", query.id))?;
+            req = req.with_query_vector(v.clone());
+        }
+        let results = searcher.search(&req)?;
+        Ok(results
+            .hits
+            .into_iter()
+            .map(|h| (h.key, f64::from(h.score)))
+            .collect())
+    }))
+}
+
+/// The dense index of the collection's corpus: `--index`, or one built with the document
+/// encoder under `<out>/indexes/`, named by corpus content, document language and encoder
+/// fingerprint (so every query encoder in that embedding space reuses it).
+fn dense_index(collection: &BeirCollection, args: &EvalArgs, dense: &DenseSetup) -> Result<PathBuf> {
+    if let Some(index) = &args.index {
+        return Ok(index.clone());
+    }
+    let lang = sanitize(&args.doc_lang);
+    let name = format!("{}.{lang}.{}", collection.corpus_fingerprint()?, dense.doc_fingerprint);
+    build_index(collection, args, &name, Some(&dense.doc_model))
 }
 
 /// The index to search: `--index`, or one built from the collection's corpus under
@@ -243,7 +356,13 @@ fn text_index(collection: &BeirCollection, args: &EvalArgs) -> Result<PathBuf> {
     }
     let lang = sanitize(&args.doc_lang);
     let name = format!("{}.{lang}", collection.corpus_fingerprint()?);
-    let dir = args.out.join("indexes").join(&name);
+    build_index(collection, args, &name, None)
+}
+
+/// Builds (or reuses) `<out>/indexes/<name>` from the collection's corpus with `optical index`,
+/// encoding the documents with `model` when given.
+fn build_index(collection: &BeirCollection, args: &EvalArgs, name: &str, model: Option<&Path>) -> Result<PathBuf> {
+    let dir = args.out.join("indexes").join(name);
     if dir.is_dir() {
         eprintln!("reusing index {}", dir.display());
         return Ok(dir);
@@ -257,14 +376,18 @@ fn text_index(collection: &BeirCollection, args: &EvalArgs) -> Result<PathBuf> {
     let corpus = collection.corpus_path()?;
     eprintln!("indexing {} into {}", corpus.display(), dir.display());
     // `optical index` itself, so that eval measures exactly what users build.
-    let index_args = IndexCli::try_parse_from([
+    let mut argv = vec![
         OsStr::new("index"),
         staging.as_os_str(),
         OsStr::new("--input"),
         corpus.as_os_str(),
         OsStr::new("--lang"),
         OsStr::new(&args.doc_lang),
-    ])
+    ];
+    if let Some(model) = model {
+        argv.extend([OsStr::new("--model"), model.as_os_str()]);
+    }
+    let index_args = IndexCli::try_parse_from(argv)
     .context("building the `optical index` arguments")?;
     super::index::run(index_args.args).with_context(|| format!("indexing {}", corpus.display()))?;
     std::fs::rename(&staging, &dir)
@@ -397,6 +520,7 @@ fn document_preamble() -> String {
      (checked by `tests/eval_metrics.rs`): ties in score are ranked by document id descending, \
      relevance ≤ 0 is non-relevant, nDCG uses graded gains with a log2 discount and its ideal \
      from the qrels, MRR@k is reciprocal rank within the top k, and the mean is over every \
-     judged query of the split (a query that retrieved nothing counts 0)."
+     judged query of the split (a query that retrieved nothing counts 0). In dense and hybrid \
+     rows, ms/query is the search alone: the queries are encoded beforehand, in batches."
         .to_string()
 }

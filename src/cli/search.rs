@@ -1,9 +1,19 @@
-//! `optical search`: BM25 search over an index (dense scoring arrives with the encoder).
-use std::path::PathBuf;
+//! `optical search`: BM25, dense or hybrid search over an index.
+//!
+//! The mode defaults to hybrid when the index records a document encoder and to BM25 otherwise.
+//! Dense and hybrid searches need a query encoder: `--model DIR`, or by default the document
+//! encoder recorded in the index when `optical index --model` left its directory beside the
+//! index. A query encoder that does not fit the index (other dimension or embedding space) is
+//! refused with the library's error.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::Result;
-use clap::Args;
-use optical::engine::Index;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use optical::engine::{Index, Snapshot};
+use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
+
+use super::index::{load_encoder, recorded_model_dir};
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -14,52 +24,188 @@ pub struct SearchArgs {
     /// Number of results.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
+    /// bm25, dense or hybrid. Default: hybrid when the index has an encoder, else bm25.
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    /// Query encoder model directory (dense and hybrid). Default: the index's own encoder.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Language of the query (ISO 639-3), reported and passed to the pipeline.
+    #[arg(long)]
+    pub query_lang: Option<String>,
     /// Only documents in this language.
     #[arg(long)]
     pub lang: Option<String>,
+    /// How hybrid mode combines BM25 and dense rankings.
+    #[arg(long, value_enum, default_value_t = FusionKind::Rrf)]
+    pub fusion: FusionKind,
+    /// RRF constant k (`--fusion rrf`).
+    #[arg(long, default_value_t = 60.0)]
+    pub rrf_k: f32,
+    /// Weight of the dense score in linear fusion, in [0, 1] (`--fusion linear`).
+    #[arg(long, default_value_t = 0.5)]
+    pub dense_weight: f32,
+    /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
+    #[arg(long)]
+    pub explain: bool,
     /// Print JSON (one object with the hits) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Fusion methods on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FusionKind {
+    /// Reciprocal rank fusion.
+    Rrf,
+    /// Min-max normalised weighted sum.
+    Linear,
+}
+
 pub fn run(args: SearchArgs) -> Result<()> {
+    if args.k == 0 {
+        bail!("-k must be at least 1");
+    }
     let index = Index::open_read_only(&args.dir)?;
-    let snap = index.snapshot();
-    let hits = snap.bm25(&args.query, args.k, args.lang.as_deref())?;
-    if args.json {
-        let mut out = Vec::with_capacity(hits.len());
-        for (rank, h) in hits.iter().enumerate() {
-            let doc = snap.document(h.id)?;
-            out.push(serde_json::json!({
-                "rank": rank + 1,
-                "key": h.key,
-                "id": h.id,
-                "score": h.score,
-                "title": doc.as_ref().map(|d| d.title.as_str()),
-                "lang": doc.as_ref().map(|d| d.lang.as_str()),
-            }));
+    let config = index.config();
+    let mode = args.mode.unwrap_or(if config.encoder.is_some() { Mode::Hybrid } else { Mode::Bm25 });
+    let mut searcher = Searcher::for_index(&index);
+    if mode != Mode::Bm25 {
+        if config.dim.is_none() {
+            bail!(
+                "index {} is text-only (no vectors): {mode} search is impossible, use --mode bm25",
+                args.dir.display()
+            );
         }
-        let v = serde_json::json!({ "query": args.query, "generation": snap.generation(), "hits": out });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let model = query_model(&args, &args.dir, &index)?;
+        let encoder = Arc::new(load_encoder(&model)?);
+        searcher = searcher
+            .with_encoder(encoder)
+            .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;
+    }
+    let fusion = match args.fusion {
+        FusionKind::Rrf => Fusion::Rrf { k: args.rrf_k },
+        FusionKind::Linear => Fusion::Linear { dense_weight: args.dense_weight },
+    };
+    let mut req = SearchRequest::new(&args.query)
+        .with_k(args.k)
+        .with_mode(mode)
+        .with_fusion(fusion)
+        .with_explain(args.explain);
+    if let Some(l) = &args.query_lang {
+        req = req.with_query_lang(l);
+    }
+    if let Some(l) = &args.lang {
+        req = req.with_lang_filter(l);
+    }
+    let results = searcher.search(&req)?;
+    let snap = searcher.snapshot();
+    if args.json {
+        print_json(&args, snap, &results)
+    } else {
+        print_table(&args, snap, &results)
+    }
+}
+
+/// `--model`, else the model directory recorded beside the index, else a clear error.
+fn query_model(args: &SearchArgs, dir: &Path, index: &Index) -> Result<PathBuf> {
+    if let Some(m) = &args.model {
+        return Ok(m.clone());
+    }
+    if let Some(m) = recorded_model_dir(dir) {
+        return Ok(m);
+    }
+    let mode = args.mode.map_or("hybrid".to_string(), |m| m.to_string());
+    match index.config().encoder {
+        Some(rec) => bail!(
+            "{mode} search needs a query encoder: index {} was built with encoder {} (fingerprint {}) but does not know its model directory; pass it (or a student in its embedding space) with --model DIR",
+            dir.display(),
+            rec.name,
+            rec.fingerprint
+        ),
+        None => bail!(
+            "{mode} search needs a query encoder: index {} records none; pass --model DIR (a model whose vectors match the index's)",
+            dir.display()
+        ),
+    }
+}
+
+fn print_json(args: &SearchArgs, snap: &Snapshot, results: &SearchResults) -> Result<()> {
+    let mut out = Vec::with_capacity(results.hits.len());
+    for (rank, h) in results.hits.iter().enumerate() {
+        let doc = snap.document(h.id)?;
+        out.push(serde_json::json!({
+            "rank": rank + 1,
+            "key": h.key,
+            "id": h.id,
+            "score": h.score,
+            "title": doc.as_ref().map(|d| d.title.as_str()),
+            "lang": doc.as_ref().map(|d| d.lang.as_str()),
+            "snippet": doc.as_ref().map(|d| clip(&d.body, 200)),
+            "explain": h.explain,
+        }));
+    }
+    let v = serde_json::json!({
+        "query": args.query,
+        "query_lang": args.query_lang,
+        "mode": results.mode.to_string(),
+        "generation": results.generation,
+        "took_ms": optical::search::millis(results.timings.total),
+        "hits": out,
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn print_table(args: &SearchArgs, snap: &Snapshot, results: &SearchResults) -> Result<()> {
+    if results.hits.is_empty() {
+        println!("no results ({} search)", results.mode);
         return Ok(());
     }
-    if hits.is_empty() {
-        println!("no results");
-    }
-    for (rank, h) in hits.iter().enumerate() {
+    for (rank, h) in results.hits.iter().enumerate() {
         let doc = snap.document(h.id)?;
         let (title, body, lang) = doc.map(|d| (d.title, d.body, d.lang)).unwrap_or_default();
-        let shown = if title.is_empty() { body } else { title };
-        println!("{:>3}. {:>8.3}  {}  [{}]  {}", rank + 1, h.score, h.key, lang, clip(&shown, 90));
+        let title = if title.trim().is_empty() { "(no title)".to_string() } else { clip(&title, 60) };
+        println!("{:>3}. {:>8.4}  {}  [{}]  {}", rank + 1, h.score, h.key, lang, title);
+        if !body.trim().is_empty() {
+            println!("       {}", clip(&body, 100));
+        }
+        if let Some(e) = &h.explain {
+            let bm25 = match (e.bm25_rank, e.bm25_score) {
+                (Some(r), Some(s)) => format!("bm25 #{r} {s:.3}"),
+                _ => "bm25 -".to_string(),
+            };
+            let dense = match (e.dense_rank, e.dense_score) {
+                (Some(r), Some(s)) => format!("dense #{r} {s:.4}"),
+                (None, Some(s)) => format!("dense {s:.4}"),
+                _ => "dense -".to_string(),
+            };
+            println!("       [{bm25} | {dense} | fused {:.5}]", e.fused_score);
+        }
+    }
+    if args.explain {
+        let t = &results.timings;
+        let ms = optical::search::millis;
+        println!(
+            "({} search, generation {}: encode {:.1} ms, bm25 {:.1} ms, dense scan {:.1} ms, rerank {:.1} ms, total {:.1} ms)",
+            results.mode,
+            results.generation,
+            ms(t.encode),
+            ms(t.bm25),
+            ms(t.dense_scan),
+            ms(t.rerank),
+            ms(t.total)
+        );
     }
     Ok(())
 }
 
 /// The first `n` characters of one line of text.
 fn clip(s: &str, n: usize) -> String {
-    let s = s.replace(['\n', '\t'], " ");
+    let s = s.replace(['\n', '\t', '\r'], " ");
+    let s = s.trim();
     if s.chars().count() <= n {
-        s
+        s.to_string()
     } else {
         format!("{}…", s.chars().take(n).collect::<String>())
     }
