@@ -27,9 +27,11 @@ const DIM: usize = 384;
 const COMPLETE: &str = "optical-bench-index-complete";
 
 fn cache_dir() -> PathBuf {
-    std::env::var_os("OPTICAL_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
-    })
+    std::env::var_os("OPTICAL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
+        })
 }
 
 fn shared_data() -> Option<PathBuf> {
@@ -41,7 +43,9 @@ fn shared_data() -> Option<PathBuf> {
 
 fn unit(rng: &mut StdRng) -> Vec<f32> {
     // Gaussian-ish components (sum of uniforms) make directions uniform enough for a benchmark.
-    let v: Vec<f32> = (0..DIM).map(|_| (0..3).map(|_| rng.random_range(-1.0f32..1.0)).sum()).collect();
+    let v: Vec<f32> = (0..DIM)
+        .map(|_| (0..3).map(|_| rng.random_range(-1.0f32..1.0)).sum())
+        .collect();
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.into_iter().map(|x| x / n).collect()
 }
@@ -54,20 +58,24 @@ fn sentences(rng: &mut StdRng) -> Vec<String> {
         if let Ok(entries) = std::fs::read_dir(data.join("bitext")) {
             for e in entries.flatten() {
                 let p = e.path();
-                if p.to_string_lossy().ends_with(".dev.tsv") {
-                    if let Ok(s) = std::fs::read_to_string(&p) {
-                        out.extend(s.lines().filter_map(|l| l.split('\t').nth(1)).map(str::to_string));
-                    }
+                if p.to_string_lossy().ends_with(".dev.tsv")
+                    && let Ok(s) = std::fs::read_to_string(&p)
+                {
+                    out.extend(
+                        s.lines()
+                            .filter_map(|l| l.split('\t').nth(1))
+                            .map(str::to_string),
+                    );
                 }
             }
         }
         let corpus = data.join("eval/afriqa-hau/corpus.jsonl.gz");
         if let Ok(s) = optical::corpus::read_to_string_maybe_gz(&corpus) {
             for line in s.lines() {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                    if let Some(t) = v["text"].as_str() {
-                        out.extend(t.split(". ").filter(|s| s.len() > 20).map(str::to_string));
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                    && let Some(t) = v["text"].as_str()
+                {
+                    out.extend(t.split(". ").filter(|s| s.len() > 20).map(str::to_string));
                 }
             }
         }
@@ -94,23 +102,47 @@ fn sentences(rng: &mut StdRng) -> Vec<String> {
 fn bench_index(n: usize) -> (PathBuf, Vec<String>) {
     let mut rng = StdRng::seed_from_u64(2024);
     let sents = sentences(&mut rng);
-    let dir = cache_dir().join("bench-indexes").join(format!("search-{n}x{DIM}-v1"));
+    let dir = cache_dir()
+        .join("bench-indexes")
+        .join(format!("search-{n}x{DIM}-v1"));
     if dir.join(COMPLETE).is_file() {
         return (dir, sents);
     }
     let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    eprintln!("building the benchmark index {} ({n} documents, once)", dir.display());
+    eprintln!(
+        "building the benchmark index {} ({n} documents, once)",
+        dir.display()
+    );
     let t0 = Instant::now();
-    let index = Index::create(&tmp, IndexConfig { dim: Some(DIM), elem: VectorElem::F32I8, encoder: None }).unwrap();
+    let index = Index::create(
+        &tmp,
+        IndexConfig {
+            dim: Some(DIM),
+            elem: VectorElem::F32I8,
+            encoder: None,
+        },
+    )
+    .unwrap();
     let mut w = index.writer().unwrap();
     let per_commit = n.div_ceil(4);
     for i in 0..n {
         let k = rng.random_range(2..5);
-        let body: Vec<&str> = (0..k).map(|_| sents[rng.random_range(0..sents.len())].as_str()).collect();
-        let title = sents[rng.random_range(0..sents.len())].split(' ').take(4).collect::<Vec<_>>().join(" ");
-        w.add(Document::new(format!("doc{i}"), body.join(". ")).with_title(title).with_lang("eng").with_vector(unit(&mut rng)))
-            .unwrap();
+        let body: Vec<&str> = (0..k)
+            .map(|_| sents[rng.random_range(0..sents.len())].as_str())
+            .collect();
+        let title = sents[rng.random_range(0..sents.len())]
+            .split(' ')
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        w.add(
+            Document::new(format!("doc{i}"), body.join(". "))
+                .with_title(title)
+                .with_lang("eng")
+                .with_vector(unit(&mut rng)),
+        )
+        .unwrap();
         if (i + 1) % per_commit == 0 {
             w.commit().unwrap();
         }
@@ -132,13 +164,21 @@ fn queries(index: &Index, sents: &[String], n: usize) -> Vec<(String, Vec<f32>)>
     let docs = snap.num_docs();
     (0..n)
         .map(|_| {
-            let s: Vec<&str> = sents[rng.random_range(0..sents.len())].split_whitespace().collect();
+            let s: Vec<&str> = sents[rng.random_range(0..sents.len())]
+                .split_whitespace()
+                .collect();
             let len = rng.random_range(3..=8).min(s.len());
             let start = rng.random_range(0..=s.len() - len);
             let text = s[start..start + len].join(" ");
-            let target = snap.vector(rng.random_range(0..docs)).unwrap_or_else(|| unit(&mut rng));
+            let target = snap
+                .vector(rng.random_range(0..docs))
+                .unwrap_or_else(|| unit(&mut rng));
             let noise = unit(&mut rng);
-            let v: Vec<f32> = target.iter().zip(&noise).map(|(a, b)| a + 0.8 * b).collect();
+            let v: Vec<f32> = target
+                .iter()
+                .zip(&noise)
+                .map(|(a, b)| a + 0.8 * b)
+                .collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             (text, v.into_iter().map(|x| x / norm).collect())
         })
@@ -175,8 +215,14 @@ fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize
 }
 
 fn main() {
-    let n: usize = std::env::var("OPTICAL_BENCH_DOCS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let iters: usize = std::env::var("OPTICAL_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
+    let n: usize = std::env::var("OPTICAL_BENCH_DOCS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let iters: usize = std::env::var("OPTICAL_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
     let (dir, sents) = bench_index(n);
     let index = Index::open_read_only(&dir).unwrap();
     let snap = index.snapshot();
@@ -189,7 +235,10 @@ fn main() {
     let searcher = Searcher::new(snap);
     let qs = queries(&index, &sents, 200);
     let req = |mode: Mode, (text, v): &(String, Vec<f32>)| {
-        SearchRequest::new(text.clone()).with_mode(mode).with_k(10).with_query_vector(v.clone())
+        SearchRequest::new(text.clone())
+            .with_mode(mode)
+            .with_k(10)
+            .with_query_vector(v.clone())
     };
     let hybrid: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Hybrid, q)).collect();
     let dense: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Dense, q)).collect();
@@ -198,7 +247,9 @@ fn main() {
     for r in hybrid.iter().take(20) {
         searcher.search(r).unwrap();
     }
-    println!("\nper-stage latency, ms p50 / p99 (k = 10; hybrid: BM25 top-100 ∪ dense top-100, int8 top-400 rescored on f32, RRF)");
+    println!(
+        "\nper-stage latency, ms p50 / p99 (k = 10; hybrid: BM25 top-100 ∪ int8 top-100 rescored on f32, RRF; dense: int8 top-40 rescored on f32)"
+    );
     println!(
         "{:<28} {:>5}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}",
         "search", "iters", "encode", "bm25", "dense scan", "rerank", "fusion", "end to end"
@@ -223,41 +274,83 @@ fn main() {
         pct(f32_times.clone(), 50.0),
         pct(f32_times, 99.0)
     );
+    // The dense stage at depth 100 (top-100 from an int8 top-400).
+    let dense_100: Vec<SearchRequest> =
+        qs.iter().map(|q| req(Mode::Dense, q).with_k(100)).collect();
+    report("dense top-100", &searcher, &dense_100, iters);
     // Where BM25 time goes at depth 100: tantivy's top-100 alone vs. with keys read.
     let bm25_100: Vec<SearchRequest> = qs.iter().map(|q| req(Mode::Bm25, q).with_k(100)).collect();
     report("bm25 top-100 (with keys)", &searcher, &bm25_100, iters);
     let mut raw = Vec::with_capacity(iters);
     for i in 0..iters {
         let t0 = Instant::now();
-        if let Some(q) = optical::text::bm25_query(snap.fields(), &qs[i % qs.len()].0, None, Default::default()) {
-            black_box(snap.searcher().search(&q, &tantivy::collector::TopDocs::with_limit(100).order_by_score()).unwrap());
+        if let Some(q) =
+            optical::text::bm25_query(snap.fields(), &qs[i % qs.len()].0, None, Default::default())
+        {
+            black_box(
+                snap.searcher()
+                    .search(
+                        &q,
+                        &tantivy::collector::TopDocs::with_limit(100).order_by_score(),
+                    )
+                    .unwrap(),
+            );
         }
         raw.push(t0.elapsed());
     }
-    println!("{:<28} {iters:>5}  {:>18}  {:>7.3} / {:>7.3}", "tantivy top-100 only", "", pct(raw.clone(), 50.0), pct(raw, 99.0));
-    println!("load average while measuring: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    println!(
+        "{:<28} {iters:>5}  {:>18}  {:>7.3} / {:>7.3}",
+        "tantivy top-100 only",
+        "",
+        pct(raw.clone(), 50.0),
+        pct(raw, 99.0)
+    );
+    println!(
+        "load average while measuring: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
 
     // With query encoding (the index's vectors are random, so only the timing is meaningful).
     let model = cache_dir().join("models/multilingual-e5-small");
     let encoder = if model.join("model.safetensors").is_file() {
-        let enc = optical::encoder::Encoder::load(&model, &optical::encoder::default_device()).unwrap();
+        let enc =
+            optical::encoder::Encoder::load(&model, &optical::encoder::default_device()).unwrap();
         // The bench index records no encoder: only the dimension is checked.
         Some(Arc::new(enc))
     } else {
-        println!("multilingual-e5-small not prepared ({}): skipping query encoding", model.display());
+        println!(
+            "multilingual-e5-small not prepared ({}): skipping query encoding",
+            model.display()
+        );
         None
     };
     let enc_searcher = encoder.map(|e| searcher.clone().with_encoder(e).unwrap());
     if let Some(s) = &enc_searcher {
-        let with_enc: Vec<SearchRequest> =
-            qs.iter().map(|(t, _)| SearchRequest::new(t.clone()).with_mode(Mode::Hybrid).with_k(10)).collect();
+        let with_enc: Vec<SearchRequest> = qs
+            .iter()
+            .map(|(t, _)| {
+                SearchRequest::new(t.clone())
+                    .with_mode(Mode::Hybrid)
+                    .with_k(10)
+            })
+            .collect();
         for r in with_enc.iter().take(5) {
             s.search(r).unwrap();
         }
-        report("hybrid, e5 query encoding", s, &with_enc, (iters / 5).max(20));
+        report(
+            "hybrid, e5 query encoding",
+            s,
+            &with_enc,
+            (iters / 5).max(20),
+        );
     }
 
-    let mut c = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(5)).configure_from_args();
+    let mut c = Criterion::default()
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
     let mut g = c.benchmark_group(format!("search_{n}x{DIM}"));
     let mut i = 0;
     g.bench_function("hybrid_no_encoding", |b| {
@@ -283,7 +376,8 @@ fn main() {
         g.bench_function("hybrid_with_e5_encoding", |b| {
             b.iter(|| {
                 i += 1;
-                s.search(&SearchRequest::new(qs[i % qs.len()].0.clone()).with_k(10)).unwrap()
+                s.search(&SearchRequest::new(qs[i % qs.len()].0.clone()).with_k(10))
+                    .unwrap()
             })
         });
     }

@@ -25,18 +25,28 @@ fn cached_index(collection: &BeirCollection, encoder: &Encoder) -> Index {
     let fp = collection.corpus_fingerprint().unwrap();
     let dir = common::optical_cache_dir()
         .join("test-indexes")
-        .join(format!("afriqa-{fp}-{}-f{}-v2", encoder.info().fingerprint, optical::engine::FORMAT_VERSION));
+        .join(format!(
+            "afriqa-{fp}-{}-f{}-v2",
+            encoder.info().fingerprint,
+            optical::engine::FORMAT_VERSION
+        ));
     if dir.join(COMPLETE).is_file() {
         match Index::open_read_only(&dir) {
             Ok(index) => return index,
             // An index written by an older build (e.g. another text schema): rebuild it.
-            Err(e) => eprintln!("cached test index {} is unusable ({e:#}): rebuilding it", dir.display()),
+            Err(e) => eprintln!(
+                "cached test index {} is unusable ({e:#}): rebuilding it",
+                dir.display()
+            ),
         }
     }
     {
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        eprintln!("building the test index {} (encoding the corpus: minutes)", dir.display());
+        eprintln!(
+            "building the test index {} (encoding the corpus: minutes)",
+            dir.display()
+        );
         let t0 = std::time::Instant::now();
         let index = search::open_or_create_for(&tmp, encoder).unwrap();
         let mut reader = CorpusReader::open(collection.corpus_path().unwrap()).unwrap();
@@ -45,10 +55,21 @@ fn cached_index(collection: &BeirCollection, encoder: &Encoder) -> Index {
             let (line, d) = item.unwrap_or_else(|bad| panic!("bad corpus line: {bad}"));
             assert!(d.vector.is_none(), "line {line} has a vector");
             // AfriQA passages are English Wikipedia: `eng` turns on English stemming for BM25.
-            docs.push(Document { key: d.id, title: d.title, body: d.text, lang: d.lang.unwrap_or("eng".into()), vector: None });
+            docs.push(Document {
+                key: d.id,
+                title: d.title,
+                body: d.text,
+                lang: d.lang.unwrap_or("eng".into()),
+                vector: None,
+            });
         }
-        let info = search::index_documents(&index, encoder, docs, indicatif::ProgressBar::hidden()).unwrap();
-        eprintln!("indexed {} passages in {:.0} s", info.docs, t0.elapsed().as_secs_f64());
+        let info = search::index_documents(&index, encoder, docs, indicatif::ProgressBar::hidden())
+            .unwrap();
+        eprintln!(
+            "indexed {} passages in {:.0} s",
+            info.docs,
+            t0.elapsed().as_secs_f64()
+        );
         drop(index);
         std::fs::write(tmp.join(COMPLETE), b"").unwrap();
         let _ = std::fs::remove_dir_all(&dir);
@@ -60,37 +81,69 @@ fn cached_index(collection: &BeirCollection, encoder: &Encoder) -> Index {
 
 #[test]
 fn hausa_questions_find_english_passages() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let collection = BeirCollection::open(data.join("eval/afriqa-hau")).unwrap();
     let split = collection.load_split("dev", None).unwrap();
-    let encoder = Arc::new(Encoder::load(common::model_dir("multilingual-e5-small"), &default_device()).unwrap());
+    let encoder = Arc::new(
+        Encoder::load(
+            common::model_dir("multilingual-e5-small"),
+            &default_device(),
+        )
+        .unwrap(),
+    );
     let index = cached_index(&collection, &encoder);
     let snap = index.snapshot();
     assert_eq!(snap.num_docs(), snap.num_vectors());
     assert!(snap.num_docs() > 5000, "{} passages", snap.num_docs());
-    let rec = snap.config().encoder.clone().expect("the index records its encoder");
+    let rec = snap
+        .config()
+        .encoder
+        .clone()
+        .expect("the index records its encoder");
     assert_eq!(rec.fingerprint, encoder.info().fingerprint);
 
-    let searcher = Searcher::new(snap).with_encoder(Arc::clone(&encoder)).unwrap();
+    let searcher = Searcher::new(snap)
+        .with_encoder(Arc::clone(&encoder))
+        .unwrap();
     // Encode the questions once (one batched call), then run every mode on the same vectors.
     let t0 = std::time::Instant::now();
     let texts: Vec<&str> = split.queries.iter().map(|q| q.text.as_str()).collect();
     let vectors = encoder.encode_queries(&texts).unwrap();
-    eprintln!("encoded {} questions in {:.1} s", texts.len(), t0.elapsed().as_secs_f64());
-    let by_id: std::collections::HashMap<&str, &Vec<f32>> =
-        split.queries.iter().map(|q| q.id.as_str()).zip(&vectors).collect();
+    eprintln!(
+        "encoded {} questions in {:.1} s",
+        texts.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let by_id: std::collections::HashMap<&str, &Vec<f32>> = split
+        .queries
+        .iter()
+        .map(|q| q.id.as_str())
+        .zip(&vectors)
+        .collect();
 
     let metrics = [Metric::Ndcg(10), Metric::Recall(100)];
     let mut ndcg = std::collections::HashMap::new();
     for mode in [Mode::Bm25, Mode::Dense, Mode::Hybrid] {
-        let eval = evaluate_system(&split, 100, &metrics, &indicatif::ProgressBar::hidden(), |q, k| {
-            let req = SearchRequest::new(q.text.clone())
-                .with_mode(mode)
-                .with_k(k)
-                .with_query_vector(by_id[q.id.as_str()].clone());
-            let res = searcher.search(&req)?;
-            Ok(res.hits.into_iter().map(|h| (h.key, h.score as f64)).collect())
-        })
+        let eval = evaluate_system(
+            &split,
+            100,
+            &metrics,
+            &indicatif::ProgressBar::hidden(),
+            |q, k| {
+                let req = SearchRequest::new(q.text.clone())
+                    .with_mode(mode)
+                    .with_k(k)
+                    .with_query_vector(by_id[q.id.as_str()].clone());
+                let res = searcher.search(&req)?;
+                Ok(res
+                    .hits
+                    .into_iter()
+                    .map(|h| (h.key, h.score as f64))
+                    .collect())
+            },
+        )
         .unwrap();
         let n = eval.evaluation.mean_of(Metric::Ndcg(10)).unwrap();
         let r = eval.evaluation.mean_of(Metric::Recall(100)).unwrap();
@@ -109,13 +162,24 @@ fn hausa_questions_find_english_passages() {
         Fusion::Linear { dense_weight: 0.7 },
         Fusion::Linear { dense_weight: 0.85 },
     ] {
-        let eval = evaluate_system(&split, 100, &metrics, &indicatif::ProgressBar::hidden(), |q, k| {
-            let req = SearchRequest::new(q.text.clone())
-                .with_k(k)
-                .with_fusion(fusion)
-                .with_query_vector(by_id[q.id.as_str()].clone());
-            Ok(searcher.search(&req)?.hits.into_iter().map(|h| (h.key, h.score as f64)).collect())
-        })
+        let eval = evaluate_system(
+            &split,
+            100,
+            &metrics,
+            &indicatif::ProgressBar::hidden(),
+            |q, k| {
+                let req = SearchRequest::new(q.text.clone())
+                    .with_k(k)
+                    .with_fusion(fusion)
+                    .with_query_vector(by_id[q.id.as_str()].clone());
+                Ok(searcher
+                    .search(&req)?
+                    .hits
+                    .into_iter()
+                    .map(|h| (h.key, h.score as f64))
+                    .collect())
+            },
+        )
         .unwrap();
         eprintln!(
             "  hybrid with {fusion:?}: nDCG@10 {:.4}  R@100 {:.4}",
@@ -123,15 +187,36 @@ fn hausa_questions_find_english_passages() {
             eval.evaluation.mean_of(Metric::Recall(100)).unwrap()
         );
     }
-    assert!(ndcg[&Mode::Dense] > ndcg[&Mode::Bm25], "dense {:.4} must beat bm25 {:.4}", ndcg[&Mode::Dense], ndcg[&Mode::Bm25]);
-    assert!(ndcg[&Mode::Hybrid] >= ndcg[&Mode::Bm25], "hybrid {:.4} must not lose to bm25 {:.4}", ndcg[&Mode::Hybrid], ndcg[&Mode::Bm25]);
+    assert!(
+        ndcg[&Mode::Dense] > ndcg[&Mode::Bm25],
+        "dense {:.4} must beat bm25 {:.4}",
+        ndcg[&Mode::Dense],
+        ndcg[&Mode::Bm25]
+    );
+    assert!(
+        ndcg[&Mode::Hybrid] >= ndcg[&Mode::Bm25],
+        "hybrid {:.4} must not lose to bm25 {:.4}",
+        ndcg[&Mode::Hybrid],
+        ndcg[&Mode::Bm25]
+    );
 
     // The same searches encoding each query inside `search` give the same first hits.
     for q in split.queries.iter().take(3) {
         let with_vec = searcher
-            .search(&SearchRequest::new(q.text.clone()).with_mode(Mode::Dense).with_k(5).with_query_vector(by_id[q.id.as_str()].clone()))
+            .search(
+                &SearchRequest::new(q.text.clone())
+                    .with_mode(Mode::Dense)
+                    .with_k(5)
+                    .with_query_vector(by_id[q.id.as_str()].clone()),
+            )
             .unwrap();
-        let encoded = searcher.search(&SearchRequest::new(q.text.clone()).with_mode(Mode::Dense).with_k(5)).unwrap();
+        let encoded = searcher
+            .search(
+                &SearchRequest::new(q.text.clone())
+                    .with_mode(Mode::Dense)
+                    .with_k(5),
+            )
+            .unwrap();
         assert_eq!(with_vec.hits[0].key, encoded.hits[0].key, "query {}", q.id);
         assert!(encoded.timings.encode > std::time::Duration::ZERO);
     }

@@ -36,15 +36,27 @@ fn live_keys(generation: u64) -> HashSet<String> {
 
 fn check(searcher: &Searcher, q: &[f32], last_seen: &mut u64) -> u64 {
     let g = searcher.snapshot().generation();
-    assert!(g >= *last_seen, "generation went back from {last_seen} to {g}");
+    assert!(
+        g >= *last_seen,
+        "generation went back from {last_seen} to {g}"
+    );
     *last_seen = g;
     let want = live_keys(g);
     for mode in [Mode::Bm25, Mode::Dense, Mode::Hybrid] {
-        let req = SearchRequest::new("common").with_mode(mode).with_k(100_000).with_query_vector(q.to_vec());
+        let req = SearchRequest::new("common")
+            .with_mode(mode)
+            .with_k(100_000)
+            .with_query_vector(q.to_vec());
         let res = searcher.search(&req).unwrap();
         assert_eq!(res.generation, g);
         let got: HashSet<String> = res.hits.into_iter().map(|h| h.key).collect();
-        assert_eq!(got.len(), want.len(), "{mode} at generation {g}: {} hits, {} live documents", got.len(), want.len());
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{mode} at generation {g}: {} hits, {} live documents",
+            got.len(),
+            want.len()
+        );
         assert_eq!(got, want, "{mode} at generation {g}");
     }
     g
@@ -53,13 +65,22 @@ fn check(searcher: &Searcher, q: &[f32], last_seen: &mut u64) -> u64 {
 #[test]
 fn searches_see_whole_commits_while_a_writer_commits() {
     let tmp = tempfile::tempdir().unwrap();
-    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32I8, encoder: None }).unwrap();
+    let index = Index::create(
+        tmp.path(),
+        IndexConfig {
+            dim: Some(DIM),
+            elem: VectorElem::F32I8,
+            encoder: None,
+        },
+    )
+    .unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let checks = Arc::new(AtomicUsize::new(0));
     let base = Searcher::for_index(&index);
     let mut readers = Vec::new();
     for t in 0..4u64 {
-        let (index, base, done, checks) = (index.clone(), base.clone(), done.clone(), checks.clone());
+        let (index, base, done, checks) =
+            (index.clone(), base.clone(), done.clone(), checks.clone());
         readers.push(std::thread::spawn(move || {
             let mut rng = StdRng::seed_from_u64(100 + t);
             let mut last = 0;
@@ -93,8 +114,12 @@ fn searches_see_whole_commits_while_a_writer_commits() {
     let mut w = index.writer().unwrap();
     for c in 1..=COMMITS {
         for j in 0..ADD {
-            w.add(Document::new(format!("g{c}-{j}"), format!("common tok{c} word{j}")).with_lang("eng").with_vector(unit(&mut rng)))
-                .unwrap();
+            w.add(
+                Document::new(format!("g{c}-{j}"), format!("common tok{c} word{j}"))
+                    .with_lang("eng")
+                    .with_vector(unit(&mut rng)),
+            )
+            .unwrap();
         }
         if c > 1 {
             for j in 0..DEL {

@@ -28,11 +28,16 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     let device = default_device();
     let e5 = Arc::new(Encoder::load(common::model_dir("multilingual-e5-small"), &device).unwrap());
     let minilm = Arc::new(Encoder::load(common::model_dir("all-minilm-l6-v2"), &device).unwrap());
-    assert_eq!(e5.dim(), minilm.dim(), "the test relies on equal dimensions");
+    assert_eq!(
+        e5.dim(),
+        minilm.dim(),
+        "the test relies on equal dimensions"
+    );
     let tmp = tempfile::tempdir().unwrap();
 
     let index = search::open_or_create_for(tmp.path(), &e5).unwrap();
-    let info = search::index_documents(&index, &e5, docs(), indicatif::ProgressBar::hidden()).unwrap();
+    let info =
+        search::index_documents(&index, &e5, docs(), indicatif::ProgressBar::hidden()).unwrap();
     assert_eq!(info.docs, 5);
     let cfg = index.config();
     assert_eq!(cfg.elem, VectorElem::F32I8);
@@ -40,39 +45,73 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     // The stored vectors are the encoder's passage embeddings of title + body.
     let snap = index.snapshot();
     let id = snap.id_of("rice").unwrap().unwrap();
-    let want = e5.encode_passages(&[search::passage_text("Rice", &docs()[3].body)]).unwrap().remove(0);
+    let want = e5
+        .encode_passages(&[search::passage_text("Rice", &docs()[3].body)])
+        .unwrap()
+        .remove(0);
     let got = snap.vector(id).unwrap();
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
 
     // A Hausa question finds the English passage by meaning alone.
-    let searcher = Searcher::new(snap.clone()).with_encoder(Arc::clone(&e5)).unwrap();
+    let searcher = Searcher::new(snap.clone())
+        .with_encoder(Arc::clone(&e5))
+        .unwrap();
     let res = searcher
-        .search(&SearchRequest::new("A wace shekara aka kafa Kano pillars?").with_mode(Mode::Dense).with_k(1))
+        .search(
+            &SearchRequest::new("A wace shekara aka kafa Kano pillars?")
+                .with_mode(Mode::Dense)
+                .with_k(1),
+        )
         .unwrap();
     assert_eq!(res.hits[0].key, "kano");
-    let res = searcher.search(&SearchRequest::new("Yayan Micheal Jackson nawa?").with_k(2).with_explain(true)).unwrap();
+    let res = searcher
+        .search(
+            &SearchRequest::new("Yayan Micheal Jackson nawa?")
+                .with_k(2)
+                .with_explain(true),
+        )
+        .unwrap();
     assert_eq!(res.hits[0].key, "jackson", "{:?}", res.hits);
 
     // A query encoder of another embedding space is refused, naming both.
-    let err = Searcher::new(snap.clone()).with_encoder(Arc::clone(&minilm)).err().expect("must refuse").to_string();
-    assert!(err.contains("embedding space") && err.contains(&e5.info().name), "{err}");
-    let err = Searcher::new(snap.clone()).with_language_encoder("hau", Arc::clone(&minilm)).err().expect("must refuse");
+    let err = Searcher::new(snap.clone())
+        .with_encoder(Arc::clone(&minilm))
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        err.contains("embedding space") && err.contains(&e5.info().name),
+        "{err}"
+    );
+    let err = Searcher::new(snap.clone())
+        .with_language_encoder("hau", Arc::clone(&minilm))
+        .err()
+        .expect("must refuse");
     assert!(format!("{err:#}").contains("hau"), "{err:#}");
     // ... and so is another document encoder.
-    let err = EncodingWriter::new(&index, &minilm).err().expect("must refuse");
+    let err = EncodingWriter::new(&index, &minilm)
+        .err()
+        .expect("must refuse");
     assert!(format!("{err:#}").contains("refusing to mix"), "{err:#}");
     drop(index);
-    let err = search::open_or_create_for(tmp.path(), &minilm).err().expect("must refuse");
+    let err = search::open_or_create_for(tmp.path(), &minilm)
+        .err()
+        .expect("must refuse");
     assert!(format!("{err:#}").contains("refusing to mix"), "{err:#}");
 
     // Reopened, the index takes more documents from the same encoder; a document bringing its
     // own vector is refused.
     let index = Index::open(tmp.path()).unwrap();
     let mut w = EncodingWriter::new(&index, &e5).unwrap();
-    let err = w.upsert(Document::new("v", "text").with_vector(vec![0.0; 384])).unwrap_err();
+    let err = w
+        .upsert(Document::new("v", "text").with_vector(vec![0.0; 384]))
+        .unwrap_err();
     assert!(err.to_string().contains("own vector"), "{err}");
-    w.upsert(Document::new("paris", "Paris is the capital of France.").with_lang("eng")).unwrap();
-    assert!(w.contains("paris").unwrap() && w.contains("kano").unwrap() && !w.contains("nope").unwrap());
+    w.upsert(Document::new("paris", "Paris is the capital of France.").with_lang("eng"))
+        .unwrap();
+    assert!(
+        w.contains("paris").unwrap() && w.contains("kano").unwrap() && !w.contains("nope").unwrap()
+    );
     assert!(w.delete("volcano").unwrap());
     let info = w.commit().unwrap();
     assert_eq!(info.docs, 5);
@@ -84,6 +123,9 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     let err = EncodingWriter::new(&raw, &e5).err().expect("must refuse");
     assert!(format!("{err:#}").contains("unrecorded"), "{err:#}");
     let text = Index::create(tmp2.path().join("text"), IndexConfig::text_only()).unwrap();
-    let err = Searcher::for_index(&text).with_encoder(e5).err().expect("must refuse");
+    let err = Searcher::for_index(&text)
+        .with_encoder(e5)
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("text-only"), "{err}");
 }

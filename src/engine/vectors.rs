@@ -116,10 +116,10 @@ impl VectorSet {
                     Arc::new(seg)
                 }
             };
-            if let Some(comp) = int8.last() {
-                if comp.ids() != seg.ids() {
-                    bail!("int8 companion of vector segment {name} holds different ids than the segment");
-                }
+            if let Some(comp) = int8.last()
+                && comp.ids() != seg.ids()
+            {
+                bail!("int8 companion of vector segment {name} holds different ids than the segment");
             }
             segments.push((name.clone(), seg));
         }

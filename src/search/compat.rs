@@ -31,7 +31,10 @@ pub fn index_config_for(encoder: &Encoder) -> IndexConfig {
 /// index never mixes vectors of two models.
 pub fn check_document_encoder(config: &IndexConfig, encoder: &EncoderInfo) -> Result<()> {
     let Some(dim) = config.dim else {
-        bail!("the index is text-only: it has no vectors for encoder {} to fill (create a new index with a model)", encoder.name)
+        bail!(
+            "the index is text-only: it has no vectors for encoder {} to fill (create a new index with a model)",
+            encoder.name
+        )
     };
     let Some(rec) = &config.encoder else {
         bail!(
@@ -39,7 +42,10 @@ pub fn check_document_encoder(config: &IndexConfig, encoder: &EncoderInfo) -> Re
             encoder.name
         )
     };
-    if rec.fingerprint != encoder.fingerprint || rec.dim != encoder.dim || rec.embedding_space != encoder.embedding_space {
+    if rec.fingerprint != encoder.fingerprint
+        || rec.dim != encoder.dim
+        || rec.embedding_space != encoder.embedding_space
+    {
         bail!(
             "the index was built with encoder {} (fingerprint {}, {} dimensions, space {}); refusing to mix in vectors of encoder {} (fingerprint {}, {} dimensions, space {})",
             rec.name,
@@ -60,7 +66,10 @@ pub fn check_document_encoder(config: &IndexConfig, encoder: &EncoderInfo) -> Re
 /// distilled into the document encoder's space qualifies).
 pub fn check_query_encoder(config: &IndexConfig, encoder: &EncoderInfo) -> Result<()> {
     let Some(dim) = config.dim else {
-        bail!("the index is text-only: query encoder {} has no vectors to search (use bm25 mode)", encoder.name)
+        bail!(
+            "the index is text-only: query encoder {} has no vectors to search (use bm25 mode)",
+            encoder.name
+        )
     };
     if let Some(rec) = &config.encoder {
         if rec.dim != encoder.dim {
@@ -82,7 +91,11 @@ pub fn check_query_encoder(config: &IndexConfig, encoder: &EncoderInfo) -> Resul
             );
         }
     } else if dim != encoder.dim {
-        bail!("query encoder {} makes {}-dimensional vectors but the index holds {dim}-dimensional ones", encoder.name, encoder.dim);
+        bail!(
+            "query encoder {} makes {}-dimensional vectors but the index holds {dim}-dimensional ones",
+            encoder.name,
+            encoder.dim
+        );
     }
     Ok(())
 }

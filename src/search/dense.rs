@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result};
 use optical_storage::{ElemType, Hit, Segment, dequantize_i8, dot_f32, sort_hits};
+use rayon::prelude::*;
 
 use crate::engine::vectors::VectorSet;
 
@@ -35,17 +36,27 @@ pub fn first_pass(
     let mut fetch = match keep {
         None => depth,
         // Expect the kept rows to be spread evenly; fetch twice that share, at least `depth`.
-        Some(k) if !k.is_empty() => depth.saturating_mul(2).saturating_mul(total / k.len().max(1)).max(depth),
+        Some(k) if !k.is_empty() => depth
+            .saturating_mul(2)
+            .saturating_mul(total / k.len().max(1))
+            .max(depth),
         Some(_) => return Ok(Vec::new()),
     };
     loop {
         fetch = fetch.min(total);
-        let mut all = Vec::with_capacity(fetch * segments.len().min(4));
-        for (i, seg) in segments.iter().enumerate() {
-            let hits = seg
-                .top_k(query, fetch, &vectors.tombstones)
-                .with_context(|| format!("scanning vector segment {}", vectors.segments[i].0))?;
-            all.extend(hits);
+        // All segments in one parallel job (each scan splits into row chunks inside): one
+        // hand-over to the thread pool per search instead of one per segment.
+        let parts: Vec<Result<Vec<Hit>>> = segments
+            .par_iter()
+            .enumerate()
+            .map(|(i, seg)| {
+                seg.top_k(query, fetch, &vectors.tombstones)
+                    .with_context(|| format!("scanning vector segment {}", vectors.segments[i].0))
+            })
+            .collect();
+        let mut all = Vec::with_capacity(fetch * segments.len());
+        for p in parts {
+            all.extend(p?);
         }
         sort_hits(&mut all);
         match keep {
@@ -80,7 +91,11 @@ pub fn exact_scores(vectors: &VectorSet, query: &[f32], ids: &[u64]) -> Vec<Opti
             if vectors.tombstones.contains(id) {
                 return None;
             }
-            let seg = vectors.segments.iter().map(|(_, s)| s).find(|s| s.contains(id))?;
+            let seg = vectors
+                .segments
+                .iter()
+                .map(|(_, s)| s)
+                .find(|s| s.contains(id))?;
             let row = seg.row_of(id)?;
             Some(match seg.elem_type() {
                 ElemType::F32 => dot_f32(seg.row_f32(row)?, query),

@@ -55,9 +55,12 @@ impl Fusion {
 fn min_max(list: &[(u64, f32)]) -> impl Iterator<Item = (u64, f32)> + '_ {
     let (lo, hi) = list
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
+            (lo.min(s), hi.max(s))
+        });
     let span = hi - lo;
-    list.iter().map(move |&(id, s)| (id, if span > 0.0 { (s - lo) / span } else { 1.0 }))
+    list.iter()
+        .map(move |&(id, s)| (id, if span > 0.0 { (s - lo) / span } else { 1.0 }))
 }
 
 #[cfg(test)]
@@ -98,6 +101,10 @@ mod tests {
     #[test]
     fn linear_with_constant_scores_does_not_divide_by_zero() {
         let fused = Fusion::Linear { dense_weight: 0.5 }.fuse(&[(1, 3.0), (2, 3.0)], &[]);
-        assert!(fused.iter().all(|h| h.1.is_finite() && (h.1 - 0.5).abs() < 1e-6));
+        assert!(
+            fused
+                .iter()
+                .all(|h| h.1.is_finite() && (h.1 - 0.5).abs() < 1e-6)
+        );
     }
 }

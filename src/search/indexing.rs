@@ -83,7 +83,11 @@ impl<'a> EncodingWriter<'a> {
             bail!("document key is empty");
         }
         if doc.vector.is_some() {
-            bail!("document `{}` brings its own vector, but this index computes vectors with encoder {}", doc.key, self.encoder.info().name);
+            bail!(
+                "document `{}` brings its own vector, but this index computes vectors with encoder {}",
+                doc.key,
+                self.encoder.info().name
+            );
         }
         self.buffered_keys.insert(doc.key.clone());
         self.buffer.push(doc);
@@ -110,16 +114,29 @@ impl<'a> EncodingWriter<'a> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let texts: Vec<String> = self.buffer.iter().map(|d| passage_text(&d.title, &d.body)).collect();
-        let vectors = self.encoder.encode_passages(&texts).context("encoding documents")?;
+        let texts: Vec<String> = self
+            .buffer
+            .iter()
+            .map(|d| passage_text(&d.title, &d.body))
+            .collect();
+        let vectors = self
+            .encoder
+            .encode_passages(&texts)
+            .context("encoding documents")?;
         if vectors.len() != texts.len() {
-            bail!("the encoder returned {} vectors for {} documents", vectors.len(), texts.len());
+            bail!(
+                "the encoder returned {} vectors for {} documents",
+                vectors.len(),
+                texts.len()
+            );
         }
         let n = texts.len() as u64;
         for (mut doc, v) in self.buffer.drain(..).zip(vectors) {
             doc.vector = Some(v);
             let key = doc.key.clone();
-            self.writer.upsert(doc).with_context(|| format!("writing document `{key}`"))?;
+            self.writer
+                .upsert(doc)
+                .with_context(|| format!("writing document `{key}`"))?;
         }
         self.buffered_keys.clear();
         self.encoded += n;

@@ -19,9 +19,12 @@ pub fn addresses_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<DocAd
     'ids: for &id in ids {
         let term = Term::from_field_u64(field, id);
         for (ord, seg) in searcher.segment_readers().iter().enumerate() {
-            let inverted = seg.inverted_index(field).context("opening the `id` postings")?;
-            let Some(mut postings) =
-                inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `id` postings")?
+            let inverted = seg
+                .inverted_index(field)
+                .context("opening the `id` postings")?;
+            let Some(mut postings) = inverted
+                .read_postings(&term, IndexRecordOption::Basic)
+                .context("reading the `id` postings")?
             else {
                 continue;
             };
@@ -44,7 +47,10 @@ pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> 
     let addrs = addresses_of(snapshot, ids)?;
     let found: Vec<DocAddress> = addrs.iter().flatten().copied().collect();
     let mut keys = super::sparse::keys_at(snapshot, &found)?.into_iter();
-    Ok(addrs.into_iter().map(|a| a.and_then(|_| keys.next())).collect())
+    Ok(addrs
+        .into_iter()
+        .map(|a| a.and_then(|_| keys.next()))
+        .collect())
 }
 
 /// The internal ids of every live document whose language is `lang`.
@@ -53,17 +59,26 @@ pub fn ids_with_lang(snapshot: &Snapshot, lang: &str) -> Result<HashSet<u64>> {
     let term = Term::from_field_text(snapshot.fields().lang, lang);
     let mut out = HashSet::new();
     for seg in searcher.segment_readers() {
-        let inverted = seg.inverted_index(snapshot.fields().lang).context("opening the `lang` postings")?;
-        let Some(mut postings) =
-            inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `lang` postings")?
+        let inverted = seg
+            .inverted_index(snapshot.fields().lang)
+            .context("opening the `lang` postings")?;
+        let Some(mut postings) = inverted
+            .read_postings(&term, IndexRecordOption::Basic)
+            .context("reading the `lang` postings")?
         else {
             continue;
         };
-        let ids = seg.fast_fields().u64(text::field::ID).context("opening the `id` fast field")?;
+        let ids = seg
+            .fast_fields()
+            .u64(text::field::ID)
+            .context("opening the `id` fast field")?;
         let mut doc = postings.doc();
         while doc != TERMINATED {
             if !seg.is_deleted(doc) {
-                out.insert(ids.first(doc).with_context(|| format!("document {doc} has no id"))?);
+                out.insert(
+                    ids.first(doc)
+                        .with_context(|| format!("document {doc} has no id"))?,
+                );
             }
             doc = postings.advance();
         }

@@ -19,8 +19,8 @@ pub mod fusion;
 pub mod indexing;
 pub mod lookup;
 pub mod request;
-pub mod sparse;
 mod searcher;
+pub mod sparse;
 
 pub use compat::{check_document_encoder, check_query_encoder, encoder_record, index_config_for};
 pub use fusion::Fusion;

@@ -67,7 +67,8 @@ pub struct SearchRequest {
     pub sparse_depth: usize,
     /// Dense candidates in hybrid mode (at least `k` are taken).
     pub dense_depth: usize,
-    /// The int8 pass keeps `rescore_factor ×` the wanted dense candidates for exact rescoring.
+    /// The int8 pass keeps `rescore_factor × k` rows (in hybrid mode at least `dense_depth`)
+    /// for exact rescoring on f32.
     pub rescore_factor: usize,
     /// How hybrid mode combines the two rankings.
     pub fusion: Fusion,
@@ -148,15 +149,15 @@ impl SearchRequest {
         if self.rescore_factor == 0 {
             bail!("rescore_factor must be at least 1");
         }
-        if let Fusion::Linear { dense_weight } = self.fusion {
-            if !(0.0..=1.0).contains(&dense_weight) {
-                bail!("linear fusion weight must be in [0, 1], got {dense_weight}");
-            }
+        if let Fusion::Linear { dense_weight } = self.fusion
+            && !(0.0..=1.0).contains(&dense_weight)
+        {
+            bail!("linear fusion weight must be in [0, 1], got {dense_weight}");
         }
-        if let Fusion::Rrf { k } = self.fusion {
-            if !(k >= 0.0 && k.is_finite()) {
-                bail!("RRF k must be a finite number ≥ 0, got {k}");
-            }
+        if let Fusion::Rrf { k } = self.fusion
+            && !(k >= 0.0 && k.is_finite())
+        {
+            bail!("RRF k must be a finite number ≥ 0, got {k}");
         }
         Ok(())
     }
@@ -191,8 +192,7 @@ pub struct SearchHit {
     pub explain: Option<Explain>,
 }
 
-/// Wall time of each stage of one search (zero for stages that did not run). In hybrid mode
-/// BM25 and the dense scan (+ its rerank) run side by side, so `total` is less than the sum.
+/// Wall time of each stage of one search (zero for stages that did not run).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimings {
     /// Query encoding.

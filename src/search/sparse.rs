@@ -23,7 +23,12 @@ pub struct SparseHit {
 }
 
 /// BM25 top-`n` of `query` (best first); `lang` keeps only documents of that language.
-pub fn bm25_candidates(snapshot: &Snapshot, query: &str, n: usize, lang: Option<&str>) -> Result<Vec<SparseHit>> {
+pub fn bm25_candidates(
+    snapshot: &Snapshot,
+    query: &str,
+    n: usize,
+    lang: Option<&str>,
+) -> Result<Vec<SparseHit>> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -31,7 +36,9 @@ pub fn bm25_candidates(snapshot: &Snapshot, query: &str, n: usize, lang: Option<
         return Ok(Vec::new());
     };
     let searcher = snapshot.searcher();
-    let top = searcher.search(&q, &TopDocs::with_limit(n).order_by_score()).context("running the BM25 query")?;
+    let top = searcher
+        .search(&q, &TopDocs::with_limit(n).order_by_score())
+        .context("running the BM25 query")?;
     let mut columns = HashMap::new();
     let mut out = Vec::with_capacity(top.len());
     for (score, addr) in top {
@@ -45,7 +52,9 @@ pub fn bm25_candidates(snapshot: &Snapshot, query: &str, n: usize, lang: Option<
                     .context("opening the `id` fast field")?,
             ),
         };
-        let id = col.first(addr.doc_id).with_context(|| format!("document {addr:?} has no id"))?;
+        let id = col
+            .first(addr.doc_id)
+            .with_context(|| format!("document {addr:?} has no id"))?;
         out.push(SparseHit { id, score, addr });
     }
     Ok(out)
@@ -68,9 +77,13 @@ pub fn keys_at(snapshot: &Snapshot, addrs: &[DocAddress]) -> Result<Vec<String>>
                     .context("the `key` fast field is missing")?,
             ),
         };
-        let ord = col.term_ords(addr.doc_id).next().with_context(|| format!("document {addr:?} has no key"))?;
+        let ord = col
+            .term_ords(addr.doc_id)
+            .next()
+            .with_context(|| format!("document {addr:?} has no key"))?;
         let mut key = String::new();
-        col.ord_to_str(ord, &mut key).context("reading the `key` fast field")?;
+        col.ord_to_str(ord, &mut key)
+            .context("reading the `key` fast field")?;
         out.push(key);
     }
     Ok(out)

@@ -33,7 +33,9 @@ pub fn model_dir(name: &str) -> PathBuf {
 
 /// `$OPTICAL_CACHE`, or `~/.cache/optical`.
 pub fn optical_cache_dir() -> PathBuf {
-    std::env::var_os("OPTICAL_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
-    })
+    std::env::var_os("OPTICAL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
+        })
 }
