@@ -7,8 +7,8 @@
 # EVAL_DIR defaults to $OPTICAL_SHARED_DATA/eval or ../shared/data/eval. Environment:
 #   E5           document encoder and zero-shot query encoder (default: multilingual-e5-small in
 #                $OPTICAL_CACHE/models or ~/.cache/optical/models)
-#   OT_STUDENT   query encoder distilled with the OT loss (default: runs/distill-swa-ot)
-#   MSE_STUDENT  query encoder distilled with the MSE baseline (default: runs/distill-swa-mse)
+#   OT_STUDENT   query encoder distilled with the OT loss (default: runs/swa-ot, from configs/distill-swa-budget.toml)
+#   MSE_STUDENT  query encoder distilled with the MSE baseline (default: runs/swa-mse, the same config with --objective mse)
 #   OUT          output folder for runs, per-query values, indexes, results.json (default: eval-out)
 #   OPTICAL      the optical binary (default: built here, release)
 #   ONLY         space-separated collection-name prefixes to run (default: all, in the order below)
@@ -34,8 +34,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/optical/target}"
 EVAL_DIR="${1:-${OPTICAL_SHARED_DATA:-../shared/data}/eval}"
 CACHE="${OPTICAL_CACHE:-$HOME/.cache/optical}"
 E5="${E5:-$CACHE/models/multilingual-e5-small}"
-OT_STUDENT="${OT_STUDENT:-runs/distill-swa-ot}"
-MSE_STUDENT="${MSE_STUDENT:-runs/distill-swa-mse}"
+OT_STUDENT="${OT_STUDENT:-runs/swa-ot}"
+MSE_STUDENT="${MSE_STUDENT:-runs/swa-mse}"
 OUT="${OUT:-eval-out}"
 if [ -z "${OPTICAL:-}" ]; then
   cargo build --release --bin optical
