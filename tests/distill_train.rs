@@ -282,3 +282,42 @@ fn dense_eval_scores_a_beir_collection() {
     let err = format!("{:#}", dense_eval(&dir, None, &other, &t, Role::Query, 10).unwrap_err());
     assert!(err.contains("embedding space"), "{err}");
 }
+
+#[test]
+fn teacher_side_sets_the_teachers_prefix_and_dev_reports_the_search_setting() {
+    use optical::distill::bitext::read_bitext;
+    use optical::distill::config::Side;
+    use optical::distill::train::prepare;
+    use optical::encoder::Role;
+
+    let s = setup();
+    let device = optical::encoder::default_device();
+    let student = Encoder::load(s.root.join("student"), &device).unwrap();
+    let teacher = Encoder::load(s.root.join("teacher"), &device).unwrap();
+    let pairs = read_bitext(&s.root.join("dev.tsv")).unwrap();
+    let english: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
+    let foreign: Vec<&str> = pairs.iter().map(|p| p.foreign.as_str()).collect();
+    let ids = |enc: &Encoder, texts: &[&str], role| -> Vec<Vec<u32>> {
+        enc.tokenize(texts, role).unwrap().into_iter().map(|t| t.ids).collect()
+    };
+
+    let mut cfg = config(&s, "out-teacher-side");
+    cfg.teacher_side = Some(Side::Document);
+    let data = prepare(&pairs, &student, &teacher, &cfg).unwrap();
+    let got = |v: &[optical::encoder::Tokenized]| -> Vec<Vec<u32>> { v.iter().map(|t| t.ids.clone()).collect() };
+    assert_eq!(got(&data.student), ids(&student, &foreign, Role::Query), "the student keeps the query prefix");
+    assert_eq!(got(&data.teacher), ids(&teacher, &english, Role::Passage), "the teacher encodes English as documents");
+    assert_ne!(ids(&teacher, &english, Role::Passage), ids(&teacher, &english, Role::Query));
+
+    // Dev figures: against documents, the training target and the search setting coincide;
+    // against queries (the default) they are two different comparisons.
+    cfg.max_steps = Some(1);
+    let doc = distill(&cfg, &opts()).unwrap().zero_shot.unwrap();
+    assert!((doc.mean_cos - doc.search_mean_cos).abs() < 1e-4, "{doc:?}");
+    assert_eq!(doc.accuracy, doc.search_accuracy);
+    let mut q = config(&s, "out-teacher-side-query");
+    q.max_steps = Some(1);
+    let query = distill(&q, &opts()).unwrap().zero_shot.unwrap();
+    assert!((query.search_mean_cos - doc.search_mean_cos).abs() < 1e-4, "same search setting: {query:?} vs {doc:?}");
+    assert!((query.mean_cos - query.search_mean_cos).abs() > 1e-3, "{query:?}");
+}

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use optical::distill::config::{DistillConfig, Objective};
+use optical::distill::config::{DistillConfig, Objective, Side};
 use optical::distill::evaluate::dense_eval;
 use optical::distill::train::{RunOptions, distill};
 use optical::encoder::{Encoder, Role};
@@ -14,6 +14,12 @@ enum ObjectiveArg {
     Mse,
     #[value(name = "ot+mse")]
     OtMse,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SideArg {
+    Query,
+    Document,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,6 +64,9 @@ pub struct DistillArgs {
     /// Override `objective` from the config.
     #[arg(long, value_enum)]
     objective: Option<ObjectiveArg>,
+    /// Override `teacher_side` from the config: the role the teacher encodes English in.
+    #[arg(long, value_enum)]
+    teacher_side: Option<SideArg>,
     /// Override `max_steps` from the config.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -87,6 +96,12 @@ pub fn run(args: DistillArgs) -> Result<()> {
             ObjectiveArg::Mse => Objective::Mse,
             ObjectiveArg::OtMse => Objective::OtMse,
         };
+    }
+    if let Some(s) = args.teacher_side {
+        cfg.teacher_side = Some(match s {
+            SideArg::Query => Side::Query,
+            SideArg::Document => Side::Document,
+        });
     }
     if args.max_steps.is_some() {
         cfg.max_steps = args.max_steps;

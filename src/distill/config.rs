@@ -101,9 +101,15 @@ pub struct DistillConfig {
     /// Output directory: the trained model directory, plus `metrics.jsonl`, `metrics.svg`,
     /// `checkpoint/` and `teacher-cache/`.
     pub output: PathBuf,
-    /// Which prefix both models get.
+    /// Which side of retrieval the student encodes: its prefix (`query: ` for `query`).
     #[serde(default)]
     pub side: Side,
+    /// In which role the teacher encodes the English side: `query` or `document` (default: the
+    /// same as `side`). With `side = "query"` and `teacher_side = "document"` the student learns
+    /// to put a query in X where the teacher puts the English *document* it translates, which
+    /// is the vector the index stores.
+    #[serde(default)]
+    pub teacher_side: Option<Side>,
     /// Training objective.
     #[serde(default)]
     pub objective: Objective,
@@ -230,6 +236,11 @@ impl DistillConfig {
         .expect("the default config parses");
         c.train = train;
         c
+    }
+
+    /// The role the teacher encodes the English side in.
+    pub fn teacher_side(&self) -> Side {
+        self.teacher_side.unwrap_or(self.side)
     }
 
     /// Reads a TOML config; relative paths are resolved against the file's directory.

@@ -35,26 +35,47 @@ pub enum Record {
         /// Seconds of training so far (across resumes).
         elapsed_s: f64,
     },
-    /// A validation on the dev bitext.
-    Dev {
-        /// Steps done when validating (0 = before training: the zero-shot student).
-        step: usize,
-        /// Mean cosine between pooled student(x) and pooled teacher(e) of the same pair.
-        mean_cos: f32,
-        /// Top-1 retrieval accuracy x → e among all dev English sentences.
-        accuracy: f32,
-        /// The configured objective on the dev pairs.
-        loss: f32,
-        /// Dev pairs used.
-        pairs: usize,
-    },
+    /// A validation on the dev bitext (step 0 = before training: the zero-shot student).
+    Dev(DevMetrics),
+}
+
+/// Validation figures on the dev bitext.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DevMetrics {
+    /// Steps done.
+    pub step: usize,
+    /// Mean cosine between pooled student(x) and pooled teacher(e).
+    pub mean_cos: f32,
+    /// Top-1 accuracy of x → e retrieval within the dev set.
+    pub accuracy: f32,
+    /// The training objective on the dev pairs.
+    pub loss: f32,
+    /// Pairs used.
+    pub pairs: usize,
+    /// Top-1 accuracy of x → e where the teacher encodes e in the role an index gives it
+    /// (`passage` when the student encodes queries): the search setting.
+    #[serde(default)]
+    pub search_accuracy: f32,
+    /// Mean cosine between pooled student(x) and teacher(e) in that role.
+    #[serde(default)]
+    pub search_mean_cos: f32,
+}
+
+impl DevMetrics {
+    /// One line for logs.
+    pub fn summary(&self) -> String {
+        format!(
+            "accuracy {:.3}, mean cos {:.4}, search-setting accuracy {:.3} (mean cos {:.4}), loss {:.4}",
+            self.accuracy, self.mean_cos, self.search_accuracy, self.search_mean_cos, self.loss
+        )
+    }
 }
 
 impl Record {
     /// The step the record belongs to.
     pub fn step(&self) -> usize {
         match self {
-            Record::Train { step, .. } | Record::Dev { step, .. } => *step,
+            Record::Train { step, .. } | Record::Dev(DevMetrics { step, .. }) => *step,
         }
     }
 }
@@ -143,19 +164,17 @@ pub fn plot(records: &[Record], path: &Path, title: &str) -> Result<()> {
             _ => None,
         })
         .collect();
-    let dev: Vec<(f64, f64, f64)> = records
+    let dev: Vec<&DevMetrics> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Dev { step, accuracy, mean_cos, .. } => {
-                Some((*step as f64, *accuracy as f64, *mean_cos as f64))
-            }
+            Record::Dev(m) => Some(m),
             _ => None,
         })
         .collect();
     let max_step = loss
         .iter()
         .map(|p| p.0)
-        .chain(dev.iter().map(|p| p.0))
+        .chain(dev.iter().map(|m| m.step as f64))
         .fold(1.0f64, f64::max);
 
     let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
@@ -201,19 +220,22 @@ pub fn plot(records: &[Record], path: &Path, title: &str) -> Result<()> {
         .build_cartesian_2d(0f64..max_step, 0f64..1f64)
         .map_err(|e| err(&e))?;
     chart.configure_mesh().x_desc("step").draw().map_err(|e| err(&e))?;
-    chart
-        .draw_series(LineSeries::new(dev.iter().map(|p| (p.0, p.1)), RED.stroke_width(2)))
-        .map_err(|e| err(&e))?
-        .label("accuracy")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .draw_series(dev.iter().map(|p| Circle::new((p.0, p.1), 3, RED.filled())))
-        .map_err(|e| err(&e))?;
-    chart
-        .draw_series(LineSeries::new(dev.iter().map(|p| (p.0, p.2)), GREEN.stroke_width(2)))
-        .map_err(|e| err(&e))?
-        .label("mean cosine")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2)));
+    // Old metrics files have no search-setting figures (they read back as 0): skip those.
+    let search: Vec<&DevMetrics> = dev.iter().copied().filter(|m| m.search_accuracy > 0.0).collect();
+    let series: [(&str, &[&DevMetrics], fn(&DevMetrics) -> f32, RGBColor); 3] = [
+        ("accuracy", &dev, |m| m.accuracy, RED),
+        ("mean cosine", &dev, |m| m.mean_cos, GREEN),
+        ("accuracy, search setting", &search, |m| m.search_accuracy, RGBColor(230, 140, 0)),
+    ];
+    for (label, points, value, color) in series {
+        let xy: Vec<(f64, f64)> = points.iter().map(|m| (m.step as f64, value(m) as f64)).collect();
+        chart
+            .draw_series(LineSeries::new(xy.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -229,6 +251,10 @@ pub fn plot(records: &[Record], path: &Path, title: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn dev_record(step: usize) -> DevMetrics {
+        DevMetrics { step, mean_cos: 0.8, accuracy: 0.5, loss: 0.3, pairs: 5, search_accuracy: 0.6, search_mean_cos: 0.7 }
+    }
+
     fn train(step: usize, loss: f32) -> Record {
         Record::Train { step, epoch: 0, loss, ot: Some(loss), mse: None, lr: 1e-5, grad_norm: 1.0, step_s: 0.1, elapsed_s: step as f64 }
     }
@@ -241,7 +267,7 @@ mod tests {
         for s in 1..=10 {
             log.push(&train(s, 1.0 / s as f32)).unwrap();
         }
-        log.push(&Record::Dev { step: 10, mean_cos: 0.8, accuracy: 0.5, loss: 0.3, pairs: 5 }).unwrap();
+        log.push(&Record::Dev(dev_record(10))).unwrap();
         drop(log);
         assert_eq!(read_records(&path).unwrap().len(), 11);
         let log = MetricsLog::open(&path, Some(6)).unwrap();
@@ -251,7 +277,7 @@ mod tests {
         assert!(kept.iter().all(|r| r.step() <= 6));
         let svg = dir.path().join("m.svg");
         let mut all = kept.clone();
-        all.push(Record::Dev { step: 6, mean_cos: 0.8, accuracy: 0.5, loss: 0.3, pairs: 5 });
+        all.push(Record::Dev(dev_record(6)));
         plot(&all, &svg, "test").unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.contains("polyline"), "{}", &text[..200.min(text.len())]);

@@ -16,7 +16,7 @@ use super::bitext::{BitextPair, read_bitext, read_bitexts};
 use super::cache::{TeacherCache, write_atomic};
 use super::config::{DistillConfig, MsePooling, Objective, Side, learning_rate};
 use super::data::epoch_batches;
-use super::metrics::{MetricsLog, Record, plot, read_records};
+use super::metrics::{DevMetrics, MetricsLog, Record, plot, read_records};
 use super::ot::{SinkhornSettings, ensure_nonempty, masked_mean, ot_loss};
 use super::params::{clip_global_norm, count_params, freeze_matching};
 use crate::encoder::{
@@ -44,20 +44,6 @@ impl Default for RunOptions {
     }
 }
 
-/// Validation figures on the dev bitext.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct DevMetrics {
-    /// Steps done.
-    pub step: usize,
-    /// Mean cosine between pooled student(x) and pooled teacher(e).
-    pub mean_cos: f32,
-    /// Top-1 accuracy of x → e retrieval within the dev set.
-    pub accuracy: f32,
-    /// The training objective on the dev pairs.
-    pub loss: f32,
-    /// Pairs used.
-    pub pairs: usize,
-}
 
 /// What a run did (also written as `summary.json` in the output directory).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,7 +84,7 @@ pub struct Prepared {
     pub student: Vec<Tokenized>,
     /// Student tokens the OT loss sees.
     pub student_keep: Vec<Vec<bool>>,
-    /// Teacher inputs (`prefix + English`).
+    /// Teacher inputs (`prefix + English`, in the teacher's role).
     pub teacher: Vec<Tokenized>,
     /// Teacher tokens the OT loss sees (and that the cache stores).
     pub teacher_keep: Vec<Vec<bool>>,
@@ -154,11 +140,10 @@ fn role(side: Side) -> Role {
 
 /// Tokenises pairs for both models.
 pub fn prepare(pairs: &[BitextPair], student: &Encoder, teacher: &Encoder, cfg: &DistillConfig) -> Result<Prepared> {
-    let r = role(cfg.side);
     let xs: Vec<&str> = pairs.iter().map(|p| p.foreign.as_str()).collect();
     let es: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
-    let s = student.tokenize(&xs, r).context("tokenizing the non-English side for the student")?;
-    let t = teacher.tokenize(&es, r).context("tokenizing the English side for the teacher")?;
+    let s = student.tokenize(&xs, role(cfg.side)).context("tokenizing the non-English side for the student")?;
+    let t = teacher.tokenize(&es, role(cfg.teacher_side())).context("tokenizing the English side for the teacher")?;
     let (ss, ts) = (special_ids(student.tokenizer()), special_ids(teacher.tokenizer()));
     let student_keep = s.iter().map(|x| keep_mask(x, &ss, cfg.mask_special_tokens, cfg.mask_prefix_tokens)).collect();
     let teacher_keep = t.iter().map(|x| keep_mask(x, &ts, cfg.mask_special_tokens, cfg.mask_prefix_tokens)).collect();
@@ -403,6 +388,9 @@ pub struct DevSet {
     offsets: Vec<usize>,
     /// L2-normalised pooled teacher vectors, `pairs × dim`.
     teacher_unit: Vec<f32>,
+    /// The same, with the teacher in the role the other side of retrieval has at search time
+    /// (the English documents when the student encodes queries).
+    search_unit: Vec<f32>,
     dim: usize,
 }
 
@@ -424,7 +412,13 @@ impl DevSet {
             offsets.push(offsets.last().unwrap() + c * dim);
         }
         let teacher_unit = all.pooled.chunks(dim).flat_map(unit).collect();
-        Ok(Self { data, teacher: all, offsets, teacher_unit, dim })
+        let search_role = match cfg.side {
+            Side::Query => Role::Passage,
+            Side::Document => Role::Query,
+        };
+        let english: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
+        let search_unit = teacher.encode(&english, search_role)?.concat();
+        Ok(Self { data, teacher: all, offsets, teacher_unit, search_unit, dim })
     }
 
     /// Number of pairs.
@@ -467,30 +461,41 @@ impl DevSet {
             let parts = objective_loss(spec, s, sb.keep, att, t, tm, tp);
             loss_sum += parts.loss.into_scalar::<f32>() as f64 * idx.len() as f64;
         }
-        let mut cos_sum = 0.0f64;
-        let mut correct = 0usize;
-        for i in 0..n {
-            let s = &student_unit[i * d..(i + 1) * d];
-            let mut best = (f32::NEG_INFINITY, usize::MAX);
-            for j in 0..n {
-                let c = dot(s, &self.teacher_unit[j * d..(j + 1) * d]);
-                if j == i {
-                    cos_sum += c as f64;
-                }
-                if c > best.0 {
-                    best = (c, j);
-                }
-            }
-            correct += (best.1 == i) as usize;
-        }
+        let (mean_cos, accuracy) = retrieval_figures(&student_unit, &self.teacher_unit, d);
+        let (search_mean_cos, search_accuracy) = retrieval_figures(&student_unit, &self.search_unit, d);
         Ok(DevMetrics {
             step,
-            mean_cos: (cos_sum / n.max(1) as f64) as f32,
-            accuracy: correct as f32 / n.max(1) as f32,
+            mean_cos,
+            accuracy,
             loss: (loss_sum / n.max(1) as f64) as f32,
             pairs: n,
+            search_accuracy,
+            search_mean_cos,
         })
     }
+}
+
+/// Mean cosine of the aligned pairs and top-1 accuracy of row i of `queries` retrieving row i
+/// of `targets` (both unit rows of width `d`).
+fn retrieval_figures(queries: &[f32], targets: &[f32], d: usize) -> (f32, f32) {
+    let n = queries.len() / d;
+    let mut cos_sum = 0.0f64;
+    let mut correct = 0usize;
+    for i in 0..n {
+        let q = &queries[i * d..(i + 1) * d];
+        let mut best = (f32::NEG_INFINITY, usize::MAX);
+        for j in 0..n {
+            let c = dot(q, &targets[j * d..(j + 1) * d]);
+            if j == i {
+                cos_sum += c as f64;
+            }
+            if c > best.0 {
+                best = (c, j);
+            }
+        }
+        correct += (best.1 == i) as usize;
+    }
+    ((cos_sum / n.max(1) as f64) as f32, correct as f32 / n.max(1) as f32)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -737,7 +742,7 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
     let mut cache = if cfg.teacher_cache {
         let mut h = Sha256::new();
         h.update(teacher.info().fingerprint.as_bytes());
-        h.update(format!("{:?}|{}|{}|{}", cfg.side, cfg.max_length, cfg.mask_special_tokens, cfg.mask_prefix_tokens));
+        h.update(format!("{:?}|{}|{}|{}", cfg.teacher_side(), cfg.max_length, cfg.mask_special_tokens, cfg.mask_prefix_tokens));
         for (t, k) in data.teacher.iter().zip(&data.teacher_keep) {
             for id in &t.ids {
                 h.update(id.to_le_bytes());
@@ -813,20 +818,18 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
         }
     };
     let push_dev = |m: &DevMetrics, metrics: &mut MetricsLog| -> Result<()> {
-        metrics.push(&Record::Dev { step: m.step, mean_cos: m.mean_cos, accuracy: m.accuracy, loss: m.loss, pairs: m.pairs })
+        metrics.push(&Record::Dev(*m))
     };
     if resumed_from == 0 {
         if let Some(m) = validate(&model, 0)? {
-            log(format!("zero-shot dev: accuracy {:.3}, mean cos {:.4}, loss {:.4}", m.accuracy, m.mean_cos, m.loss), &bar);
+            log(format!("zero-shot dev: {}", m.summary()), &bar);
             push_dev(&m, &mut metrics)?;
             zero_shot = Some(m);
             last_dev = Some(m);
         }
     } else {
         zero_shot = read_records(&metrics_path)?.iter().find_map(|r| match r {
-            Record::Dev { step: 0, mean_cos, accuracy, loss, pairs } => {
-                Some(DevMetrics { step: 0, mean_cos: *mean_cos, accuracy: *accuracy, loss: *loss, pairs: *pairs })
-            }
+            Record::Dev(m) if m.step == 0 => Some(*m),
             _ => None,
         });
     }
@@ -904,7 +907,7 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
         ));
         if cfg.validate_every > 0 && step % cfg.validate_every == 0 && step < planned {
             if let Some(m) = validate(&model, step)? {
-                log(format!("step {step}: dev accuracy {:.3}, mean cos {:.4}, loss {:.4}", m.accuracy, m.mean_cos, m.loss), &bar);
+                log(format!("step {step}: dev {}", m.summary()), &bar);
                 push_dev(&m, &mut metrics)?;
                 last_dev = Some(m);
             }
@@ -930,7 +933,7 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
             if last_dev.map(|d| d.step) != Some(step) {
                 push_dev(&m, &mut metrics)?;
             }
-            eprintln!("final dev (step {step}): accuracy {:.3}, mean cos {:.4}, loss {:.4}", m.accuracy, m.mean_cos, m.loss);
+            eprintln!("final dev (step {step}): {}", m.summary());
             final_dev = Some(m);
         }
         save_model_dir(&model, &cfg.student, &meta, &cfg.output)?;
