@@ -7,11 +7,13 @@
 # EVAL_DIR defaults to $OPTICAL_SHARED_DATA/eval or ../shared/data/eval. Environment:
 #   E5           document encoder and zero-shot query encoder (default: multilingual-e5-small in
 #                $OPTICAL_CACHE/models or ~/.cache/optical/models)
-#   OT_STUDENT   query encoder distilled with the OT loss (default: runs/swa-ot, from configs/distill-swa-budget.toml)
-#   MSE_STUDENT  query encoder distilled with the MSE baseline (default: runs/swa-mse, the same config with --objective mse)
+#   OT_STUDENT   query encoder distilled with the OT loss (default: runs/distill-swa-ot, from configs/distill-swa.toml)
+#   MSE_STUDENT  query encoder distilled with the MSE baseline (default: runs/distill-swa-mse, from configs/distill-swa-mse.toml)
 #   OUT          output folder for runs, per-query values, indexes, results.json (default: eval-out)
 #   OPTICAL      the optical binary (default: built here, release)
 #   ONLY         space-separated collection-name prefixes to run (default: all, in the order below)
+#   STUDENTS_ONLY=1  rerun only the student rows (after retraining a student); the bm25 and
+#                e5 zero-shot rows already in $OUT/results.json are kept as they are
 #
 # Rows, per collection (labels as they appear in the table):
 #   bm25                          tantivy BM25 on the query text
@@ -34,8 +36,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/optical/target}"
 EVAL_DIR="${1:-${OPTICAL_SHARED_DATA:-../shared/data}/eval}"
 CACHE="${OPTICAL_CACHE:-$HOME/.cache/optical}"
 E5="${E5:-$CACHE/models/multilingual-e5-small}"
-OT_STUDENT="${OT_STUDENT:-runs/swa-ot}"
-MSE_STUDENT="${MSE_STUDENT:-runs/swa-mse}"
+OT_STUDENT="${OT_STUDENT:-runs/distill-swa-ot}"
+MSE_STUDENT="${MSE_STUDENT:-runs/distill-swa-mse}"
 OUT="${OUT:-eval-out}"
 if [ -z "${OPTICAL:-}" ]; then
   cargo build --release --bin optical
@@ -81,8 +83,10 @@ rows() {
   [ $# -gt 0 ] && shift
   extra=("$@")
   local common=("${cols[@]}" --doc-lang "$lang" --doc-model "$E5" --out "$OUT" --markdown docs/results.md --preamble "$OUT/preamble.md" "${extra[@]}")
-  "$OPTICAL" eval "${common[@]}" --modes bm25
-  "$OPTICAL" eval "${common[@]}" --modes dense --query-model "$E5" --label "e5 zero-shot"
+  if [ "${STUDENTS_ONLY:-0}" != 1 ]; then
+    "$OPTICAL" eval "${common[@]}" --modes bm25
+    "$OPTICAL" eval "${common[@]}" --modes dense --query-model "$E5" --label "e5 zero-shot"
+  fi
   [ "${TEACHER_ONLY:-0}" = 1 ] && return 0
   local s
   for s in "${students[@]}"; do

@@ -76,13 +76,21 @@ fn example_config_parses_with_defaults_and_resolved_paths() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/distill-swa.toml");
     let cfg = DistillConfig::from_file(&path).unwrap();
     assert_eq!(cfg.side, Side::Query);
+    assert_eq!(cfg.teacher_side(), Side::Document);
     assert_eq!(cfg.objective, Objective::Ot);
-    assert_eq!(cfg.sinkhorn.epsilon, 0.05);
+    assert_eq!(cfg.sinkhorn.epsilon, 0.01);
     assert_eq!(cfg.sinkhorn.iterations, 50);
     assert!(cfg.freeze_word_embeddings);
     assert!(cfg.teacher.is_absolute() && !cfg.teacher.starts_with("~"));
     assert!(cfg.train[0].is_absolute());
     assert!(cfg.train[0].ends_with("swa.train.tsv.gz"));
+
+    // Without `teacher_side` the teacher takes the student's side.
+    let mse = DistillConfig::from_file(&path.with_file_name("distill-swa-mse.toml")).unwrap();
+    assert_eq!(mse.objective, Objective::Mse);
+    let mut same = mse.clone();
+    same.teacher_side = None;
+    assert_eq!(same.teacher_side(), Side::Query);
 }
 
 #[test]
