@@ -16,7 +16,8 @@ use super::bitext::{BitextPair, read_bitext, read_bitexts};
 use super::cache::{TeacherCache, write_atomic};
 use super::config::{DistillConfig, MsePooling, Objective, Side, learning_rate};
 use super::data::epoch_batches;
-use super::metrics::{DevMetrics, MetricsLog, Record, plot, read_records};
+pub use super::metrics::DevMetrics;
+use super::metrics::{MetricsLog, Record, plot, read_records};
 use super::ot::{SinkhornSettings, ensure_nonempty, masked_mean, ot_loss};
 use super::params::{clip_global_norm, count_params, freeze_matching};
 use crate::encoder::{
@@ -43,7 +44,6 @@ impl Default for RunOptions {
         Self { device: crate::encoder::default_device(), restart: false, progress: true, stop_after: None }
     }
 }
-
 
 /// What a run did (also written as `summary.json` in the output directory).
 #[derive(Debug, Clone, Serialize, Deserialize)]
