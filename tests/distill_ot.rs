@@ -65,6 +65,19 @@ struct Problem {
     tm: Vec<f32>,
 }
 
+impl Problem {
+    /// The OT loss of this problem with the default solver settings, on `device`.
+    fn solve(&self, device: &Device) -> ot::OtOutput {
+        ot::ot_loss(
+            t3(self.s.clone(), [self.b, self.m, self.d], device),
+            t3(self.t.clone(), [self.b, self.n, self.d], device),
+            t2(self.sm.clone(), [self.b, self.m], device),
+            t2(self.tm.clone(), [self.b, self.n], device),
+            SinkhornSettings::default(),
+        )
+    }
+}
+
 fn problem(seed: u64) -> Problem {
     let mut rng = StdRng::seed_from_u64(seed);
     let (b, m, n, d) = (3, 7, 9, 16);
@@ -80,13 +93,7 @@ fn problem(seed: u64) -> Problem {
 fn plan_marginals_match_uniform_over_unmasked_tokens() {
     let device = Device::default();
     let p = problem(1);
-    let out = ot::ot_loss(
-        t3(p.s.clone(), [p.b, p.m, p.d], &device),
-        t3(p.t.clone(), [p.b, p.n, p.d], &device),
-        t2(p.sm.clone(), [p.b, p.m], &device),
-        t2(p.tm.clone(), [p.b, p.n], &device),
-        SinkhornSettings::default(),
-    );
+    let out = p.solve(&device);
     let plan = vec_of(out.plan);
     for b in 0..p.b {
         let sm = &p.sm[b * p.m..(b + 1) * p.m];
@@ -113,13 +120,7 @@ fn plan_marginals_match_uniform_over_unmasked_tokens() {
 fn loss_equals_direct_sum_of_plan_times_cost() {
     let device = Device::default();
     let p = problem(2);
-    let out = ot::ot_loss(
-        t3(p.s.clone(), [p.b, p.m, p.d], &device),
-        t3(p.t.clone(), [p.b, p.n, p.d], &device),
-        t2(p.sm.clone(), [p.b, p.m], &device),
-        t2(p.tm.clone(), [p.b, p.n], &device),
-        SinkhornSettings::default(),
-    );
+    let out = p.solve(&device);
     let plan = vec_of(out.plan);
     let per_pair = vec_of(out.per_pair);
     let loss = vec_of(out.loss)[0];

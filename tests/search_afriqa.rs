@@ -124,27 +124,18 @@ fn hausa_questions_find_english_passages() {
         .collect();
 
     let metrics = [Metric::Ndcg(10), Metric::Recall(100)];
+    // Every query through the searcher with the request `configure` makes of the plain one.
+    let evaluate = |configure: &dyn Fn(SearchRequest) -> SearchRequest| {
+        evaluate_system(&split, 100, &metrics, &indicatif::ProgressBar::hidden(), |q, k| {
+            let req = SearchRequest::new(q.text.clone()).with_k(k).with_query_vector(by_id[q.id.as_str()].clone());
+            let res = searcher.search(&configure(req))?;
+            Ok(res.hits.into_iter().map(|h| (h.key, h.score as f64)).collect())
+        })
+        .unwrap()
+    };
     let mut ndcg = std::collections::HashMap::new();
     for mode in [Mode::Bm25, Mode::Dense, Mode::Hybrid] {
-        let eval = evaluate_system(
-            &split,
-            100,
-            &metrics,
-            &indicatif::ProgressBar::hidden(),
-            |q, k| {
-                let req = SearchRequest::new(q.text.clone())
-                    .with_mode(mode)
-                    .with_k(k)
-                    .with_query_vector(by_id[q.id.as_str()].clone());
-                let res = searcher.search(&req)?;
-                Ok(res
-                    .hits
-                    .into_iter()
-                    .map(|h| (h.key, h.score as f64))
-                    .collect())
-            },
-        )
-        .unwrap();
+        let eval = evaluate(&|req| req.with_mode(mode));
         let n = eval.evaluation.mean_of(Metric::Ndcg(10)).unwrap();
         let r = eval.evaluation.mean_of(Metric::Recall(100)).unwrap();
         eprintln!(
@@ -162,25 +153,7 @@ fn hausa_questions_find_english_passages() {
         Fusion::Linear { dense_weight: 0.7 },
         Fusion::Linear { dense_weight: 0.85 },
     ] {
-        let eval = evaluate_system(
-            &split,
-            100,
-            &metrics,
-            &indicatif::ProgressBar::hidden(),
-            |q, k| {
-                let req = SearchRequest::new(q.text.clone())
-                    .with_k(k)
-                    .with_fusion(fusion)
-                    .with_query_vector(by_id[q.id.as_str()].clone());
-                Ok(searcher
-                    .search(&req)?
-                    .hits
-                    .into_iter()
-                    .map(|h| (h.key, h.score as f64))
-                    .collect())
-            },
-        )
-        .unwrap();
+        let eval = evaluate(&|req| req.with_fusion(fusion));
         eprintln!(
             "  hybrid with {fusion:?}: nDCG@10 {:.4}  R@100 {:.4}",
             eval.evaluation.mean_of(Metric::Ndcg(10)).unwrap(),

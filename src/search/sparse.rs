@@ -3,9 +3,10 @@
 //! reading keys for every candidate cost more than the BM25 query itself at depth 100.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use anyhow::{Context, Result};
-use tantivy::DocAddress;
+use tantivy::{DocAddress, Searcher, SegmentOrdinal, SegmentReader};
 use tantivy::collector::TopDocs;
 
 use crate::engine::Snapshot;
@@ -42,16 +43,9 @@ pub fn bm25_candidates(
     let mut columns = HashMap::new();
     let mut out = Vec::with_capacity(top.len());
     for (score, addr) in top {
-        let col = match columns.entry(addr.segment_ord) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                searcher
-                    .segment_reader(addr.segment_ord)
-                    .fast_fields()
-                    .u64(text::field::ID)
-                    .context("opening the `id` fast field")?,
-            ),
-        };
+        let col = segment_column(&mut columns, &searcher, addr, |r| {
+            r.fast_fields().u64(text::field::ID).context("opening the `id` fast field")
+        })?;
         let id = col
             .first(addr.doc_id)
             .with_context(|| format!("document {addr:?} has no id"))?;
@@ -66,17 +60,12 @@ pub fn keys_at(snapshot: &Snapshot, addrs: &[DocAddress]) -> Result<Vec<String>>
     let mut columns = HashMap::new();
     let mut out = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let col = match columns.entry(addr.segment_ord) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                searcher
-                    .segment_reader(addr.segment_ord)
-                    .fast_fields()
-                    .str(text::field::KEY)
-                    .context("opening the `key` fast field")?
-                    .context("the `key` fast field is missing")?,
-            ),
-        };
+        let col = segment_column(&mut columns, &searcher, *addr, |r| {
+            r.fast_fields()
+                .str(text::field::KEY)
+                .context("opening the `key` fast field")?
+                .context("the `key` fast field is missing")
+        })?;
         let ord = col
             .term_ords(addr.doc_id)
             .next()
@@ -87,4 +76,17 @@ pub fn keys_at(snapshot: &Snapshot, addrs: &[DocAddress]) -> Result<Vec<String>>
         out.push(key);
     }
     Ok(out)
+}
+
+/// The column of `addr`'s segment, opened with `open` the first time that segment is met.
+fn segment_column<'a, C>(
+    columns: &'a mut HashMap<SegmentOrdinal, C>,
+    searcher: &Searcher,
+    addr: DocAddress,
+    open: impl FnOnce(&SegmentReader) -> Result<C>,
+) -> Result<&'a C> {
+    match columns.entry(addr.segment_ord) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => Ok(e.insert(open(searcher.segment_reader(addr.segment_ord))?)),
+    }
 }
