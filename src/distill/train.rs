@@ -411,13 +411,18 @@ impl DevSet {
         for &c in &all.counts {
             offsets.push(offsets.last().unwrap() + c * dim);
         }
-        let teacher_unit = all.pooled.chunks(dim).flat_map(unit).collect();
-        let search_role = match cfg.side {
-            Side::Query => Role::Passage,
-            Side::Document => Role::Query,
+        let teacher_unit: Vec<f32> = all.pooled.chunks(dim).flat_map(unit).collect();
+        let search_side = match cfg.side {
+            Side::Query => Side::Document,
+            Side::Document => Side::Query,
         };
-        let english: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
-        let search_unit = teacher.encode(&english, search_role)?.concat();
+        // When the teacher already encodes English in that role, its pooled vectors are these.
+        let search_unit = if cfg.teacher_side() == search_side {
+            teacher_unit.clone()
+        } else {
+            let english: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
+            teacher.encode(&english, role(search_side))?.concat()
+        };
         Ok(Self { data, teacher: all, offsets, teacher_unit, search_unit, dim })
     }
 
