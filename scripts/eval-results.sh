@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Regenerates docs/results.md: BM25, zero-shot multilingual-e5-small (q4), the OT- and
-# MSE-distilled students and hybrid retrieval, on every collection of the shared eval folder.
+# Regenerates docs/results.md: BM25, zero-shot multilingual-e5-small (q4), the distilled
+# multilingual students (the shipped default, and the OT run at equal budget) and hybrid
+# retrieval with each, on every collection of the shared eval folder.
 #
 #   bash scripts/eval-results.sh [EVAL_DIR]
 #
 # EVAL_DIR defaults to $OPTICAL_SHARED_DATA/eval or ../shared/data/eval. Environment:
 #   E5           document encoder and zero-shot query encoder (default: multilingual-e5-small in
 #                $OPTICAL_CACHE/models or ~/.cache/optical/models)
-#   OT_STUDENT   query encoder distilled with the OT loss (default: runs/distill-swa-ot, from configs/distill-swa.toml)
-#   MSE_STUDENT  query encoder distilled with the MSE baseline (default: runs/distill-swa-mse, from configs/distill-swa-mse.toml)
+#   STUDENT      the shipped default student, assembled (default: $OPTICAL_CACHE/models/students/multilingual)
+#   OT_STUDENT   the OT student trained at the same budget (default: runs/students/multilingual-ot)
 #   OUT          output folder for runs, per-query values, indexes, results.json (default: eval-out)
 #   OPTICAL      the optical binary (default: built here, release)
 #   ONLY         space-separated collection-name prefixes to run (default: all, in the order below)
@@ -16,14 +17,15 @@
 #                e5 zero-shot rows already in $OUT/results.json are kept as they are
 #
 # Rows, per collection (labels as they appear in the table):
-#   bm25                          tantivy BM25 on the query text
-#   dense (e5 zero-shot)          e5 encodes queries (`query: `) and documents (`passage: `)
-#   dense (mse student swa)       the MSE student encodes the queries, e5 the documents
-#   dense (ot student swa)        the OT student encodes the queries, e5 the documents
-#   hybrid (ot student swa)       BM25 ∪ dense (OT student), reciprocal rank fusion (k = 60)
+#   bm25                              tantivy BM25 on the query text
+#   dense / hybrid (e5 zero-shot)     e5 encodes queries (`query: `) and documents (`passage: `)
+#   dense / hybrid (student mse)      the shipped multilingual student encodes the queries
+#   dense (student ot)                the OT student (same data, same budget) encodes the queries
+#   dense / hybrid (default)          no --query-model: what `optical eval` and `optical search`
+#                                     use by default (the student, English routed by its manifest)
 #   afriqa-*, xquad-r-deu also with queries.eng.jsonl (human English translations): bm25 and
 #   dense (e5 zero-shot) there are the translate-test reference (the teacher on English).
-# The students were distilled on Swahili bitext only; on other languages they show transfer.
+# Hybrid is BM25 top-100 ∪ dense top-100 with reciprocal rank fusion (k = 60).
 #
 # Documents are always encoded by e5, so one dense index per corpus (cached in $OUT/indexes by
 # corpus content + e5's weights fingerprint) serves every row; the AfriQA and SIB sets share a
@@ -36,8 +38,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/optical/target}"
 EVAL_DIR="${1:-${OPTICAL_SHARED_DATA:-../shared/data}/eval}"
 CACHE="${OPTICAL_CACHE:-$HOME/.cache/optical}"
 E5="${E5:-$CACHE/models/multilingual-e5-small}"
-OT_STUDENT="${OT_STUDENT:-runs/distill-swa-ot}"
-MSE_STUDENT="${MSE_STUDENT:-runs/distill-swa-mse}"
+STUDENT="${STUDENT:-$CACHE/models/students/multilingual}"
+OT_STUDENT="${OT_STUDENT:-runs/students/multilingual-ot}"
 OUT="${OUT:-eval-out}"
 if [ -z "${OPTICAL:-}" ]; then
   cargo build --release --bin optical
@@ -55,18 +57,21 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 |---|---|
 | \`bm25\` | — (tantivy BM25 on the query text) |
 | \`dense (e5 zero-shot)\` | multilingual-e5-small (q4), \`query: \` prefix, no training |
-| \`dense (ot student swa)\` | the student distilled from e5 with the OT loss on **Swahili** bitext ($(basename "$OT_STUDENT")) |
-| \`dense (mse student swa)\` | the student distilled with the sentence-level MSE baseline on the same bitext ($(basename "$MSE_STUDENT")) |
-| \`hybrid (ot student swa)\` | BM25 top-100 ∪ dense top-100 (OT student), reciprocal rank fusion k = 60 |
+| \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, reciprocal rank fusion k = 60 (likewise every hybrid row) |
+| \`dense (student mse)\`, \`hybrid (student mse)\` | the shipped multilingual student, distilled with the sentence-level MSE objective ($(basename "$STUDENT")) |
+| \`dense (student ot)\` | the student distilled with token-level OT on the same data at the same budget ($(basename "$OT_STUDENT")) |
+| \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed student; English routed as its manifest says) |
 
-The students were trained on Swahili only: on every other language their rows measure transfer.
+The students were trained on the bitext of swa, hau, yor, ibo, amh, som, mar, tgl and the AfriQA
+*train* questions of bem, hau, ibo, kin, swa, twi, zul (never on an evaluation collection);
+rows in deu, fra and fin measure transfer.
 Rows with queries \`queries.eng.jsonl\` use the human English translations of the same
 questions: \`dense (e5 zero-shot)\` there is the teacher on English, the translate-test reference
 for the cross-lingual rows. Regenerate with \`bash scripts/eval-results.sh\`.
 EOF
 
 students=()
-for s in "ot student swa|$OT_STUDENT" "mse student swa|$MSE_STUDENT"; do
+for s in "student mse|$STUDENT" "student ot|$OT_STUDENT"; do
   if [ -f "${s#*|}/model.safetensors" ]; then
     students+=("$s")
   else
@@ -85,15 +90,18 @@ rows() {
   local common=("${cols[@]}" --doc-lang "$lang" --doc-model "$E5" --out "$OUT" --markdown docs/results.md --preamble "$OUT/preamble.md" "${extra[@]}")
   if [ "${STUDENTS_ONLY:-0}" != 1 ]; then
     "$OPTICAL" eval "${common[@]}" --modes bm25
-    "$OPTICAL" eval "${common[@]}" --modes dense --query-model "$E5" --label "e5 zero-shot"
+    "$OPTICAL" eval "${common[@]}" --modes dense,hybrid --query-model "$E5" --label "e5 zero-shot"
   fi
   [ "${TEACHER_ONLY:-0}" = 1 ] && return 0
   local s
   for s in "${students[@]}"; do
     local label="${s%%|*}" dir="${s#*|}" modes=dense
-    case "$label" in ot*) modes=dense,hybrid ;; esac
+    case "$label" in *mse) modes=dense,hybrid ;; esac
     "$OPTICAL" eval "${common[@]}" --modes "$modes" --query-model "$dir" --label "$label"
   done
+  if [ ${#students[@]} -gt 0 ]; then
+    "$OPTICAL" eval "${common[@]}" --modes dense,hybrid --label "default"
+  fi
 }
 
 wanted() { # is collection $1 selected by $ONLY?

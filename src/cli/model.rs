@@ -21,6 +21,24 @@ pub enum ModelCommand {
     },
     /// Write optical.json for a model directory (prefixes, max length, embedding space).
     WriteMeta(WriteMetaArgs),
+    /// Package a trained student for shipping: the tensors that differ from the base model
+    /// (fp16 safetensors) and a manifest (base fingerprint, training config, data sha256s,
+    /// metrics). The student's run directory must hold `distill.toml` (written by `optical distill`).
+    #[command(name = "export-delta")]
+    ExportDelta(ExportDeltaArgs),
+    /// Assemble a shipped student (manifest + fp16 weights) on top of its base model into a
+    /// full model directory; checks the shipped file, the base and the result by fingerprint.
+    #[command(name = "apply-delta")]
+    ApplyDelta {
+        /// Shipped student directory (`manifest.json`, `weights.safetensors`).
+        shipped: PathBuf,
+        /// Base model directory (multilingual-e5-small).
+        #[arg(long)]
+        base: PathBuf,
+        /// Model directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load a model directory and print its encoder description as JSON.
     Info {
         /// Model directory.
@@ -66,6 +84,34 @@ pub struct WriteMetaArgs {
     embedding_space: Option<String>,
 }
 
+#[derive(Args)]
+pub struct ExportDeltaArgs {
+    /// Trained student model directory (a finished `optical distill` output).
+    student: PathBuf,
+    /// The base model it was trained from.
+    #[arg(long)]
+    base: PathBuf,
+    /// Directory to write (`manifest.json`, `weights.safetensors`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Student name.
+    #[arg(long)]
+    name: String,
+    /// Languages it serves (ISO 639-3, comma separated).
+    #[arg(long, value_delimiter = ',')]
+    languages: Vec<String>,
+    /// Route English queries to the base model instead of the student.
+    #[arg(long)]
+    english_to_teacher: bool,
+    /// JSON file of measurements to record in the manifest (merged with the run's summary.json).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// BEIR collection scored with the assembled student (queries) against the base model
+    /// (documents); the figures go into the manifest as `metrics.sample`, which a test reproduces.
+    #[arg(long, default_value = "examples/sample")]
+    sample: PathBuf,
+}
+
 pub fn run(cmd: ModelCommand) -> Result<()> {
     match cmd {
         ModelCommand::ImportE5Q4 {
@@ -97,6 +143,12 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 embedding_space,
             };
             meta.save(&a.dir.join(encoder::META_FILE))
+        }
+        ModelCommand::ExportDelta(a) => export_delta(a),
+        ModelCommand::ApplyDelta { shipped, base, out } => {
+            let m = encoder::delta::assemble(&shipped, &base, &out)?;
+            eprintln!("assembled {} ({}, fingerprint {}) into {}", m.name, shipped.display(), m.fingerprint, out.display());
+            Ok(())
         }
         ModelCommand::Info { dir, device } => {
             let device = encoder::select_device(&device)?;
@@ -132,4 +184,54 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn export_delta(a: ExportDeltaArgs) -> Result<()> {
+    use optical::distill::config::DistillConfig;
+    let config_path = a.student.join("distill.toml");
+    let cfg = DistillConfig::from_file(&config_path)
+        .with_context(|| format!("{} is not a finished `optical distill` output", a.student.display()))?;
+    let mut data: Vec<PathBuf> = cfg.train_files().into_iter().map(|(p, _)| p).collect();
+    data.extend(cfg.dev.iter().cloned());
+    let mut metrics = serde_json::Map::new();
+    metrics.insert("run".into(), read_json(&a.student.join("summary.json"))?);
+    if let Some(m) = &a.metrics {
+        metrics.insert("evaluation".into(), read_json(m)?);
+    }
+    let info = encoder::delta::ExportInfo {
+        name: a.name,
+        languages: a.languages,
+        training: serde_json::to_value(&cfg)?,
+        data,
+        english_queries: if a.english_to_teacher {
+            encoder::delta::EnglishRoute::Teacher
+        } else {
+            encoder::delta::EnglishRoute::Student
+        },
+        metrics: serde_json::Value::Object(metrics),
+    };
+    let mut m = encoder::delta::export(&a.student, &a.base, &a.out, info)?;
+    // Score the product (the assembled fp16 student), not the f32 training output.
+    let scratch = std::env::temp_dir().join(format!("optical-export-{}", std::process::id()));
+    encoder::delta::assemble(&a.out, &a.base, &scratch)?;
+    let device = encoder::default_device();
+    let student = Encoder::load(&scratch, &device)?;
+    let base = Encoder::load(&a.base, &device)?;
+    let (sample, _) = optical::distill::evaluate::dense_eval(&a.sample, None, &student, &base, Role::Passage, 100)?;
+    std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    m.metrics["sample"] = serde_json::to_value(&sample)?;
+    m.save(&a.out.join(encoder::delta::MANIFEST_FILE))?;
+    eprintln!(
+        "wrote {}: {} tensors, {} parameters (fp16), assembled fingerprint {}",
+        a.out.display(),
+        m.tensors.len(),
+        m.parameters,
+        m.fingerprint
+    );
+    Ok(())
 }

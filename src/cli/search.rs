@@ -1,15 +1,17 @@
 //! `optical search`: BM25, dense or hybrid search over an index.
 //!
 //! The mode defaults to hybrid when the index records a document encoder and to BM25 otherwise.
-//! Dense and hybrid searches need a query encoder: `--model DIR`, or by default the document
-//! encoder recorded in the index when `optical index --model` left its directory beside the
-//! index. A query encoder that does not fit the index (other dimension or embedding space) is
+//! Dense and hybrid searches need a query encoder: `--model DIR`, or by default the shipped
+//! student installed in the model cache for the index's embedding space
+//! ([`optical::encoder::students`]), or else the document encoder recorded in the index when
+//! `optical index --model` left its directory beside the index. A query encoder that does not fit the index (other dimension or embedding space) is
 //! refused with the library's error.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use optical::encoder::students::{self, QueryEncoderChoice};
 use optical::engine::{Index, Snapshot};
 use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
 
@@ -27,10 +29,12 @@ pub struct SearchArgs {
     /// bm25, dense or hybrid. Default: hybrid when the index has an encoder, else bm25.
     #[arg(long)]
     pub mode: Option<Mode>,
-    /// Query encoder model directory (dense and hybrid). Default: the index's own encoder.
+    /// Query encoder model directory (dense and hybrid). Default: the shipped student installed
+    /// for the index's embedding space (see `--query-lang`), else the index's own encoder.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Language of the query (ISO 639-3), reported and passed to the pipeline.
+    /// Language of the query (ISO 639-3): picks a per-language student when one is installed,
+    /// routes English to the index's encoder when the student says so; passed to the pipeline.
     #[arg(long)]
     pub query_lang: Option<String>,
     /// Only documents in this language.
@@ -107,10 +111,17 @@ pub fn run(args: SearchArgs) -> Result<()> {
     }
 }
 
-/// `--model`, else the model directory recorded beside the index, else a clear error.
+/// `--model`, else the installed student in the index's embedding space (for `--query-lang`),
+/// else the model directory recorded beside the index, else a clear error.
 fn query_model(args: &SearchArgs, dir: &Path, index: &Index) -> Result<PathBuf> {
     if let Some(m) = &args.model {
         return Ok(m.clone());
+    }
+    if let Some(rec) = &index.config().encoder {
+        let models = students::models_dir();
+        if let QueryEncoderChoice::Student(m) = students::choose(&students::installed(&models), &rec.embedding_space, args.query_lang.as_deref()) {
+            return Ok(m);
+        }
     }
     if let Some(m) = recorded_model_dir(dir) {
         return Ok(m);

@@ -92,10 +92,22 @@ pub struct DistillConfig {
     pub student: PathBuf,
     /// Training bitext files (`X<TAB>English`, `.tsv` or `.tsv.gz`).
     pub train: Vec<PathBuf>,
-    /// Dev bitext for validation (optional).
+    /// Question bitext (questions in X with their English translation, e.g.
+    /// `afriqa-<lang>.train.tsv`): the teacher encodes their English side as a *query*
+    /// whatever `teacher_side` says, because a question is a query in any search. Sentence
+    /// bitext in `train` follows `teacher_side`.
     #[serde(default)]
-    pub dev: Option<PathBuf>,
-    /// Use at most this many dev pairs (the first ones).
+    pub question_train: Vec<PathBuf>,
+    /// Sample the training files with probability ∝ pairs^(1/T) instead of concatenating them
+    /// (T = 1 is proportional, larger T flattens towards uniform), so a small language is not
+    /// drowned by a large one. An epoch keeps the size of the concatenation. Unset: one pass
+    /// over the concatenation per epoch.
+    #[serde(default)]
+    pub sampling_temperature: Option<f64>,
+    /// Dev bitext for validation: one file or a list (optional).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub dev: Vec<PathBuf>,
+    /// Use at most this many dev pairs of each dev file (the first ones).
     #[serde(default = "d_dev_limit")]
     pub dev_limit: usize,
     /// Output directory: the trained model directory, plus `metrics.jsonl`, `metrics.svg`,
@@ -184,6 +196,20 @@ pub struct DistillConfig {
     pub train_limit: Option<usize>,
 }
 
+/// A path or a list of paths.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
+}
+
 fn d_dev_limit() -> usize {
     500
 }
@@ -243,6 +269,13 @@ impl DistillConfig {
         self.teacher_side.unwrap_or(self.side)
     }
 
+    /// Every training file with the role the teacher encodes its English side in: `train`
+    /// first (in `teacher_side`), then `question_train` (as queries).
+    pub fn train_files(&self) -> Vec<(PathBuf, Side)> {
+        let sentences = self.train.iter().map(|p| (p.clone(), self.teacher_side()));
+        sentences.chain(self.question_train.iter().map(|p| (p.clone(), Side::Query))).collect()
+    }
+
     /// Reads a TOML config; relative paths are resolved against the file's directory.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -269,9 +302,8 @@ impl DistillConfig {
         fix(&mut self.teacher);
         fix(&mut self.student);
         self.train.iter_mut().for_each(fix);
-        if let Some(d) = self.dev.as_mut() {
-            fix(d);
-        }
+        self.question_train.iter_mut().for_each(fix);
+        self.dev.iter_mut().for_each(fix);
         fix(&mut self.output);
         if let Some(d) = self.teacher_cache_dir.as_mut() {
             fix(d);
@@ -280,8 +312,13 @@ impl DistillConfig {
 
     /// Checks values that would otherwise fail late or silently.
     pub fn validate(&self) -> Result<()> {
-        if self.train.is_empty() {
+        if self.train.is_empty() && self.question_train.is_empty() {
             bail!("field `train`: give at least one bitext file");
+        }
+        if let Some(t) = self.sampling_temperature
+            && !(t > 0.0)
+        {
+            bail!("field `sampling_temperature` must be > 0 (got {t})");
         }
         if self.batch_size == 0 {
             bail!("field `batch_size` must be at least 1");

@@ -12,10 +12,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::bitext::{BitextPair, read_bitext, read_bitexts};
+use super::bitext::{BitextPair, read_bitext};
 use super::cache::{TeacherCache, write_atomic};
 use super::config::{DistillConfig, MsePooling, Objective, Side, learning_rate};
-use super::data::epoch_batches;
+use super::data::{epoch_batches, sampled_epoch_batches};
 pub use super::metrics::DevMetrics;
 use super::metrics::{MetricsLog, Record, plot, read_records};
 use super::ot::{SinkhornSettings, ensure_nonempty, masked_mean, ot_loss};
@@ -138,12 +138,32 @@ fn role(side: Side) -> Role {
     }
 }
 
-/// Tokenises pairs for both models.
+/// Tokenises pairs for both models, the teacher in `cfg.teacher_side()` for every pair.
 pub fn prepare(pairs: &[BitextPair], student: &Encoder, teacher: &Encoder, cfg: &DistillConfig) -> Result<Prepared> {
+    prepare_with_roles(pairs, &vec![cfg.teacher_side(); pairs.len()], student, teacher, cfg)
+}
+
+/// Tokenises pairs for both models, the teacher encoding pair i's English in `teacher_sides[i]`.
+pub fn prepare_with_roles(
+    pairs: &[BitextPair],
+    teacher_sides: &[Side],
+    student: &Encoder,
+    teacher: &Encoder,
+    cfg: &DistillConfig,
+) -> Result<Prepared> {
+    ensure!(teacher_sides.len() == pairs.len(), "one teacher side per pair");
     let xs: Vec<&str> = pairs.iter().map(|p| p.foreign.as_str()).collect();
-    let es: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
     let s = student.tokenize(&xs, role(cfg.side)).context("tokenizing the non-English side for the student")?;
-    let t = teacher.tokenize(&es, role(cfg.teacher_side())).context("tokenizing the English side for the teacher")?;
+    let mut t: Vec<Option<Tokenized>> = vec![None; pairs.len()];
+    for side in [Side::Query, Side::Document] {
+        let idx: Vec<usize> = (0..pairs.len()).filter(|&i| teacher_sides[i] == side).collect();
+        let es: Vec<&str> = idx.iter().map(|&i| pairs[i].english.as_str()).collect();
+        let toks = teacher.tokenize(&es, role(side)).context("tokenizing the English side for the teacher")?;
+        for (i, tok) in idx.into_iter().zip(toks) {
+            t[i] = Some(tok);
+        }
+    }
+    let t: Vec<Tokenized> = t.into_iter().map(|x| x.expect("every pair has a teacher side")).collect();
     let (ss, ts) = (special_ids(student.tokenizer()), special_ids(teacher.tokenizer()));
     let student_keep = s.iter().map(|x| keep_mask(x, &ss, cfg.mask_special_tokens, cfg.mask_prefix_tokens)).collect();
     let teacher_keep = t.iter().map(|x| keep_mask(x, &ts, cfg.mask_special_tokens, cfg.mask_prefix_tokens)).collect();
@@ -220,7 +240,10 @@ pub fn teacher_states(
 ) -> Result<TeacherBatch> {
     let Some(cache) = cache else { return teacher_forward(teacher, data, idx) };
     let dim = teacher.dim();
-    let missing: Vec<usize> = idx.iter().copied().filter(|&i| !cache.contains(i)).collect();
+    let mut missing: Vec<usize> = idx.iter().copied().filter(|&i| !cache.contains(i)).collect();
+    // Temperature sampling can put one pair in a batch twice: compute it once.
+    missing.sort_unstable();
+    missing.dedup();
     if !missing.is_empty() {
         let fresh = teacher_forward(teacher, data, &missing)?;
         let mut off = 0;
@@ -327,6 +350,20 @@ pub fn objective_loss(
         (None, None) => unreachable!("every objective computes a term"),
     };
     LossParts { loss, ot, mse }
+}
+
+/// Source sizes after keeping only the first `limit` pairs of their concatenation.
+fn limit_sizes(sizes: &[usize], limit: usize) -> Vec<usize> {
+    let mut left = limit;
+    sizes
+        .iter()
+        .map(|&n| {
+            let k = n.min(left);
+            left -= k;
+            k
+        })
+        .filter(|&k| k > 0)
+        .collect()
 }
 
 /// Figures of one optimiser step.
@@ -727,20 +764,31 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
         meta.name = format!("{}-distilled-{}", meta.name, cfg.objective.name());
     }
 
-    // Data.
-    let mut pairs = read_bitexts(&cfg.train)?;
+    // Data: every training file, its pairs tagged with the teacher's role for that file.
+    let (mut pairs, mut sides, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    for (path, side) in cfg.train_files() {
+        let p = read_bitext(&path)?;
+        sides.extend(std::iter::repeat_n(side, p.len()));
+        sizes.push(p.len());
+        pairs.extend(p);
+    }
     if let Some(n) = cfg.train_limit {
         pairs.truncate(n);
+        sides.truncate(n);
+        sizes = limit_sizes(&sizes, n);
     }
-    let data = prepare(&pairs, &student, &teacher, cfg)?;
+    let data = prepare_with_roles(&pairs, &sides, &student, &teacher, cfg)?;
     drop(pairs);
-    let dev = match &cfg.dev {
-        Some(p) => {
-            let mut d = read_bitext(p)?;
-            d.truncate(cfg.dev_limit);
-            Some(DevSet::new(&d, &student, &teacher, cfg, cfg.batch_size)?)
+    let dev = if cfg.dev.is_empty() {
+        None
+    } else {
+        let mut d = Vec::new();
+        for p in &cfg.dev {
+            let mut part = read_bitext(p)?;
+            part.truncate(cfg.dev_limit);
+            d.extend(part);
         }
-        None => None,
+        Some(DevSet::new(&d, &student, &teacher, cfg, cfg.batch_size)?)
     };
 
     // Teacher cache keyed by everything its contents depend on.
@@ -778,7 +826,11 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
     let mut optim = make_optimizer(cfg.weight_decay);
     let lengths: Vec<usize> = data.student.iter().map(|t| t.ids.len()).collect();
     let min_batch = 2.min(cfg.batch_size);
-    let per_epoch = epoch_batches(&lengths, cfg.batch_size, cfg.seed, 0, min_batch).len();
+    let batches_of_epoch = |epoch: usize| match cfg.sampling_temperature {
+        Some(t) => sampled_epoch_batches(&lengths, &sizes, t, cfg.batch_size, cfg.seed, epoch, min_batch),
+        None => epoch_batches(&lengths, cfg.batch_size, cfg.seed, epoch, min_batch),
+    };
+    let per_epoch = batches_of_epoch(0).len();
     ensure!(per_epoch > 0, "no training batch: the bitext has {} pairs", data.len());
     let planned = cfg.max_steps.unwrap_or(per_epoch * cfg.epochs);
 
@@ -842,7 +894,7 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
     let session_start = Instant::now();
     let mut losses: Vec<f32> = Vec::new();
     let mut finished = false;
-    let mut batches = epoch_batches(&lengths, cfg.batch_size, cfg.seed, epoch, min_batch);
+    let mut batches = batches_of_epoch(epoch);
     let checkpoint = |model: &BertModel, optim: &ModuleOptimizer, cache: &mut Option<TeacherCache>, st: TrainState| -> Result<()> {
         if let Some(c) = cache.as_mut() {
             c.persist()?;
@@ -866,7 +918,7 @@ pub fn distill(cfg: &DistillConfig, opts: &RunOptions) -> Result<DistillReport> 
         if batch_in_epoch >= batches.len() {
             epoch += 1;
             batch_in_epoch = 0;
-            batches = epoch_batches(&lengths, cfg.batch_size, cfg.seed, epoch, min_batch);
+            batches = batches_of_epoch(epoch);
             if let Some(c) = cache.as_mut() {
                 c.persist()?;
             }

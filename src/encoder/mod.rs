@@ -17,6 +17,8 @@ mod bert;
 mod config;
 mod device;
 pub mod q4;
+pub mod delta;
+pub mod students;
 mod tokenize;
 mod weights;
 
@@ -97,6 +99,13 @@ impl EncoderInfo {
         );
         Ok(())
     }
+}
+
+/// The embedding space a model directory writes into, without loading its weights: the one its
+/// `optical.json` declares, else its weights fingerprint.
+pub fn load_meta_space(dir: &Path) -> Result<String> {
+    let meta = OpticalMeta::load(&dir.join(META_FILE))?;
+    if meta.embedding_space.is_empty() { weights_fingerprint(&dir.join(WEIGHTS_FILE)) } else { Ok(meta.embedding_space) }
 }
 
 /// SHA-256 of a file, first 16 hex digits: the fingerprint of a weights file.

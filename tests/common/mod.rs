@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 use std::path::PathBuf;
 
+pub mod tiny;
+
 /// The project's shared data folder (`../shared/data` beside the checkout, or `$OPTICAL_SHARED_DATA`).
 /// Users of the project do not have it: tests that need it call this and skip *loudly* when absent.
 pub fn shared_data() -> Option<PathBuf> {

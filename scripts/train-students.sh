@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Rebuilds every shipped student from scratch: distils it (resumable), then packages it into
+# students/<name>/ (fp16 weights of the trained tensors + manifest) with `optical model export-delta`.
+#
+#   bash scripts/train-students.sh [NAME...]        # default: every config in configs/students/
+#
+# Each config configs/students/<name>.toml trains one student into runs/students/<name>/.
+# Runs take hours on 2 CPU cores: they run one after the other, one thread each unless
+# RAYON_NUM_THREADS says otherwise, and rerunning the script resumes an interrupted run from its
+# last checkpoint (a finished run is not redone; delete runs/students/<name> to retrain). To
+# run several at once, start one script per name in the background, e.g.
+#   nohup bash scripts/train-students.sh multilingual-mse > runs/multilingual-mse.log 2>&1 &
+#
+# Environment:
+#   DEVICE     cpu (default) or cuda / cuda:N: the same run on a GPU (build with --features cuda,
+#              see ../shared/RUST-NOTES.md for the offline LLVM recipe; FEATURES=cuda does that)
+#   FEATURES   cargo features for the build (default: none)
+#   SHIP       space-separated names to package into students/ (default: multilingual-mse, the
+#              shipped default; the others are trained for comparison only)
+#   OPTICAL    an optical binary to use instead of building one
+# Needs the shared bitext (../shared/data/bitext, as the configs name it) and the models from
+# scripts/setup-models.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/optical/target}"
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-1}"
+CACHE="${OPTICAL_CACHE:-$HOME/.cache/optical}"
+E5="$CACHE/models/multilingual-e5-small"
+DEVICE="${DEVICE:-cpu}"
+SHIP="${SHIP:-multilingual-mse}"
+
+if [ -z "${OPTICAL:-}" ]; then
+  cargo build --release --bin optical ${FEATURES:+--features "$FEATURES"}
+  OPTICAL="$CARGO_TARGET_DIR/release/optical"
+fi
+OPTICAL="$OPTICAL" bash scripts/setup-models.sh
+
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for c in configs/students/*.toml; do names+=("$(basename "$c" .toml)"); done
+fi
+for name in "${names[@]}"; do
+  config="configs/students/$name.toml"
+  [ -f "$config" ] || { echo "train-students: no config $config" >&2; exit 1; }
+  out="runs/students/$name"
+  if [ -f "$out/summary.json" ] && grep -q '"finished": true' "$out/summary.json"; then
+    echo "train-students: $name already trained ($out); delete it to retrain" >&2
+  else
+    echo "train-students: distilling $name ($config, device $DEVICE, $RAYON_NUM_THREADS thread(s))" >&2
+    "$OPTICAL" distill --config "$config" --device "$DEVICE" --quiet
+  fi
+  case " $SHIP " in
+    *" $name "*)
+      ship_name="${name%-mse}"; ship_name="${ship_name%-ot}"
+      metrics=()
+      [ -f "runs/students/$name.eval.json" ] && metrics=(--metrics "runs/students/$name.eval.json")
+      "$OPTICAL" model export-delta "$out" --base "$E5" --out "students/$ship_name" \
+        --name "optical-student-$ship_name" --languages "${LANGUAGES:-swa,hau,yor,ibo,amh,som,mar,tgl,bem,kin,twi,zul}" \
+        ${ENGLISH_TO_TEACHER:+--english-to-teacher} "${metrics[@]}"
+      ;;
+  esac
+done
