@@ -117,3 +117,44 @@ fn config_errors_name_the_field() {
     assert_eq!(cfg.objective, Objective::OtMse);
     assert_eq!(cfg.output, dir.path().join("o"));
 }
+
+#[test]
+fn question_bitext_is_taught_as_queries_and_dev_takes_one_file_or_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("multi.toml");
+    let base = "teacher = \"t\"\nstudent = \"s\"\noutput = \"o\"\nteacher_side = \"document\"\n";
+    std::fs::write(
+        &path,
+        format!(
+            "{base}train = [\"swa.tsv\", \"hau.tsv\"]\nquestion_train = [\"afriqa-hau.tsv\"]\n\
+             sampling_temperature = 5.0\ndev = [\"a.tsv\", \"b.tsv\"]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = DistillConfig::from_file(&path).unwrap();
+    let files = cfg.train_files();
+    let names: Vec<(String, Side)> =
+        files.iter().map(|(p, s)| (p.file_name().unwrap().to_string_lossy().into_owned(), *s)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("swa.tsv".to_string(), Side::Document),
+            ("hau.tsv".to_string(), Side::Document),
+            ("afriqa-hau.tsv".to_string(), Side::Query),
+        ]
+    );
+    assert!(files.iter().all(|(p, _)| p.is_absolute()));
+    assert_eq!(cfg.dev.len(), 2);
+    assert_eq!(cfg.sampling_temperature, Some(5.0));
+
+    // A single dev file is still accepted as a string; question bitext alone is enough to train.
+    std::fs::write(&path, format!("{base}question_train = [\"q.tsv\"]\ndev = \"a.tsv\"\n")).unwrap();
+    let cfg = DistillConfig::from_file(&path).unwrap();
+    assert_eq!(cfg.dev, vec![dir.path().join("a.tsv")]);
+    assert_eq!(cfg.train_files().len(), 1);
+
+    // A non-positive temperature names the field.
+    std::fs::write(&path, format!("{base}train = [\"x.tsv\"]\nsampling_temperature = 0.0\n")).unwrap();
+    let err = format!("{:#}", DistillConfig::from_file(&path).unwrap_err());
+    assert!(err.contains("sampling_temperature") && err.contains("multi.toml"), "{err}");
+}

@@ -118,7 +118,7 @@ fn an_interrupted_run_resumes_to_the_same_model() {
     let mut full = config(&s, "full");
     full.max_steps = Some(12);
     full.validate_every = 0;
-    full.dev = None;
+    full.dev = Vec::new();
     distill(&full, &opts()).unwrap();
 
     let mut part = full.clone();
@@ -252,4 +252,39 @@ fn teacher_side_sets_the_teachers_prefix_and_dev_reports_the_search_setting() {
     let query = distill(&q, &opts()).unwrap().zero_shot.unwrap();
     assert!((query.search_mean_cos - doc.search_mean_cos).abs() < 1e-4, "same search setting: {query:?} vs {doc:?}");
     assert!((query.mean_cos - query.search_mean_cos).abs() > 1e-3, "{query:?}");
+}
+
+#[test]
+fn question_bitext_gets_the_teachers_query_prefix_and_trains_with_temperature_sampling() {
+    use optical::distill::bitext::read_bitext;
+    use optical::distill::config::Side;
+    use optical::distill::train::prepare_with_roles;
+    use optical::encoder::Role;
+
+    let s = setup();
+    let device = optical::encoder::default_device();
+    let student = Encoder::load(s.root.join("student"), &device).unwrap();
+    let teacher = Encoder::load(s.root.join("teacher"), &device).unwrap();
+    bitext(&s.root.join("questions.tsv"), 20, 9);
+    let mut cfg = config(&s, "out-questions");
+    cfg.teacher_side = Some(Side::Document);
+    cfg.question_train = vec![s.root.join("questions.tsv")];
+    cfg.sampling_temperature = Some(3.0);
+
+    // Sentences go to the teacher as documents, questions as queries.
+    let sentences = read_bitext(&s.root.join("train.tsv")).unwrap();
+    let questions = read_bitext(&s.root.join("questions.tsv")).unwrap();
+    let pairs: Vec<_> = sentences.iter().take(5).chain(questions.iter().take(5)).cloned().collect();
+    let sides: Vec<Side> = cfg.train_files().iter().flat_map(|(_, side)| std::iter::repeat_n(*side, 5)).collect();
+    let data = prepare_with_roles(&pairs, &sides, &student, &teacher, &cfg).unwrap();
+    let english: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
+    let want_doc = teacher.tokenize(&english[..5], Role::Passage).unwrap();
+    let want_query = teacher.tokenize(&english[5..], Role::Query).unwrap();
+    assert_eq!(&data.teacher[..5], &want_doc[..]);
+    assert_eq!(&data.teacher[5..], &want_query[..]);
+
+    // A run over both files with temperature sampling trains and finishes.
+    cfg.max_steps = Some(4);
+    let report = distill(&cfg, &opts()).unwrap();
+    assert!(report.finished && report.steps == 4, "{report:?}");
 }

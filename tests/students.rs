@@ -129,9 +129,9 @@ fn corrupt_or_missing_shipped_files_and_a_wrong_base_are_errors_naming_them() {
     // A manifest that does not parse names the file and the field.
     let mpath = shipped.join(MANIFEST_FILE);
     let manifest = std::fs::read_to_string(&mpath).unwrap();
-    std::fs::write(&mpath, manifest.replace("\"fingerprint\"", "\"fingerprynt\"")).unwrap();
+    std::fs::write(&mpath, manifest.replace("\"weights_sha256\"", "\"weights_sha257\"")).unwrap();
     let e = err_text(assemble(&shipped, &t.base, &out));
-    assert!(e.contains(&mpath.display().to_string()) && e.contains("fingerprynt"), "{e}");
+    assert!(e.contains(&mpath.display().to_string()) && e.contains("weights_sha257"), "{e}");
     std::fs::write(&mpath, &manifest).unwrap();
 
     // Missing files.

@@ -91,6 +91,7 @@ pub struct DistillConfig {
     /// Student model directory the training starts from.
     pub student: PathBuf,
     /// Training bitext files (`X<TAB>English`, `.tsv` or `.tsv.gz`).
+    #[serde(default)]
     pub train: Vec<PathBuf>,
     /// Question bitext (questions in X with their English translation, e.g.
     /// `afriqa-<lang>.train.tsv`): the teacher encodes their English side as a *query*
