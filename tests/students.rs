@@ -170,16 +170,20 @@ fn the_default_query_encoder_is_the_student_of_the_index_space() {
     let student = |p: &str| QueryEncoderChoice::Student(PathBuf::from(p));
 
     // Another space's student never encodes queries for this index.
-    assert_eq!(choose(&[other_space.clone()], "e5", Some("swa")), QueryEncoderChoice::IndexEncoder);
+    assert_eq!(choose(&[other_space.clone()], "e5", Some("swa"), Some("eng")), QueryEncoderChoice::IndexEncoder);
     // The multilingual student by default and for languages without their own student.
-    assert_eq!(choose(&all, "e5", None), student("/m/multi"));
-    assert_eq!(choose(&all, "e5", Some("yor")), student("/m/multi"));
+    assert_eq!(choose(&all, "e5", None, Some("eng")), student("/m/multi"));
+    assert_eq!(choose(&all, "e5", Some("yor"), Some("eng")), student("/m/multi"));
     // A per-language student wins for its language.
-    assert_eq!(choose(&all, "e5", Some("hau")), student("/m/hau"));
+    assert_eq!(choose(&all, "e5", Some("hau"), Some("eng")), student("/m/hau"));
     // English goes where the chosen student's manifest routes it.
-    assert_eq!(choose(&all, "e5", Some("eng")), QueryEncoderChoice::IndexEncoder);
-    assert_eq!(choose(&all, "minilm", Some("eng")), student("/m/minilm"));
-    assert_eq!(choose(&[], "e5", Some("swa")), QueryEncoderChoice::IndexEncoder);
+    assert_eq!(choose(&all, "e5", Some("eng"), None), QueryEncoderChoice::IndexEncoder);
+    assert_eq!(choose(&all, "minilm", Some("eng"), None), student("/m/minilm"));
+    assert_eq!(choose(&[], "e5", Some("swa"), Some("eng")), QueryEncoderChoice::IndexEncoder);
+    // Monolingual search (Hausa headlines → Hausa articles) keeps the index's encoder; unknown
+    // document language does not.
+    assert_eq!(choose(&all, "e5", Some("hau"), Some("hau")), QueryEncoderChoice::IndexEncoder);
+    assert_eq!(choose(&all, "e5", Some("hau"), None), student("/m/hau"));
 }
 
 #[test]
@@ -197,7 +201,7 @@ fn installed_students_are_the_assembled_directories_of_a_model_cache() {
     assert_eq!(found[0].0, dir);
     assert!(delta::is_assembled(&shipped, &dir));
     let space = Encoder::load(&t.base, &optical::encoder::default_device()).unwrap().info().embedding_space.clone();
-    assert_eq!(choose(&found, &space, Some("hau")), QueryEncoderChoice::Student(dir.clone()));
+    assert_eq!(choose(&found, &space, Some("hau"), Some("eng")), QueryEncoderChoice::Student(dir.clone()));
     // A student whose weights were changed after assembly is no longer "assembled".
     let w = dir.join("model.safetensors");
     let mut bytes = std::fs::read(&w).unwrap();

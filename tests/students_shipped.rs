@@ -30,7 +30,7 @@ fn shipped() -> Vec<PathBuf> {
 }
 
 fn ndcg10(metrics: &[(String, f64)]) -> f64 {
-    metrics.iter().find(|(m, _)| m == "ndcg@10").expect("ndcg@10 measured").1
+    metrics.iter().find(|(m, _)| m == "nDCG@10").expect("nDCG@10 measured").1
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn setup_installs_the_shipped_students_and_eval_uses_one_by_default() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let space = load_meta_space(&common::model_dir("multilingual-e5-small")).unwrap();
-    let QueryEncoderChoice::Student(student_dir) = choose(&found, &space, None) else {
+    let QueryEncoderChoice::Student(student_dir) = choose(&found, &space, None, Some("eng")) else {
         panic!("no installed student in e5's embedding space")
     };
     assert!(

@@ -264,6 +264,8 @@ struct DenseSetup {
     index_encoder: PathBuf,
     /// `--query-model`, when given.
     query_model: Option<PathBuf>,
+    /// `--doc-lang`: the documents' language (a monolingual search keeps the index's encoder).
+    doc_lang: String,
     /// Query encoders loaded so far, by directory.
     loaded: std::cell::RefCell<HashMap<PathBuf, Arc<Encoder>>>,
 }
@@ -286,14 +288,14 @@ impl DenseSetup {
             Some(index) => super::index::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
             None => doc_model.clone(),
         };
-        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), loaded: Default::default() })
+        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default() })
     }
 
     /// The query encoder for queries in `lang`: `--query-model`, else the default.
     fn query_encoder(&self, lang: Option<&str>) -> Result<Arc<Encoder>> {
         let dir = match &self.query_model {
             Some(q) => q.clone(),
-            None => default_query_model(&self.index_encoder, lang)?,
+            None => default_query_model(&self.index_encoder, lang, &self.doc_lang)?,
         };
         if let Some(e) = self.loaded.borrow().get(&dir) {
             return Ok(Arc::clone(e));
@@ -323,10 +325,11 @@ fn default_doc_model() -> PathBuf {
 
 /// The query encoder when `--query-model` is not given: the installed student in the document
 /// encoder's embedding space (per-language for `query_lang` when there is one; English routed
-/// as the student's manifest says), else the document encoder itself.
-fn default_query_model(index_encoder: &Path, query_lang: Option<&str>) -> Result<PathBuf> {
+/// as the student's manifest says; none when queries and documents share a language), else the
+/// document encoder itself.
+fn default_query_model(index_encoder: &Path, query_lang: Option<&str>, doc_lang: &str) -> Result<PathBuf> {
     let space = optical::encoder::load_meta_space(index_encoder)?;
-    Ok(match students::choose(&students::installed(&students::models_dir()), &space, query_lang) {
+    Ok(match students::choose(&students::installed(&students::models_dir()), &space, query_lang, Some(doc_lang)) {
         QueryEncoderChoice::Student(dir) => dir,
         QueryEncoderChoice::IndexEncoder => index_encoder.to_path_buf(),
     })

@@ -206,7 +206,7 @@ fn export_delta(a: ExportDeltaArgs) -> Result<()> {
     let info = encoder::delta::ExportInfo {
         name: a.name,
         languages: a.languages,
-        training: serde_json::to_value(&cfg)?,
+        training: portable_paths(serde_json::to_value(&cfg)?),
         data,
         english_queries: if a.english_to_teacher {
             encoder::delta::EnglishRoute::Teacher
@@ -234,4 +234,27 @@ fn export_delta(a: ExportDeltaArgs) -> Result<()> {
         m.fingerprint
     );
     Ok(())
+}
+
+/// The config with every path cut to its last two components (`bitext/swa.train.tsv.gz`), so a
+/// manifest does not record the training machine's directories.
+fn portable_paths(mut config: serde_json::Value) -> serde_json::Value {
+    fn cut(v: &mut serde_json::Value) {
+        if let Some(s) = v.as_str() {
+            let p = std::path::Path::new(s);
+            let n = p.components().count();
+            *v = serde_json::Value::String(p.components().skip(n.saturating_sub(2)).collect::<PathBuf>().display().to_string());
+        }
+    }
+    for key in ["teacher", "student", "output", "teacher_cache_dir"] {
+        if let Some(v) = config.get_mut(key) {
+            cut(v);
+        }
+    }
+    for key in ["train", "question_train", "dev"] {
+        if let Some(serde_json::Value::Array(items)) = config.get_mut(key) {
+            items.iter_mut().for_each(cut);
+        }
+    }
+    config
 }

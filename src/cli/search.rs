@@ -34,7 +34,8 @@ pub struct SearchArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Language of the query (ISO 639-3): picks a per-language student when one is installed,
-    /// routes English to the index's encoder when the student says so; passed to the pipeline.
+    /// routes English to the index's encoder when the student says so, and keeps the index's
+    /// encoder when it equals `--lang` (monolingual search); passed to the pipeline.
     #[arg(long)]
     pub query_lang: Option<String>,
     /// Only documents in this language.
@@ -119,7 +120,12 @@ fn query_model(args: &SearchArgs, dir: &Path, index: &Index) -> Result<PathBuf> 
     }
     if let Some(rec) = &index.config().encoder {
         let models = students::models_dir();
-        if let QueryEncoderChoice::Student(m) = students::choose(&students::installed(&models), &rec.embedding_space, args.query_lang.as_deref()) {
+        if let QueryEncoderChoice::Student(m) = students::choose(
+            &students::installed(&models),
+            &rec.embedding_space,
+            args.query_lang.as_deref(),
+            args.lang.as_deref(),
+        ) {
             return Ok(m);
         }
     }

@@ -283,8 +283,11 @@ impl DistillConfig {
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut cfg: DistillConfig =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.resolve_paths(base);
+        // Absolute, so that the copy a run writes into its output directory (`distill.toml`)
+        // still names the same files when read from there.
+        let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("resolving the directory of {}", path.display()))?;
+        cfg.resolve_paths(&base);
         cfg.validate().with_context(|| format!("in config {}", path.display()))?;
         Ok(cfg)
     }

@@ -579,6 +579,18 @@ fn config_hash(cfg: &DistillConfig) -> String {
     c.teacher_cache = false;
     c.teacher_cache_dir = None;
     c.output = PathBuf::new();
+    // The same files however the config named them (relative to the working directory, or
+    // absolute), so a run resumes after the config moved between the two spellings.
+    let canonical = |p: &mut PathBuf| {
+        if let Ok(c) = std::fs::canonicalize(&*p) {
+            *p = c;
+        }
+    };
+    canonical(&mut c.teacher);
+    canonical(&mut c.student);
+    c.train.iter_mut().for_each(canonical);
+    c.question_train.iter_mut().for_each(canonical);
+    c.dev.iter_mut().for_each(canonical);
     let text = toml::to_string(&c).unwrap_or_default();
     hex16(&Sha256::digest(text.as_bytes()))
 }
