@@ -72,6 +72,9 @@ fn a_student_ships_as_an_fp16_delta_and_assembles_to_the_recorded_fingerprint() 
     assert_eq!(m.base.fingerprint, base_enc.info().fingerprint);
     assert_eq!(m.data.len(), 1);
     assert_eq!(m.data[0].sha256, delta::sha256_file(&t.root.join("train.tsv")).unwrap());
+    // Named without the training machine's directories: the last two components only.
+    let parent = t.root.file_name().unwrap().to_string_lossy();
+    assert_eq!(m.data[0].name, format!("{parent}/train.tsv"));
     // fp16: two bytes per shipped parameter, plus the safetensors header.
     let size = std::fs::metadata(shipped.join(DELTA_FILE)).unwrap().len() as usize;
     assert!(size >= 2 * m.parameters && size < 2 * m.parameters + 16_384, "{size} bytes for {} parameters", m.parameters);

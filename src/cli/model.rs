@@ -236,14 +236,11 @@ fn export_delta(a: ExportDeltaArgs) -> Result<()> {
     Ok(())
 }
 
-/// The config with every path cut to its last two components (`bitext/swa.train.tsv.gz`), so a
-/// manifest does not record the training machine's directories.
+/// The config with every path cut to its last two components ([`encoder::delta::portable_path`]).
 fn portable_paths(mut config: serde_json::Value) -> serde_json::Value {
     fn cut(v: &mut serde_json::Value) {
         if let Some(s) = v.as_str() {
-            let p = std::path::Path::new(s);
-            let n = p.components().count();
-            *v = serde_json::Value::String(p.components().skip(n.saturating_sub(2)).collect::<PathBuf>().display().to_string());
+            *v = serde_json::Value::String(encoder::delta::portable_path(std::path::Path::new(s)));
         }
     }
     for key in ["teacher", "student", "output", "teacher_cache_dir"] {

@@ -110,6 +110,13 @@ impl StudentManifest {
     }
 }
 
+/// The last two components of a path (`bitext/swa.train.tsv.gz`): how a manifest names a file
+/// without recording the training machine's directories.
+pub fn portable_path(p: &Path) -> String {
+    let n = p.components().count();
+    p.components().skip(n.saturating_sub(2)).collect::<PathBuf>().display().to_string()
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -265,16 +272,7 @@ pub fn export(student_dir: &Path, base_dir: &Path, out: &Path, info: ExportInfo)
     meta.name = info.name.clone();
     let mut data = Vec::new();
     for p in &info.data {
-        let name = p
-            .iter()
-            .rev()
-            .take(2)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<PathBuf>()
-            .display()
-            .to_string();
+        let name = portable_path(p);
         data.push(DataFile { name, sha256: sha256_file(p)? });
     }
     let manifest = StudentManifest {
