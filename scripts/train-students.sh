@@ -18,6 +18,12 @@
 #   SHIP       space-separated names to package into students/ (default: multilingual-mse, the
 #              shipped default; the others are trained for comparison only)
 #   OPTICAL    an optical binary to use instead of building one
+#   ENGLISH_TO_TEACHER  1 (default): the manifest routes English queries to e5, as the shipped
+#              student's does (it costs 0.016 nDCG@10 on xquad-r-eng); 0: to the student
+#   LANGUAGES  the languages recorded in the manifest (default: the twelve it was trained on)
+# Before packaging, `bash scripts/eval-results.sh` and
+#   python3 scripts/student_metrics.py eval-out/results.json "student mse" > runs/students/<name>.eval.json
+# record the evaluation the student is chosen on in its manifest.
 # Needs the shared bitext (../shared/data/bitext, as the configs name it) and the models from
 # scripts/setup-models.sh.
 set -euo pipefail
@@ -52,11 +58,12 @@ for name in "${names[@]}"; do
   case " $SHIP " in
     *" $name "*)
       ship_name="${name%-mse}"; ship_name="${ship_name%-ot}"
-      metrics=()
+      metrics=() english=()
+      [ "${ENGLISH_TO_TEACHER:-1}" = 1 ] && english=(--english-to-teacher)
       [ -f "runs/students/$name.eval.json" ] && metrics=(--metrics "runs/students/$name.eval.json")
       "$OPTICAL" model export-delta "$out" --base "$E5" --out "students/$ship_name" \
         --name "optical-student-$ship_name" --languages "${LANGUAGES:-swa,hau,yor,ibo,amh,som,mar,tgl,bem,kin,twi,zul}" \
-        ${ENGLISH_TO_TEACHER:+--english-to-teacher} "${metrics[@]}"
+        "${english[@]}" "${metrics[@]}"
       ;;
   esac
 done
