@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
-use optical::encoder::students::{self, QueryEncoderChoice};
+use optical::encoder::students;
 use optical::encoder::{Encoder, WEIGHTS_FILE, weights_fingerprint};
 use optical::engine::Index;
 use optical::search::{Mode, SearchRequest, Searcher as QuerySearcher};
@@ -329,10 +329,7 @@ fn default_doc_model() -> PathBuf {
 /// document encoder itself.
 fn default_query_model(index_encoder: &Path, query_lang: Option<&str>, doc_lang: &str) -> Result<PathBuf> {
     let space = optical::encoder::load_meta_space(index_encoder)?;
-    Ok(match students::choose(&students::installed(&students::models_dir()), &space, query_lang, Some(doc_lang)) {
-        QueryEncoderChoice::Student(dir) => dir,
-        QueryEncoderChoice::IndexEncoder => index_encoder.to_path_buf(),
-    })
+    Ok(students::default_student(&space, query_lang, Some(doc_lang)).unwrap_or_else(|| index_encoder.to_path_buf()))
 }
 
 /// Every query of the split encoded by `encoder` (query prefix), by query id.

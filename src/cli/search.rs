@@ -4,14 +4,14 @@
 //! Dense and hybrid searches need a query encoder: `--model DIR`, or by default the shipped
 //! student installed in the model cache for the index's embedding space
 //! ([`optical::encoder::students`]), or else the document encoder recorded in the index when
-//! `optical index --model` left its directory beside the index. A query encoder that does not fit the index (other dimension or embedding space) is
-//! refused with the library's error.
+//! `optical index --model` left its directory beside the index. A query encoder that does not
+//! fit the index (other dimension or embedding space) is refused with the library's error.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use optical::encoder::students::{self, QueryEncoderChoice};
+use optical::encoder::students;
 use optical::engine::{Index, Snapshot};
 use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
 
@@ -118,16 +118,10 @@ fn query_model(args: &SearchArgs, dir: &Path, index: &Index) -> Result<PathBuf> 
     if let Some(m) = &args.model {
         return Ok(m.clone());
     }
-    if let Some(rec) = &index.config().encoder {
-        let models = students::models_dir();
-        if let QueryEncoderChoice::Student(m) = students::choose(
-            &students::installed(&models),
-            &rec.embedding_space,
-            args.query_lang.as_deref(),
-            args.lang.as_deref(),
-        ) {
-            return Ok(m);
-        }
+    if let Some(rec) = &index.config().encoder
+        && let Some(m) = students::default_student(&rec.embedding_space, args.query_lang.as_deref(), args.lang.as_deref())
+    {
+        return Ok(m);
     }
     if let Some(m) = recorded_model_dir(dir) {
         return Ok(m);

@@ -24,7 +24,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
 }
 
 /// Share of each source under temperature sampling: `p_i ∝ n_i^(1/T)`.
-pub fn source_shares(sizes: &[usize], temperature: f64) -> Vec<f64> {
+fn source_shares(sizes: &[usize], temperature: f64) -> Vec<f64> {
     let w: Vec<f64> = sizes.iter().map(|&n| (n as f64).powf(1.0 / temperature)).collect();
     let total: f64 = w.iter().sum();
     w.iter().map(|x| x / total.max(f64::MIN_POSITIVE)).collect()

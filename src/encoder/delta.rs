@@ -16,6 +16,8 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::distill::cache::write_atomic;
+
 use super::{CONFIG_FILE, META_FILE, OpticalMeta, TOKENIZER_FILE, WEIGHTS_FILE};
 
 /// The shipped tensors of a student (fp16), in its shipped directory.
@@ -129,17 +131,12 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Fingerprint of weights bytes: the first 16 hex digits of their sha256 (as
-/// [`super::weights_fingerprint`] computes it for a file).
+/// Fingerprint of weights bytes: the first 16 hex digits of their sha256, as
+/// [`super::weights_fingerprint`] computes it for a file.
 fn fingerprint_of(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))[..16].to_string()
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))

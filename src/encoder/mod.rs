@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 mod bert;
 mod config;
@@ -110,12 +109,7 @@ pub fn load_meta_space(dir: &Path) -> Result<String> {
 
 /// SHA-256 of a file, first 16 hex digits: the fingerprint of a weights file.
 pub fn weights_fingerprint(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    let digest = hasher.finalize();
-    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(delta::sha256_file(path)?[..16].to_string())
 }
 
 /// Overrides for what `optical.json` says.

@@ -72,3 +72,12 @@ pub fn choose(
     }
     QueryEncoderChoice::Student(dir.clone())
 }
+
+/// The installed student (under [`models_dir`]) that encodes queries by default for an index in
+/// embedding space `space`, if any (see [`choose`]).
+pub fn default_student(space: &str, query_lang: Option<&str>, doc_lang: Option<&str>) -> Option<PathBuf> {
+    match choose(&installed(&models_dir()), space, query_lang, doc_lang) {
+        QueryEncoderChoice::Student(dir) => Some(dir),
+        QueryEncoderChoice::IndexEncoder => None,
+    }
+}
