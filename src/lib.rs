@@ -43,5 +43,6 @@ pub mod engine;
 pub mod eval;
 pub mod search;
 pub mod text;
+pub mod translate;
 
 pub use anyhow::{Error, Result};

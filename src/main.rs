@@ -27,6 +27,9 @@ enum Command {
     /// Prepare and inspect encoder model directories.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
+    /// Translation tables for the cross-lingual BM25 leg (probabilistic structured queries).
+    #[command(subcommand)]
+    Psq(cli::psq::PsqCommand),
     /// Train a cross-lingual student encoder from bitext (OT distillation).
     Distill(cli::distill::DistillArgs),
     /// Evaluate retrieval on a BEIR collection and write TREC runs and a results table.
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Search(args) => cli::search::run(args),
         Command::Info(args) => cli::info::run(args),
         Command::Model(cmd) => cli::model::run(cmd),
+        Command::Psq(cmd) => cli::psq::run(cmd),
         Command::Distill(args) => cli::distill::run(args),
         Command::Eval(args) => cli::eval::run(args),
     };

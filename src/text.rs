@@ -301,16 +301,20 @@ pub fn bm25_query(
     if clauses.is_empty() {
         return None;
     }
-    let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-    Some(match lang {
-        None => text_query,
+    Some(filter_lang(fields, Box::new(BooleanQuery::new(clauses)), lang))
+}
+
+/// `query` restricted to documents in `lang` (the filter matches but adds nothing to the score);
+/// `query` itself when `lang` is `None`.
+pub fn filter_lang(fields: &TextFields, query: Box<dyn Query>, lang: Option<&str>) -> Box<dyn Query> {
+    match lang {
+        None => query,
         Some(lang) => {
             let filter = TermQuery::new(Term::from_field_text(fields.lang, lang), IndexRecordOption::Basic);
-            // The filter must match but must not add to the score.
             let filter: Box<dyn Query> = Box::new(ConstScoreQuery::new(Box::new(filter), 0.0));
-            Box::new(BooleanQuery::new(vec![(Occur::Must, text_query), (Occur::Must, filter)]))
+            Box::new(BooleanQuery::new(vec![(Occur::Must, query), (Occur::Must, filter)]))
         }
-    })
+    }
 }
 
 /// BM25 top-`k` over a searcher: (key, id, score), best first. tantivy's `TopDocs` drives the

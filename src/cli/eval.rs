@@ -16,10 +16,11 @@ use clap::{Args, Parser};
 use optical::encoder::students;
 use optical::encoder::{Encoder, WEIGHTS_FILE, weights_fingerprint};
 use optical::engine::Index;
-use optical::search::{Mode, SearchRequest, Searcher as QuerySearcher};
+use optical::search::{Fusion, Mode, SearchRequest, Searcher as QuerySearcher};
+use optical::translate::{TranslationTable, read_tables};
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
-    compare, evaluate, evaluate_system, query_progress,
+    compare, evaluate, evaluate_system, fuse_runs, query_progress,
 };
 
 #[derive(Args)]
@@ -37,8 +38,29 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', default_value = "bm25")]
     pub modes: Vec<String>,
     /// Score existing TREC run files instead of searching (mode name = file stem).
-    #[arg(long = "run", num_args = 1.., conflicts_with = "modes")]
+    #[arg(long = "run", num_args = 1.., conflicts_with_all = ["modes", "legs"])]
     pub runs: Vec<PathBuf>,
+    /// Fusions scored in hybrid mode, comma separated: `rrf[:K]`, `linear[:DENSE_WEIGHT]`
+    /// (min-max), `zscore[:DENSE_WEIGHT]`. Every fusion is scored from one search per query
+    /// (its two legs); each is a row `hybrid[SPEC]`. Default: the library's default fusion,
+    /// as the row `hybrid`.
+    #[arg(long)]
+    pub fusion: Option<String>,
+    /// RRF constant k for a spec `rrf` without a value.
+    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
+    pub rrf_k: f32,
+    /// Dense weight for a spec `linear` or `zscore` without a value.
+    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
+    pub dense_weight: f32,
+    /// Score `--fusion` from a pair of hybrid leg runs written by an earlier hybrid eval
+    /// (`runs/<…>.legs<…>.bm25.trec` and `.dense.trec`, in that order), without searching.
+    #[arg(long, num_args = 2, value_names = ["BM25_LEG", "DENSE_LEG"], conflicts_with = "modes")]
+    pub legs: Vec<PathBuf>,
+    /// Translation tables for the BM25 leg (PSQ): a table file, or a directory of `<lang>.tsv`
+    /// tables (`optical psq build`). Queries whose `lang` has a table search BM25 with their
+    /// translation (bm25 and hybrid modes).
+    #[arg(long)]
+    pub psq: Option<PathBuf>,
     /// Query encoder model directory (dense and hybrid modes). Default: the shipped student
     /// installed for the document encoder's embedding space (chosen by the queries' `lang`),
     /// else the document encoder (or, with `--index`, the model directory recorded beside it).
@@ -101,10 +123,33 @@ pub fn run(args: EvalArgs) -> Result<()> {
             }
         }
     }
+    let fusions = match &args.fusion {
+        Some(specs) => {
+            let list = Fusion::parse_list(specs, args.rrf_k, args.dense_weight).context("--fusion")?;
+            if list.is_empty() {
+                bail!("--fusion names no fusion");
+            }
+            list
+        }
+        None => vec![Fusion::default()],
+    };
+    // A hybrid row is named by its fusion unless the default fusion was left implicit.
+    let hybrid_name = |f: &Fusion| match &args.fusion {
+        Some(_) => format!("hybrid[{f}]"),
+        None => "hybrid".to_string(),
+    };
+    if !args.legs.is_empty() && args.collections.len() > 1 {
+        bail!("--legs scores one collection's runs: give a single --collection with it");
+    }
     if args.index.is_some() && args.collections.len() > 1 {
         bail!("--index names one index: give a single --collection with it");
     }
-    let dense = if args.runs.is_empty() && args.modes.iter().any(|m| m != "bm25") {
+    let tables: Vec<Arc<TranslationTable>> = match &args.psq {
+        Some(path) => read_tables(path)?.into_iter().map(Arc::new).collect(),
+        None => Vec::new(),
+    };
+    let searching = args.runs.is_empty() && args.legs.is_empty();
+    let dense = if searching && args.modes.iter().any(|m| m != "bm25") {
         Some(DenseSetup::new(&args)?)
     } else {
         None
@@ -141,7 +186,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Evaluation,
             Option<optical::eval::Timing>,
             Option<Run>,
-        )> = if args.runs.is_empty() {
+        )> = if !args.legs.is_empty() {
+            let sparse = Run::read_trec(&args.legs[0])?;
+            let dense_leg = Run::read_trec(&args.legs[1])?;
+            let mut out = Vec::new();
+            for f in &fusions {
+                let run = fuse_runs(&sparse, &dense_leg, f, args.k)?;
+                let evaluation = evaluate(&run, &split.qrels, &metrics, Averaging::AllQrels);
+                out.push((hybrid_name(f), evaluation, None, Some(run)));
+            }
+            out
+        } else if searching {
             let mut out = Vec::new();
             let index_dir = match &dense {
                 Some(d) => dense_index(&collection, &args, d)?,
@@ -160,8 +215,29 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 None => Arc::new(HashMap::new()),
             };
             for mode in &args.modes {
-                let mut search = searcher(mode, &index, query_encoder.as_ref(), &query_vectors)
-                    .with_context(|| format!("{name}: mode {mode} on index {}", index_dir.display()))?;
+                let context = || format!("{name}: mode {mode} on index {}", index_dir.display());
+                if mode == "hybrid" {
+                    let encoder = query_encoder.as_ref().context("hybrid mode needs a query encoder")?;
+                    let search = with_tables(QuerySearcher::for_index(&index), &tables)
+                        .with_encoder(Arc::clone(encoder))
+                        .with_context(context)?;
+                    let (bm25_leg, dense_leg, timing) =
+                        search_legs(&search, &split, args.k, &query_vectors, &format!("{name} legs"))
+                            .with_context(context)?;
+                    let stem = file_stem(&name, &split_name, &queries_name, &label_mode("legs", args.label.as_deref()));
+                    for (leg, run) in [("bm25", &bm25_leg), ("dense", &dense_leg)] {
+                        let path = args.out.join("runs").join(format!("{stem}.{leg}.trec"));
+                        run.write_trec_file(&path, &format!("{}-leg", leg))?;
+                    }
+                    for f in &fusions {
+                        let run = fuse_runs(&bm25_leg, &dense_leg, f, args.k)?;
+                        let evaluation = evaluate(&run, &split.qrels, &metrics, Averaging::AllQrels);
+                        out.push((hybrid_name(f), evaluation, Some(timing.clone()), Some(run)));
+                    }
+                    continue;
+                }
+                let mut search = searcher(mode, &index, &tables, query_encoder.as_ref(), &query_vectors)
+                    .with_context(context)?;
                 let label = format!("{name} {mode}");
                 let progress = query_progress(split.queries.len(), &label);
                 let result =
@@ -344,18 +420,19 @@ fn encode_queries(encoder: &Encoder, split: &BeirSplit) -> Result<HashMap<String
 fn searcher(
     mode: &str,
     index: &Index,
+    tables: &[Arc<TranslationTable>],
     query_encoder: Option<&Arc<Encoder>>,
     query_vectors: &Arc<HashMap<String, Vec<f32>>>,
 ) -> Result<Searcher> {
     let mode: Mode = mode.parse()?;
-    let mut searcher = QuerySearcher::for_index(index);
+    let mut searcher = with_tables(QuerySearcher::for_index(index), tables);
     if mode != Mode::Bm25 {
         let Some(e) = query_encoder else { bail!("{mode} mode needs a query encoder") };
         searcher = searcher.with_encoder(Arc::clone(e))?;
     }
     let vectors = Arc::clone(query_vectors);
     Ok(Box::new(move |query: &Query, k: usize| {
-        let mut req = SearchRequest::new(&query.text).with_k(k).with_mode(mode);
+        let mut req = request(query, k, mode);
         if mode != Mode::Bm25 {
             let v = vectors
                 .get(&query.id)
@@ -369,6 +446,54 @@ fn searcher(
             .map(|h| (h.key, f64::from(h.score)))
             .collect())
     }))
+}
+
+/// The search request of a query: its text, and its language when the query file gives one
+/// (it picks the translation table of the BM25 leg).
+fn request(query: &Query, k: usize, mode: Mode) -> SearchRequest {
+    let req = SearchRequest::new(&query.text).with_k(k).with_mode(mode);
+    match &query.lang {
+        Some(lang) => req.with_query_lang(lang),
+        None => req,
+    }
+}
+
+fn with_tables(mut searcher: QuerySearcher, tables: &[Arc<TranslationTable>]) -> QuerySearcher {
+    for t in tables {
+        searcher = searcher.with_translation_table(Arc::clone(t));
+    }
+    searcher
+}
+
+/// Both legs of a hybrid search for every query of the split (one search each, query vectors
+/// encoded beforehand), as a BM25 run and a dense run, and the search time per query.
+fn search_legs(
+    searcher: &QuerySearcher,
+    split: &BeirSplit,
+    k: usize,
+    vectors: &HashMap<String, Vec<f32>>,
+    label: &str,
+) -> Result<(Run, Run, optical::eval::Timing)> {
+    let progress = query_progress(split.queries.len(), label);
+    let (mut bm25, mut dense) = (Run::new(), Run::new());
+    let mut times = Vec::with_capacity(split.queries.len());
+    for query in &split.queries {
+        let v = vectors
+            .get(&query.id)
+            .with_context(|| format!("query {} was not encoded", query.id))?;
+        let req = request(query, k, Mode::Hybrid).with_query_vector(v.clone());
+        let start = std::time::Instant::now();
+        let legs = searcher
+            .hybrid_legs(&req)
+            .with_context(|| format!("searching query {:?}", query.id))?;
+        times.push(start.elapsed());
+        let scored = |leg: Vec<(String, f32)>| leg.into_iter().map(|(d, s)| (d, f64::from(s)));
+        bm25.insert(query.id.clone(), scored(legs.bm25))?;
+        dense.insert(query.id.clone(), scored(legs.dense))?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok((bm25, dense, optical::eval::Timing::from_durations(times)))
 }
 
 /// The dense index of the collection's corpus: `--index`, or one built with the document

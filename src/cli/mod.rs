@@ -4,4 +4,5 @@ pub mod eval;
 pub mod index;
 pub mod info;
 pub mod model;
+pub mod psq;
 pub mod search;

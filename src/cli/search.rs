@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use optical::encoder::students;
 use optical::engine::{Index, Snapshot};
 use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
@@ -41,14 +41,16 @@ pub struct SearchArgs {
     /// Only documents in this language.
     #[arg(long)]
     pub lang: Option<String>,
-    /// How hybrid mode combines BM25 and dense rankings.
-    #[arg(long, value_enum, default_value_t = FusionKind::Rrf)]
-    pub fusion: FusionKind,
-    /// RRF constant k (`--fusion rrf`).
-    #[arg(long, default_value_t = 60.0)]
+    /// How hybrid mode combines BM25 and dense rankings: `rrf[:K]`, `linear[:DENSE_WEIGHT]`
+    /// (min-max normalised) or `zscore[:DENSE_WEIGHT]`. Default: the library's default fusion
+    /// (docs/search.md says how it was chosen).
+    #[arg(long)]
+    pub fusion: Option<String>,
+    /// RRF constant k for `--fusion rrf` without a value.
+    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
     pub rrf_k: f32,
-    /// Weight of the dense score in linear fusion, in [0, 1] (`--fusion linear`).
-    #[arg(long, default_value_t = 0.5)]
+    /// Weight of the dense score, in [0, 1], for `--fusion linear` or `zscore` without a value.
+    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
     pub dense_weight: f32,
     /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
     #[arg(long)]
@@ -56,15 +58,6 @@ pub struct SearchArgs {
     /// Print JSON (one object with the hits) instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Fusion methods on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FusionKind {
-    /// Reciprocal rank fusion.
-    Rrf,
-    /// Min-max normalised weighted sum.
-    Linear,
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
@@ -88,9 +81,10 @@ pub fn run(args: SearchArgs) -> Result<()> {
             .with_encoder(encoder)
             .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;
     }
-    let fusion = match args.fusion {
-        FusionKind::Rrf => Fusion::Rrf { k: args.rrf_k },
-        FusionKind::Linear => Fusion::Linear { dense_weight: args.dense_weight },
+    let fusion = match &args.fusion {
+        Some(spec) => Fusion::parse_with_defaults(spec, args.rrf_k, args.dense_weight)
+            .context("--fusion")?,
+        None => Fusion::default(),
     };
     let mut req = SearchRequest::new(&args.query)
         .with_k(args.k)

@@ -34,7 +34,8 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn from_durations(mut times: Vec<Duration>) -> Timing {
+    /// Count, total, mean and percentiles of per-query times.
+    pub fn from_durations(mut times: Vec<Duration>) -> Timing {
         times.sort_unstable();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let total: Duration = times.iter().sum();

@@ -5,10 +5,12 @@
 //! - [`run`]: [`Run`] (query → scored documents) and the TREC run format.
 //! - [`qrels`]: [`Qrels`] (query → judged documents) in TREC and BEIR formats.
 //! - [`metrics`]: nDCG@k, MAP, MRR@k, Recall@k, P@k per query and averaged ([`evaluate`]).
+//! - [`fused`]: hybrid runs fused from the two legs of a hybrid search ([`fuse_runs`]).
 //! - [`harness`]: run any `query → ranked (docid, score)` function over a split and score it.
 //! - [`report`]: results tables, written as Markdown and JSON.
 //! - [`stats`]: paired randomization test between two systems.
 pub mod beir;
+pub mod fused;
 pub mod harness;
 pub mod metrics;
 pub mod qrels;
@@ -17,6 +19,7 @@ pub mod run;
 pub mod stats;
 
 pub use beir::{BeirCollection, BeirSplit, Query, read_queries};
+pub use fused::fuse_runs;
 pub use harness::{SystemEval, Timing, evaluate_system, query_progress, run_queries};
 pub use metrics::{Averaging, Evaluation, Metric, evaluate};
 pub use qrels::Qrels;

@@ -1,11 +1,20 @@
 //! Fusing a sparse (BM25) and a dense ranking of the same candidate set into one.
 //!
-//! Both fusions take each list as `(internal id, score)` pairs in rank order (best first) and
-//! return every id present in either list with its fused score, best first; ties are broken by
-//! ascending id so that results are deterministic.
+//! Every fusion takes each list as `(document, score)` pairs in rank order (best first) and
+//! returns every document present in either list with its fused score, best first; ties are
+//! broken by ascending document so that results are deterministic. The document type is generic
+//! so that the search pipeline (internal ids) and `optical eval` (keys of TREC run files) fuse
+//! with the same code.
+//!
+//! A fusion is written as a spec string (`rrf:60`, `linear:0.7`, `zscore:0.7`); `FromStr` and
+//! `Display` convert both ways, so the CLI, result tables and run-file names all use one form.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
 
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 /// How a BM25 ranking and a dense ranking are combined.
@@ -14,9 +23,12 @@ use serde::{Deserialize, Serialize};
 pub enum Fusion {
     /// Reciprocal rank fusion: `Σ 1 / (k + rank)` over the lists a document appears in (rank from 1).
     Rrf { k: f32 },
-    /// Min-max normalise each list's scores to [0, 1], then `w · dense + (1 − w) · bm25`;
-    /// a document missing from a list gets 0 for it.
+    /// Min-max normalise each list's scores to [0, 1], then `w · dense + (1 − w) · bm25`.
     Linear { dense_weight: f32 },
+    /// Standardise each list's scores (subtract the list's mean, divide by its standard
+    /// deviation), then `w · dense + (1 − w) · bm25`.
+    #[serde(rename = "zscore")]
+    ZScore { dense_weight: f32 },
 }
 
 impl Default for Fusion {
@@ -25,42 +37,193 @@ impl Default for Fusion {
     }
 }
 
+/// Default RRF constant when a spec says just `rrf`.
+pub const DEFAULT_RRF_K: f32 = 60.0;
+/// Default dense weight when a spec says just `linear` or `zscore`.
+pub const DEFAULT_DENSE_WEIGHT: f32 = 0.5;
+
 impl Fusion {
+    /// Checks the parameters: a weight in [0, 1], an RRF k finite and ≥ 0.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Fusion::Rrf { k } if !(k >= 0.0 && k.is_finite()) => {
+                bail!("RRF k must be a finite number ≥ 0, got {k}")
+            }
+            Fusion::Linear { dense_weight } | Fusion::ZScore { dense_weight }
+                if !(0.0..=1.0).contains(&dense_weight) =>
+            {
+                bail!("{} fusion weight must be in [0, 1], got {dense_weight}", self.method())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The method's name in specs: `rrf`, `linear`, `zscore`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Fusion::Rrf { .. } => "rrf",
+            Fusion::Linear { .. } => "linear",
+            Fusion::ZScore { .. } => "zscore",
+        }
+    }
+
+    /// Parses a spec whose parameter may be left out (`rrf`, `linear`): the missing one is
+    /// `rrf_k` or `dense_weight` (the CLI's `--rrf-k` and `--dense-weight`).
+    pub fn parse_with_defaults(spec: &str, rrf_k: f32, dense_weight: f32) -> Result<Fusion> {
+        let spec = spec.trim();
+        let (method, param) = match spec.split_once(':') {
+            Some((m, p)) => (m, Some(p)),
+            None => (spec, None),
+        };
+        let number = |default: f32| -> Result<f32> {
+            match param {
+                None => Ok(default),
+                Some(p) => p.trim().parse::<f32>().map_err(|_| {
+                    anyhow::anyhow!("fusion {spec:?}: {p:?} after ':' is not a number")
+                }),
+            }
+        };
+        let fusion = match method.to_ascii_lowercase().as_str() {
+            "rrf" => Fusion::Rrf { k: number(rrf_k)? },
+            "linear" | "minmax" => Fusion::Linear { dense_weight: number(dense_weight)? },
+            "zscore" => Fusion::ZScore { dense_weight: number(dense_weight)? },
+            _ => bail!(
+                "unknown fusion {spec:?} (expected rrf[:K], linear[:DENSE_WEIGHT] or zscore[:DENSE_WEIGHT])"
+            ),
+        };
+        fusion.validate()?;
+        Ok(fusion)
+    }
+
+    /// Parses a comma-separated list of specs (`rrf:60,linear:0.7`).
+    pub fn parse_list(specs: &str, rrf_k: f32, dense_weight: f32) -> Result<Vec<Fusion>> {
+        specs
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Fusion::parse_with_defaults(s, rrf_k, dense_weight))
+            .collect()
+    }
+
     /// Fuses `sparse` and `dense` (each best first) into one list, best first.
-    pub fn fuse(&self, sparse: &[(u64, f32)], dense: &[(u64, f32)]) -> Vec<(u64, f32)> {
-        let mut fused: HashMap<u64, f32> = HashMap::with_capacity(sparse.len() + dense.len());
+    ///
+    /// A document missing from one list gets that list's lowest normalised score (0 after
+    /// min-max): in the search pipeline the dense list covers every candidate, so only BM25 can
+    /// miss one, and a document outside BM25's top-N scores no higher than its last entry.
+    pub fn fuse<D>(&self, sparse: &[(D, f32)], dense: &[(D, f32)]) -> Vec<(D, f32)>
+    where
+        D: Clone + Eq + Hash + Ord,
+    {
+        let mut fused: HashMap<D, f32> = HashMap::with_capacity(sparse.len() + dense.len());
         match *self {
             Fusion::Rrf { k } => {
                 for list in [sparse, dense] {
-                    for (rank, &(id, _)) in list.iter().enumerate() {
-                        *fused.entry(id).or_default() += 1.0 / (k + rank as f32 + 1.0);
+                    for (rank, (doc, _)) in list.iter().enumerate() {
+                        *fused.entry(doc.clone()).or_default() += 1.0 / (k + rank as f32 + 1.0);
                     }
                 }
             }
             Fusion::Linear { dense_weight } => {
-                for (list, weight) in [(sparse, 1.0 - dense_weight), (dense, dense_weight)] {
-                    for (id, normalised) in min_max(list) {
-                        *fused.entry(id).or_default() += weight * normalised;
-                    }
-                }
+                weighted_sum(&mut fused, sparse, dense, dense_weight, Normalisation::MinMax)
+            }
+            Fusion::ZScore { dense_weight } => {
+                weighted_sum(&mut fused, sparse, dense, dense_weight, Normalisation::ZScore)
             }
         }
-        let mut out: Vec<(u64, f32)> = fused.into_iter().collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut out: Vec<(D, f32)> = fused.into_iter().collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out
     }
 }
 
-/// Scores mapped linearly onto [0, 1]; a list whose scores are all equal maps to 1.
-fn min_max(list: &[(u64, f32)]) -> impl Iterator<Item = (u64, f32)> + '_ {
-    let (lo, hi) = list
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
-            (lo.min(s), hi.max(s))
+impl fmt::Display for Fusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Fusion::Rrf { k } => write!(f, "rrf:{k}"),
+            Fusion::Linear { dense_weight } => write!(f, "linear:{dense_weight}"),
+            Fusion::ZScore { dense_weight } => write!(f, "zscore:{dense_weight}"),
+        }
+    }
+}
+
+impl FromStr for Fusion {
+    type Err = anyhow::Error;
+
+    fn from_str(spec: &str) -> Result<Fusion> {
+        Fusion::parse_with_defaults(spec, DEFAULT_RRF_K, DEFAULT_DENSE_WEIGHT)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Normalisation {
+    MinMax,
+    ZScore,
+}
+
+/// `w · norm(dense) + (1 − w) · norm(sparse)` over the union; a document missing from a list
+/// counts that list's lowest normalised score.
+fn weighted_sum<D>(
+    fused: &mut HashMap<D, f32>,
+    sparse: &[(D, f32)],
+    dense: &[(D, f32)],
+    dense_weight: f32,
+    how: Normalisation,
+) where
+    D: Clone + Eq + Hash,
+{
+    let (s, s_floor) = normalised_by_doc(sparse, how);
+    let (d, d_floor) = normalised_by_doc(dense, how);
+    for (doc, _) in sparse.iter().chain(dense) {
+        fused.entry(doc.clone()).or_insert_with(|| {
+            (1.0 - dense_weight) * s.get(doc).copied().unwrap_or(s_floor)
+                + dense_weight * d.get(doc).copied().unwrap_or(d_floor)
         });
-    let span = hi - lo;
-    list.iter()
-        .map(move |&(id, s)| (id, if span > 0.0 { (s - lo) / span } else { 1.0 }))
+    }
+}
+
+/// Each document's normalised score, and the lowest of them (0 for an empty list).
+fn normalised_by_doc<D: Eq + Hash>(
+    list: &[(D, f32)],
+    how: Normalisation,
+) -> (HashMap<&D, f32>, f32) {
+    let normalised = normalise(list, how);
+    let floor = normalised.iter().copied().reduce(f32::min).unwrap_or(0.0);
+    (list.iter().map(|(doc, _)| doc).zip(normalised).collect(), floor)
+}
+
+/// A list's scores normalised: min-max onto [0, 1] (all equal → 1), or standardised (all equal
+/// → 0).
+fn normalise<D>(list: &[(D, f32)], how: Normalisation) -> Vec<f32> {
+    let scores = list.iter().map(|(_, s)| *s);
+    match how {
+        Normalisation::MinMax => {
+            let (lo, hi) = scores.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+                (lo.min(s), hi.max(s))
+            });
+            let span = hi - lo;
+            list.iter()
+                .map(|(_, s)| if span > 0.0 { (s - lo) / span } else { 1.0 })
+                .collect()
+        }
+        Normalisation::ZScore => {
+            let n = list.len().max(1) as f64;
+            let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
+            let var = list
+                .iter()
+                .map(|(_, s)| (f64::from(*s) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let sd = var.sqrt();
+            list.iter()
+                .map(|(_, s)| {
+                    if sd > 0.0 {
+                        ((f64::from(*s) - mean) / sd) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,8 +232,8 @@ mod tests {
 
     #[test]
     fn rrf_sums_reciprocal_ranks_over_both_lists() {
-        let sparse = [(1, 9.0), (2, 5.0)];
-        let dense = [(2, 0.9), (3, 0.8)];
+        let sparse = [(1u64, 9.0), (2, 5.0)];
+        let dense = [(2u64, 0.9), (3, 0.8)];
         let fused = Fusion::Rrf { k: 60.0 }.fuse(&sparse, &dense);
         let score = |id| fused.iter().find(|h| h.0 == id).unwrap().1;
         assert!((score(2) - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-7);
@@ -81,14 +244,14 @@ mod tests {
 
     #[test]
     fn rrf_ties_break_by_ascending_id() {
-        let fused = Fusion::Rrf { k: 60.0 }.fuse(&[(7, 1.0)], &[(3, 1.0)]);
+        let fused = Fusion::Rrf { k: 60.0 }.fuse(&[(7u64, 1.0)], &[(3, 1.0)]);
         assert_eq!(fused.iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 7]);
     }
 
     #[test]
     fn linear_normalises_each_list_then_weights() {
-        let sparse = [(1, 20.0), (2, 10.0), (3, 0.0)];
-        let dense = [(3, 0.9), (1, 0.5), (4, 0.1)];
+        let sparse = [(1u64, 20.0), (2, 10.0), (3, 0.0)];
+        let dense = [(3u64, 0.9), (1, 0.5), (4, 0.1)];
         let fused = Fusion::Linear { dense_weight: 0.25 }.fuse(&sparse, &dense);
         let score = |id| fused.iter().find(|h| h.0 == id).unwrap().1;
         assert!((score(1) - (0.75 * 1.0 + 0.25 * 0.5)).abs() < 1e-6);
@@ -100,11 +263,75 @@ mod tests {
 
     #[test]
     fn linear_with_constant_scores_does_not_divide_by_zero() {
-        let fused = Fusion::Linear { dense_weight: 0.5 }.fuse(&[(1, 3.0), (2, 3.0)], &[]);
+        let fused = Fusion::Linear { dense_weight: 0.5 }.fuse(&[(1u64, 3.0), (2, 3.0)], &[]);
         assert!(
             fused
                 .iter()
                 .all(|h| h.1.is_finite() && (h.1 - 0.5).abs() < 1e-6)
         );
+    }
+
+    #[test]
+    fn zscore_standardises_and_fills_missing_with_the_lists_floor() {
+        // sparse z: 1 → +1, 2 → −1 (mean 15, sd 5); dense z: 1 → +1, 3 → −1.
+        let sparse = [(1u64, 20.0), (2, 10.0)];
+        let dense = [(1u64, 0.9), (3, 0.5)];
+        let fused = Fusion::ZScore { dense_weight: 0.5 }.fuse(&sparse, &dense);
+        let score = |id| fused.iter().find(|h| h.0 == id).unwrap().1;
+        assert!((score(1) - 1.0).abs() < 1e-6);
+        // 2 is missing from dense (floor −1), 3 from sparse (floor −1).
+        assert!((score(2) - (0.5 * -1.0 + 0.5 * -1.0)).abs() < 1e-6);
+        assert!((score(3) - (0.5 * -1.0 + 0.5 * -1.0)).abs() < 1e-6);
+        assert_eq!(fused.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn zscore_weight_one_follows_the_dense_order() {
+        let sparse = [(5u64, 30.0), (6, 1.0)];
+        let dense = [(6u64, 0.8), (7, 0.7), (5, 0.1)];
+        let fused = Fusion::ZScore { dense_weight: 1.0 }.fuse(&sparse, &dense);
+        assert_eq!(fused.iter().map(|h| h.0).collect::<Vec<_>>(), vec![6, 7, 5]);
+    }
+
+    #[test]
+    fn fuses_string_keys_like_ids() {
+        let sparse = [("b".to_string(), 2.0), ("a".to_string(), 1.0)];
+        let dense = [("a".to_string(), 0.9), ("c".to_string(), 0.1)];
+        let fused = Fusion::Rrf { k: 0.0 }.fuse(&sparse, &dense);
+        // a: 1/2 + 1/1, b: 1/1, c: 1/2.
+        assert_eq!(
+            fused.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn specs_parse_and_print_round_trip() {
+        for spec in ["rrf:60", "rrf:5", "linear:0.7", "zscore:0.25"] {
+            let f: Fusion = spec.parse().unwrap();
+            assert_eq!(f.to_string(), spec);
+        }
+        assert_eq!(
+            Fusion::parse_with_defaults("rrf", 20.0, 0.5).unwrap(),
+            Fusion::Rrf { k: 20.0 }
+        );
+        assert_eq!(
+            Fusion::parse_with_defaults("linear", 60.0, 0.8).unwrap(),
+            Fusion::Linear { dense_weight: 0.8 }
+        );
+        assert_eq!(
+            Fusion::parse_list("rrf:60, zscore:0.6", 60.0, 0.5).unwrap(),
+            vec![Fusion::Rrf { k: 60.0 }, Fusion::ZScore { dense_weight: 0.6 }]
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_reason() {
+        let err = |s: &str| s.parse::<Fusion>().unwrap_err().to_string();
+        assert!(err("borda").contains("unknown fusion \"borda\""), "{}", err("borda"));
+        assert!(err("linear:x").contains("\"x\" after ':' is not a number"));
+        assert!(err("linear:1.5").contains("weight must be in [0, 1], got 1.5"));
+        assert!(err("zscore:-0.1").contains("zscore fusion weight"));
+        assert!(err("rrf:-1").contains("RRF k must be a finite number"));
     }
 }

@@ -26,4 +26,4 @@ pub use compat::{check_document_encoder, check_query_encoder, encoder_record, in
 pub use fusion::Fusion;
 pub use indexing::{EncodingWriter, index_documents, open_or_create_for, passage_text};
 pub use request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
-pub use searcher::{Searcher, millis};
+pub use searcher::{HybridLegs, Searcher, millis};

@@ -149,16 +149,7 @@ impl SearchRequest {
         if self.rescore_factor == 0 {
             bail!("rescore_factor must be at least 1");
         }
-        if let Fusion::Linear { dense_weight } = self.fusion
-            && !(0.0..=1.0).contains(&dense_weight)
-        {
-            bail!("linear fusion weight must be in [0, 1], got {dense_weight}");
-        }
-        if let Fusion::Rrf { k } = self.fusion
-            && !(k >= 0.0 && k.is_finite())
-        {
-            bail!("RRF k must be a finite number ≥ 0, got {k}");
-        }
+        self.fusion.validate()?;
         Ok(())
     }
 }

@@ -15,11 +15,14 @@ use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, Sta
 use super::sparse::{self, SparseHit};
 use crate::encoder::Encoder;
 use crate::engine::{Index, Snapshot};
+use crate::translate::{TranslatedTerm, TranslationTable, translate_query};
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Encoders {
     default: Option<Arc<Encoder>>,
     by_lang: HashMap<String, Arc<Encoder>>,
+    /// Translation tables for the BM25 leg (PSQ), by query language.
+    tables: HashMap<String, Arc<TranslationTable>>,
 }
 
 /// Searches one commit. Cheap to clone and `Send + Sync`: share one across threads, and
@@ -87,9 +90,31 @@ impl Searcher {
     }
 
     fn take_encoders(&self) -> Encoders {
-        Encoders {
-            default: self.encoders.default.clone(),
-            by_lang: self.encoders.by_lang.clone(),
+        (*self.encoders).clone()
+    }
+
+    /// Registers a translation table for queries in `table.source`: their BM25 leg then runs the
+    /// translated query (PSQ, [`crate::translate`]) instead of the query's own words.
+    pub fn with_translation_table(self, table: Arc<TranslationTable>) -> Searcher {
+        let mut enc = self.take_encoders();
+        enc.tables.insert(table.source.clone(), table);
+        Searcher {
+            snapshot: self.snapshot,
+            encoders: Arc::new(enc),
+        }
+    }
+
+    /// The query's terms after translation, when a table is registered for its language.
+    pub fn translated_query(&self, req: &SearchRequest) -> Option<Vec<TranslatedTerm>> {
+        let table = self.encoders.tables.get(req.query_lang.as_deref()?)?;
+        Some(translate_query(table, &req.query))
+    }
+
+    /// BM25 candidates of the request: of the translated query when its language has a table.
+    fn bm25_leg(&self, req: &SearchRequest, n: usize) -> Result<Vec<SparseHit>> {
+        match self.translated_query(req) {
+            Some(terms) => sparse::psq_candidates(&self.snapshot, &terms, n, req.lang.as_deref()),
+            None => sparse::bm25_candidates(&self.snapshot, &req.query, n, req.lang.as_deref()),
         }
     }
 
@@ -141,32 +166,10 @@ impl Searcher {
                 req.mode
             );
         }
-        // The query vector: given, or encoded now.
-        let qvec = match (req.mode, &req.query_vector) {
-            (Mode::Bm25, _) => None,
-            (_, Some(v)) => {
-                let dim = snap.config().dim.expect("checked above");
-                if v.len() != dim {
-                    bail!(
-                        "query vector has dimension {}, the index holds dimension {dim}",
-                        v.len()
-                    );
-                }
-                Some(v.clone())
-            }
-            (_, None) => {
-                let t0 = Instant::now();
-                let v = self.encode_query(&req.query, req.query_lang.as_deref())?;
-                t.encode = t0.elapsed();
-                Some(v)
-            }
+        let qvec = match req.mode {
+            Mode::Bm25 => None,
+            _ => Some(self.query_vector(req, &mut t)?),
         };
-        if let Some(i) = qvec
-            .as_ref()
-            .and_then(|v| v.iter().position(|x| !x.is_finite()))
-        {
-            bail!("query vector component {i} is not finite");
-        }
         if req.k == 0 {
             t.total = start.elapsed();
             return Ok(SearchResults {
@@ -197,9 +200,99 @@ impl Searcher {
         })
     }
 
+    /// The request's query vector (checked against the index), or the query encoded now.
+    fn query_vector(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Vec<f32>> {
+        let v = match &req.query_vector {
+            Some(v) => {
+                let dim = self.snapshot.config().dim.expect("checked by the caller");
+                if v.len() != dim {
+                    bail!(
+                        "query vector has dimension {}, the index holds dimension {dim}",
+                        v.len()
+                    );
+                }
+                v.clone()
+            }
+            None => {
+                let t0 = Instant::now();
+                let v = self.encode_query(&req.query, req.query_lang.as_deref())?;
+                t.encode = t0.elapsed();
+                v
+            }
+        };
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!("query vector component {i} is not finite");
+        }
+        Ok(v)
+    }
+
+    /// The two legs of a hybrid search, unfused, by document key: BM25's top
+    /// `max(sparse_depth, k)` and the exact dense score of every candidate (the dense top
+    /// `max(rescore_factor·k, dense_depth)` ∪ the BM25 candidates), each best first.
+    /// `req.fusion.fuse(&legs.bm25, &legs.dense)` ranks them as [`Searcher::search`] would, up to
+    /// the order of tied scores; `optical eval` scores several fusions from one such pair.
+    pub fn hybrid_legs(&self, req: &SearchRequest) -> Result<HybridLegs> {
+        let start = Instant::now();
+        req.validate()?;
+        if self.snapshot.config().dim.is_none() {
+            bail!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
+        }
+        let mut t = StageTimings::default();
+        let q = self.query_vector(req, &mut t)?;
+        let ranked = self.hybrid(req, &q, &mut t)?;
+        let t0 = Instant::now();
+        let bm25_keys = sparse::keys_at(
+            &self.snapshot,
+            &ranked.bm25.iter().map(|h| h.addr).collect::<Vec<_>>(),
+        )?;
+        let dense_ids: Vec<u64> = ranked.dense.iter().map(|h| h.id).collect();
+        let dense_keys = sparse::keys_at(
+            &self.snapshot,
+            &self.addresses(&dense_ids, &ranked.bm25)?,
+        )?;
+        t.fusion += t0.elapsed();
+        t.total = start.elapsed();
+        Ok(HybridLegs {
+            bm25: bm25_keys
+                .into_iter()
+                .zip(ranked.bm25.iter().map(|h| h.score))
+                .collect(),
+            dense: dense_keys
+                .into_iter()
+                .zip(ranked.dense.iter().map(|h| h.score))
+                .collect(),
+            timings: t,
+        })
+    }
+
+    /// Where the documents `ids` are in tantivy: BM25 candidates carry their address, the others
+    /// are found through the `id` postings.
+    fn addresses(&self, ids: &[u64], bm25: &[SparseHit]) -> Result<Vec<tantivy::DocAddress>> {
+        let known: HashMap<u64, tantivy::DocAddress> = bm25.iter().map(|h| (h.id, h.addr)).collect();
+        let unknown: Vec<u64> = ids.iter().copied().filter(|id| !known.contains_key(id)).collect();
+        let mut found: HashMap<u64, tantivy::DocAddress> = HashMap::with_capacity(unknown.len());
+        for (id, a) in unknown
+            .iter()
+            .zip(lookup::addresses_of(&self.snapshot, &unknown)?)
+        {
+            match a {
+                Some(a) => found.insert(*id, a),
+                // A vector without a document cannot happen in a consistent snapshot.
+                None => bail!(
+                    "vector id {id} has no live document in generation {}",
+                    self.snapshot.generation()
+                ),
+            };
+        }
+        Ok(ids
+            .iter()
+            .map(|id| known.get(id).copied().unwrap_or_else(|| found[id]))
+            .collect())
+    }
+
     fn bm25_only(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Ranked> {
         let t0 = Instant::now();
-        let bm25 = sparse::bm25_candidates(&self.snapshot, &req.query, req.k, req.lang.as_deref())?;
+        let bm25 = self.bm25_leg(req, req.k)?;
         t.bm25 = t0.elapsed();
         let order = bm25.iter().map(|h| (h.id, h.score)).collect();
         Ok(Ranked {
@@ -258,12 +351,7 @@ impl Searcher {
         // One after the other: running BM25 beside the (already parallel) dense scan was
         // measured slower on 2 cores (p50 10.7 vs 9.5 ms, p99 26 vs 18 ms).
         let t0 = Instant::now();
-        let bm25 = sparse::bm25_candidates(
-            &self.snapshot,
-            &req.query,
-            req.sparse_depth.max(req.k),
-            req.lang.as_deref(),
-        )?;
+        let bm25 = self.bm25_leg(req, req.sparse_depth.max(req.k))?;
         t.bm25 = t0.elapsed();
         // The int8 pass keeps max(rescore_factor·k, dense_depth) rows, all rescored exactly: the
         // exact top-k is (with the storage's measured int8 recall) among them, and the whole
@@ -318,35 +406,9 @@ impl Searcher {
             .enumerate()
             .map(|(i, h)| (h.id, i))
             .collect();
-        // Keys, for the returned hits only: BM25 candidates have their tantivy address; the
-        // others are found through the `id` postings.
-        let unknown: Vec<u64> = top
-            .iter()
-            .map(|h| h.0)
-            .filter(|id| !bm25_pos.contains_key(id))
-            .collect();
-        let mut addrs: HashMap<u64, tantivy::DocAddress> = HashMap::with_capacity(top.len());
-        for (id, a) in unknown
-            .iter()
-            .zip(lookup::addresses_of(&self.snapshot, &unknown)?)
-        {
-            match a {
-                Some(a) => addrs.insert(*id, a),
-                // A vector without a document cannot happen in a consistent snapshot.
-                None => bail!(
-                    "vector id {id} has no live document in generation {}",
-                    self.snapshot.generation()
-                ),
-            };
-        }
-        let top_addrs: Vec<tantivy::DocAddress> = top
-            .iter()
-            .map(|(id, _)| {
-                bm25_pos
-                    .get(id)
-                    .map_or_else(|| addrs[id], |&i| ranked.bm25[i].addr)
-            })
-            .collect();
+        // Keys, for the returned hits only.
+        let top_ids: Vec<u64> = top.iter().map(|h| h.0).collect();
+        let top_addrs = self.addresses(&top_ids, &ranked.bm25)?;
         let keys = sparse::keys_at(&self.snapshot, &top_addrs)?;
         let mut hits = Vec::with_capacity(top.len());
         for ((id, score), key) in top.into_iter().zip(keys) {
@@ -370,6 +432,18 @@ impl Searcher {
         }
         Ok(hits)
     }
+}
+
+/// The unfused legs of a hybrid search ([`Searcher::hybrid_legs`]): `(document key, score)`,
+/// best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HybridLegs {
+    /// BM25 candidates and their BM25 scores.
+    pub bm25: Vec<(String, f32)>,
+    /// Every candidate (dense top-N ∪ BM25 candidates) and its exact dense score.
+    pub dense: Vec<(String, f32)>,
+    /// Where the time went (encoding, BM25, dense scan, rescoring; key lookup as fusion).
+    pub timings: StageTimings,
 }
 
 /// `Duration` in milliseconds, for reports.

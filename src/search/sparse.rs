@@ -11,6 +11,7 @@ use tantivy::collector::TopDocs;
 
 use crate::engine::Snapshot;
 use crate::text::{self, Bm25Fields};
+use crate::translate::{TranslatedTerm, psq_query};
 
 /// One BM25 candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,15 +31,33 @@ pub fn bm25_candidates(
     n: usize,
     lang: Option<&str>,
 ) -> Result<Vec<SparseHit>> {
+    match text::bm25_query(snapshot.fields(), query, lang, Bm25Fields::default()) {
+        Some(q) => top_n(snapshot, q.as_ref(), n),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// BM25 top-`n` of a query translated through a table (PSQ, [`crate::translate`]), best first.
+pub fn psq_candidates(
+    snapshot: &Snapshot,
+    terms: &[TranslatedTerm],
+    n: usize,
+    lang: Option<&str>,
+) -> Result<Vec<SparseHit>> {
+    match psq_query(snapshot.fields(), terms, lang) {
+        Some(q) => top_n(snapshot, q.as_ref(), n),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// tantivy's top-`n` of `q` with internal ids.
+fn top_n(snapshot: &Snapshot, q: &dyn tantivy::query::Query, n: usize) -> Result<Vec<SparseHit>> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    let Some(q) = text::bm25_query(snapshot.fields(), query, lang, Bm25Fields::default()) else {
-        return Ok(Vec::new());
-    };
     let searcher = snapshot.searcher();
     let top = searcher
-        .search(&q, &TopDocs::with_limit(n).order_by_score())
+        .search(q, &TopDocs::with_limit(n).order_by_score())
         .context("running the BM25 query")?;
     let mut columns = HashMap::new();
     let mut out = Vec::with_capacity(top.len());

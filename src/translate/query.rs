@@ -1,0 +1,97 @@
+//! A query translated through a [`TranslationTable`] into a BM25 query over the English fields.
+//!
+//! Each distinct query word `f` with translations becomes the English terms `e` weighted by
+//! `p(e | f)` (a term reached from several words adds their weights) — the "boosted terms" form
+//! of PSQ: `Σ_f Σ_e p(e | f) · BM25(e, d)`. A word without an entry (a name, a number, a word the
+//! bitext never had) keeps its original form and is searched as plain BM25 would search it.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Term};
+
+use super::table::TranslationTable;
+use crate::text::{self, Bm25Fields, TextFields, analyze, words_analyzer};
+
+/// One term of a translated query, for `--explain`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranslatedTerm {
+    /// The term searched: an English (stemmed) term, or the original word when untranslated.
+    pub term: String,
+    /// Its weight: Σ p(term | f) over the query words f that translate to it; 1 when untranslated.
+    pub weight: f32,
+    /// The query words it came from.
+    pub from: Vec<String>,
+    /// False for a query word kept in its original form.
+    pub translated: bool,
+}
+
+/// The terms `text` turns into: translations first (by descending weight), then the words kept
+/// as they are.
+pub fn translate_query(table: &TranslationTable, text: &str) -> Vec<TranslatedTerm> {
+    let mut words: Vec<String> = analyze(&mut words_analyzer(), text);
+    words.sort();
+    words.dedup();
+    let mut translated: BTreeMap<String, (f32, Vec<String>)> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for f in words {
+        match table.get(&f) {
+            Some(list) => {
+                for (e, p) in list {
+                    let entry = translated.entry(e.clone()).or_insert((0.0, Vec::new()));
+                    entry.0 += p;
+                    entry.1.push(f.clone());
+                }
+            }
+            None => kept.push(TranslatedTerm { term: f.clone(), weight: 1.0, from: vec![f], translated: false }),
+        }
+    }
+    let mut out: Vec<TranslatedTerm> = translated
+        .into_iter()
+        .map(|(term, (weight, from))| TranslatedTerm { term, weight, from, translated: true })
+        .collect();
+    out.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.term.cmp(&b.term)));
+    out.extend(kept);
+    out
+}
+
+/// The BM25 query of `terms`: translated terms as weighted term queries on the English fields,
+/// kept words as plain BM25 would search them (every field, each with its analyzer). `None` when
+/// there is nothing to search.
+pub fn psq_query(fields: &TextFields, terms: &[TranslatedTerm], lang: Option<&str>) -> Option<Box<dyn Query>> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for t in terms.iter().filter(|t| t.translated) {
+        for field in [fields.title_eng, fields.body_eng] {
+            let q = TermQuery::new(Term::from_field_text(field, &t.term), IndexRecordOption::WithFreqs);
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), t.weight))));
+        }
+    }
+    let kept: Vec<&str> = terms.iter().filter(|t| !t.translated).map(|t| t.term.as_str()).collect();
+    if let Some(q) = text::bm25_query(fields, &kept.join(" "), None, Bm25Fields::Both) {
+        clauses.push((Occur::Should, q));
+    }
+    if clauses.is_empty() {
+        return None;
+    }
+    Some(text::filter_lang(fields, Box::new(BooleanQuery::new(clauses)), lang))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_translate_and_unknown_words_are_kept() {
+        let mut table = TranslationTable::new("hau", "eng", "test");
+        table.insert("ruwa", vec![("water".into(), 0.8), ("rain".into(), 0.2)]);
+        table.insert("sama", vec![("rain".into(), 0.5), ("sky".into(), 0.5)]);
+        let terms = translate_query(&table, "Ruwa sama Abuja");
+        let get = |t: &str| terms.iter().find(|x| x.term == t).unwrap();
+        assert!((get("water").weight - 0.8).abs() < 1e-6);
+        assert!((get("rain").weight - 0.7).abs() < 1e-6, "rain is reached from both words");
+        assert_eq!(get("rain").from, vec!["ruwa", "sama"]);
+        assert!(!get("abuja").translated);
+        assert_eq!(terms[0].term, "water");
+        assert_eq!(terms.last().unwrap().term, "abuja");
+    }
+}

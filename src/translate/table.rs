@@ -1,0 +1,283 @@
+//! The translation table `p(e | f)` and its file format.
+//!
+//! ```text
+//! # optical-translation-table 1
+//! # source hau
+//! # target eng
+//! # method ibm-model1
+//! # entries 12345
+//! # sha256 <hex sha256 of every line after this header>
+//! f<TAB>e<TAB>p
+//! ```
+//!
+//! UTF-8 TSV so that a user can read and diff it; the header names the format version, the
+//! languages, how it was built, and a checksum of the body, so that a truncated or edited file is
+//! refused with the file named instead of silently translating badly. Rows are sorted by `f`,
+//! then by descending `p`, so that writing is deterministic.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// File-format version written and accepted.
+pub const FORMAT: u32 = 1;
+const MAGIC: &str = "# optical-translation-table";
+
+/// `p(e | f)`: for each query-language word `f`, its English translations, most probable first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TranslationTable {
+    /// Language of the query words (ISO 639-3).
+    pub source: String,
+    /// Language of the translations (the index's document language).
+    pub target: String,
+    /// How the table was built (`ibm-model1`, `ot-plans`).
+    pub method: String,
+    entries: BTreeMap<String, Vec<(String, f32)>>,
+}
+
+/// How a table is cut down before it is stored or used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pruning {
+    /// At most this many translations per word.
+    pub top_k: usize,
+    /// Keep translations, most probable first, until their probabilities sum to this.
+    pub cumulative: f32,
+    /// Drop translations below this probability.
+    pub min_prob: f32,
+}
+
+impl Default for Pruning {
+    fn default() -> Self {
+        Pruning { top_k: 5, cumulative: 0.9, min_prob: 0.01 }
+    }
+}
+
+impl TranslationTable {
+    /// An empty table.
+    pub fn new(source: &str, target: &str, method: &str) -> TranslationTable {
+        TranslationTable {
+            source: source.to_string(),
+            target: target.to_string(),
+            method: method.to_string(),
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the translations of `f` (any order; kept most probable first).
+    pub fn insert(&mut self, f: impl Into<String>, mut translations: Vec<(String, f32)>) {
+        translations.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.entries.insert(f.into(), translations);
+    }
+
+    /// The translations of `f`, most probable first.
+    pub fn get(&self, f: &str) -> Option<&[(String, f32)]> {
+        self.entries.get(f).map(Vec::as_slice)
+    }
+
+    /// Number of source words.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no word has a translation.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of (f, e) rows.
+    pub fn rows(&self) -> usize {
+        self.entries.values().map(Vec::len).sum()
+    }
+
+    /// Keeps, per word, the most probable translations allowed by `pruning`, renormalised to sum
+    /// to 1; words left with none are dropped.
+    pub fn prune(&mut self, pruning: Pruning) {
+        for list in self.entries.values_mut() {
+            let mut kept = Vec::new();
+            let mut mass = 0.0;
+            for (e, p) in list.iter() {
+                if kept.len() >= pruning.top_k || mass >= pruning.cumulative || *p < pruning.min_prob {
+                    break;
+                }
+                mass += p;
+                kept.push((e.clone(), *p));
+            }
+            if mass > 0.0 {
+                for (_, p) in &mut kept {
+                    *p /= mass;
+                }
+            }
+            *list = kept;
+        }
+        self.entries.retain(|_, l| !l.is_empty());
+    }
+
+    /// The file's text (header with checksum, then sorted rows).
+    pub fn to_tsv(&self) -> Result<String> {
+        for name in [&self.source, &self.target, &self.method] {
+            check_header_value(name)?;
+        }
+        let mut body = String::new();
+        for (f, list) in &self.entries {
+            for (e, p) in list {
+                check_token(f)?;
+                check_token(e)?;
+                // `{}` on f32 prints the shortest text that reads back to the same value.
+                writeln!(body, "{f}\t{e}\t{p}").expect("writing to a String");
+            }
+        }
+        let sha = hex(&Sha256::digest(body.as_bytes()));
+        Ok(format!(
+            "{MAGIC} {FORMAT}\n# source {}\n# target {}\n# method {}\n# entries {}\n# sha256 {sha}\n{body}",
+            self.source,
+            self.target,
+            self.method,
+            self.rows()
+        ))
+    }
+
+    /// Writes the table to `path` (through a temporary file renamed into place).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = self.to_tsv().with_context(|| format!("writing {}", path.display()))?;
+        crate::distill::cache::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("writing translation table {}", path.display()))
+    }
+
+    /// Reads a table written by [`TranslationTable::write`]; errors name the file and line.
+    pub fn read(path: &Path) -> Result<TranslationTable> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading translation table {}", path.display()))?;
+        TranslationTable::parse(&text).with_context(|| format!("translation table {}", path.display()))
+    }
+
+    /// Parses the file's text (see the module docs).
+    pub fn parse(text: &str) -> Result<TranslationTable> {
+        let mut lines = text.split_inclusive('\n');
+        let mut header = |n: usize, key: &str| -> Result<String> {
+            let line = lines.next().with_context(|| format!("line {n}: the header ends early (expected `# {key} …`)"))?;
+            let line = line.trim_end_matches(['\n', '\r']);
+            let Some(value) = line.strip_prefix("# ").and_then(|l| l.strip_prefix(key)).and_then(|l| l.strip_prefix(' ')) else {
+                bail!("line {n}: expected `# {key} …`, found {line:?}");
+            };
+            Ok(value.to_string())
+        };
+        let version = header(1, &MAGIC[2..])?;
+        if version != FORMAT.to_string() {
+            bail!("line 1: format version {version:?}, this build reads version {FORMAT}");
+        }
+        let source = header(2, "source")?;
+        let target = header(3, "target")?;
+        let method = header(4, "method")?;
+        let entries: usize = header(5, "entries")?
+            .parse()
+            .map_err(|_| anyhow::anyhow!("line 5: `# entries` is not a number"))?;
+        let sha = header(6, "sha256")?;
+        let body: String = lines.collect();
+        let actual = hex(&Sha256::digest(body.as_bytes()));
+        if actual != sha {
+            bail!("checksum mismatch: the header says sha256 {sha}, the rows hash to {actual} (the file is truncated or was edited)");
+        }
+        let mut table = TranslationTable::new(&source, &target, &method);
+        let mut rows = 0usize;
+        for (i, line) in body.lines().enumerate() {
+            let n = i + 7;
+            let mut fields = line.split('\t');
+            let (Some(f), Some(e), Some(p), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+                bail!("line {n}: expected `f<TAB>e<TAB>p`, found {line:?}");
+            };
+            let p: f32 = p.parse().map_err(|_| anyhow::anyhow!("line {n}: probability {p:?} is not a number"))?;
+            if !(p > 0.0 && p <= 1.0) {
+                bail!("line {n}: probability {p} is outside (0, 1]");
+            }
+            if f.is_empty() || e.is_empty() {
+                bail!("line {n}: empty word");
+            }
+            table.entries.entry(f.to_string()).or_default().push((e.to_string(), p));
+            rows += 1;
+        }
+        if rows != entries {
+            bail!("the header says {entries} entries, the file has {rows}");
+        }
+        Ok(table)
+    }
+}
+
+/// The tables at `path`: the file itself, or every `*.tsv` file of a directory (sorted by name).
+pub fn read_tables(path: &Path) -> Result<Vec<TranslationTable>> {
+    if !path.is_dir() {
+        return Ok(vec![TranslationTable::read(path)?]);
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("listing {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tsv"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| TranslationTable::read(f)).collect()
+}
+
+fn check_token(word: &str) -> Result<()> {
+    if word.is_empty() || word.contains(['\t', '\n', '\r']) {
+        bail!("word {word:?} is empty or holds a tab or newline");
+    }
+    Ok(())
+}
+
+fn check_header_value(value: &str) -> Result<()> {
+    if value.is_empty() || value.contains(['\n', '\r']) {
+        bail!("header value {value:?} is empty or holds a newline");
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TranslationTable {
+        let mut t = TranslationTable::new("hau", "eng", "ibm-model1");
+        t.insert("ruwa", vec![("water".into(), 0.7), ("rain".into(), 0.2), ("the".into(), 0.1)]);
+        t.insert("shekara", vec![("year".into(), 0.95), ("old".into(), 0.05)]);
+        t
+    }
+
+    #[test]
+    fn round_trips_through_text() {
+        let t = sample();
+        let back = TranslationTable::parse(&t.to_tsv().unwrap()).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.get("ruwa").unwrap()[0], ("water".to_string(), 0.7));
+    }
+
+    #[test]
+    fn prune_keeps_top_mass_and_renormalises() {
+        let mut t = sample();
+        t.prune(Pruning { top_k: 5, cumulative: 0.85, min_prob: 0.0 });
+        // ruwa: 0.7 < 0.85 so rain is kept too (0.9), then the mass is reached.
+        let ruwa = t.get("ruwa").unwrap();
+        assert_eq!(ruwa.len(), 2);
+        assert!((ruwa[0].1 - 0.7 / 0.9).abs() < 1e-6);
+        assert_eq!(t.get("shekara").unwrap(), &[("year".to_string(), 1.0)]);
+        t.prune(Pruning { top_k: 1, cumulative: 1.0, min_prob: 0.0 });
+        assert_eq!(t.rows(), 2);
+    }
+
+    #[test]
+    fn corruption_is_refused_with_the_line_or_checksum() {
+        let text = sample().to_tsv().unwrap();
+        let edited = text.replace("0.7", "0.8");
+        assert!(TranslationTable::parse(&edited).unwrap_err().to_string().contains("checksum mismatch"));
+        let truncated = &text[..text.len() - 10];
+        assert!(TranslationTable::parse(truncated).unwrap_err().to_string().contains("checksum mismatch"));
+        let wrong_version = text.replacen("table 1", "table 9", 1);
+        assert!(TranslationTable::parse(&wrong_version).unwrap_err().to_string().contains("format version \"9\""));
+        let no_header = "ruwa\twater\t1\n";
+        assert!(TranslationTable::parse(no_header).unwrap_err().to_string().contains("line 1"));
+    }
+}
