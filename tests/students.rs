@@ -51,6 +51,8 @@ fn info(t: &Trained, languages: &[&str]) -> ExportInfo {
         data: vec![t.root.join("train.tsv")],
         english_queries: EnglishRoute::Student,
         metrics: serde_json::json!({}),
+        interpolation: 1.0,
+        translation_tables: Vec::new(),
     }
 }
 

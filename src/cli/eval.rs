@@ -17,7 +17,7 @@ use optical::encoder::students;
 use optical::encoder::{Encoder, WEIGHTS_FILE, weights_fingerprint};
 use optical::engine::Index;
 use optical::search::{Fusion, Mode, SearchRequest, Searcher as QuerySearcher};
-use optical::translate::{TranslationTable, read_tables};
+use optical::translate::TranslationTable;
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
     compare, evaluate, evaluate_system, fuse_runs, query_progress,
@@ -56,9 +56,10 @@ pub struct EvalArgs {
     /// (`runs/<…>.legs<…>.bm25.trec` and `.dense.trec`, in that order), without searching.
     #[arg(long, num_args = 2, value_names = ["BM25_LEG", "DENSE_LEG"], conflicts_with = "modes")]
     pub legs: Vec<PathBuf>,
-    /// Translation tables for the BM25 leg (PSQ): a table file, or a directory of `<lang>.tsv`
-    /// tables (`optical psq build`). Queries whose `lang` has a table search BM25 with their
-    /// translation (bm25 and hybrid modes).
+    /// Translation tables for the BM25 leg (PSQ) in bm25 and hybrid modes: a table file, a
+    /// directory of `<lang>.tsv` tables (`optical psq build`), or `none`. Queries whose `lang`
+    /// has a table search BM25 with their translation. Default: the table shipped with the
+    /// installed student for the queries' language (none when they are in `--doc-lang`).
     #[arg(long)]
     pub psq: Option<PathBuf>,
     /// Query encoder model directory (dense and hybrid modes). Default: the shipped student
@@ -144,10 +145,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.index.is_some() && args.collections.len() > 1 {
         bail!("--index names one index: give a single --collection with it");
     }
-    let tables: Vec<Arc<TranslationTable>> = match &args.psq {
-        Some(path) => read_tables(path)?.into_iter().map(Arc::new).collect(),
-        None => Vec::new(),
-    };
     let searching = args.runs.is_empty() && args.legs.is_empty();
     let dense = if searching && args.modes.iter().any(|m| m != "bm25") {
         Some(DenseSetup::new(&args)?)
@@ -210,6 +207,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 Some(d) => Some(d.query_encoder(queries_lang(&split))?),
                 None => None,
             };
+            let space = index.config().encoder.as_ref().map(|e| e.embedding_space.clone());
+            let tables = super::search::translation_tables(
+                args.psq.as_deref(),
+                space.as_deref(),
+                queries_lang(&split),
+                Some(&args.doc_lang),
+            )?;
+            if let Some(t) = tables.iter().find(|t| Some(t.source.as_str()) == queries_lang(&split)) {
+                eprintln!("BM25 leg: queries translated with the {} → {} table ({} words, {})", t.source, t.target, t.len(), t.method);
+            }
             let query_vectors = match &query_encoder {
                 Some(e) => Arc::new(encode_queries(e, &split)?),
                 None => Arc::new(HashMap::new()),

@@ -110,6 +110,14 @@ pub struct ExportDeltaArgs {
     /// (documents); the figures go into the manifest as `metrics.sample`, which a test reproduces.
     #[arg(long, default_value = "examples/sample")]
     sample: PathBuf,
+    /// Ship `base + α · (trained − base)` instead of the trained weights (weight-space
+    /// interpolation toward the base model; choose α on dev).
+    #[arg(long, default_value_t = 1.0)]
+    interpolate: f32,
+    /// Translation tables to ship with the student (`optical psq build` outputs named
+    /// `<lang>.tsv`): files, or a directory whose `*.tsv` files are all shipped.
+    #[arg(long, num_args = 1..)]
+    psq: Vec<PathBuf>,
 }
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
@@ -214,6 +222,8 @@ fn export_delta(a: ExportDeltaArgs) -> Result<()> {
             encoder::delta::EnglishRoute::Student
         },
         metrics: serde_json::Value::Object(metrics),
+        interpolation: a.interpolate,
+        translation_tables: table_files(&a.psq)?,
     };
     let mut m = encoder::delta::export(&a.student, &a.base, &a.out, info)?;
     // Score the product (the assembled fp16 student), not the f32 training output.
@@ -234,6 +244,15 @@ fn export_delta(a: ExportDeltaArgs) -> Result<()> {
         m.fingerprint
     );
     Ok(())
+}
+
+/// Table files named by `--psq`: files as given, directories expanded to their `*.tsv` files.
+fn table_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend(optical::translate::table_files(p)?);
+    }
+    Ok(out)
 }
 
 /// The config with every path cut to its last two components ([`encoder::delta::portable_path`]).

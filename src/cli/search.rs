@@ -14,6 +14,7 @@ use clap::Args;
 use optical::encoder::students;
 use optical::engine::{Index, Snapshot};
 use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
+use optical::translate::{TranslatedTerm, TranslationTable, read_tables};
 
 use super::index::{load_encoder, recorded_model_dir};
 
@@ -52,6 +53,11 @@ pub struct SearchArgs {
     /// Weight of the dense score, in [0, 1], for `--fusion linear` or `zscore` without a value.
     #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
     pub dense_weight: f32,
+    /// Translation table for the BM25 leg (PSQ): a table file (`optical psq build`), a directory
+    /// of `<lang>.tsv` tables, or `none`. Default: the table for `--query-lang` shipped with the
+    /// installed student of the index's embedding space (none when `--query-lang` equals `--lang`).
+    #[arg(long)]
+    pub psq: Option<PathBuf>,
     /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
     #[arg(long)]
     pub explain: bool,
@@ -81,6 +87,10 @@ pub fn run(args: SearchArgs) -> Result<()> {
             .with_encoder(encoder)
             .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;
     }
+    let space = config.encoder.as_ref().map(|e| e.embedding_space.as_str());
+    for table in translation_tables(args.psq.as_deref(), space, args.query_lang.as_deref(), args.lang.as_deref())? {
+        searcher = searcher.with_translation_table(table);
+    }
     let fusion = match &args.fusion {
         Some(spec) => Fusion::parse_with_defaults(spec, args.rrf_k, args.dense_weight)
             .context("--fusion")?,
@@ -99,11 +109,49 @@ pub fn run(args: SearchArgs) -> Result<()> {
     }
     let results = searcher.search(&req)?;
     let snap = searcher.snapshot();
+    let translated = if mode == Mode::Dense { None } else { searcher.translated_query(&req) };
     if args.json {
-        print_json(&args, snap, &results)
+        print_json(&args, snap, &results, translated.as_deref())
     } else {
+        if args.explain
+            && let Some(terms) = &translated
+        {
+            print_translation(terms);
+        }
         print_table(&args, snap, &results)
     }
+}
+
+/// The translation tables to register: `--psq` (a file or a directory; `none` for no table),
+/// else the default table for the query language (see
+/// [`students::default_translation_table`]).
+pub fn translation_tables(
+    psq: Option<&Path>,
+    space: Option<&str>,
+    query_lang: Option<&str>,
+    doc_lang: Option<&str>,
+) -> Result<Vec<Arc<TranslationTable>>> {
+    let path = match psq {
+        Some(p) if p == Path::new("none") => return Ok(Vec::new()),
+        Some(p) => p.to_path_buf(),
+        None => match space.and_then(|s| students::default_translation_table(s, query_lang, doc_lang)) {
+            Some(p) => p,
+            None => return Ok(Vec::new()),
+        },
+    };
+    Ok(read_tables(&path)?.into_iter().map(Arc::new).collect())
+}
+
+/// The BM25 leg's translated query, most weighted terms first.
+fn print_translation(terms: &[TranslatedTerm]) {
+    let shown: Vec<String> = terms
+        .iter()
+        .take(24)
+        .map(|t| if t.translated { format!("{}:{:.2}", t.term, t.weight) } else { format!("{} (kept)", t.term) })
+        .collect();
+    let more = terms.len().saturating_sub(shown.len());
+    let more = if more > 0 { format!(" … {more} more") } else { String::new() };
+    println!("translated query (PSQ): {}{more}", shown.join(" "));
 }
 
 /// `--model`, else the installed student in the index's embedding space (for `--query-lang`),
@@ -135,7 +183,12 @@ fn query_model(args: &SearchArgs, dir: &Path, index: &Index) -> Result<PathBuf> 
     }
 }
 
-fn print_json(args: &SearchArgs, snap: &Snapshot, results: &SearchResults) -> Result<()> {
+fn print_json(
+    args: &SearchArgs,
+    snap: &Snapshot,
+    results: &SearchResults,
+    translated: Option<&[TranslatedTerm]>,
+) -> Result<()> {
     let mut out = Vec::with_capacity(results.hits.len());
     for (rank, h) in results.hits.iter().enumerate() {
         let doc = snap.document(h.id)?;
@@ -156,6 +209,7 @@ fn print_json(args: &SearchArgs, snap: &Snapshot, results: &SearchResults) -> Re
         "mode": results.mode.to_string(),
         "generation": results.generation,
         "took_ms": optical::search::millis(results.timings.total),
+        "translated_query": translated,
         "hits": out,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);

@@ -79,7 +79,18 @@ pub struct StudentManifest {
     /// Measurements (dev metrics of the run, the evaluation figures it was chosen on, and the
     /// score on the committed sample that a test reproduces).
     pub metrics: serde_json::Value,
+    /// The shipped weights are `base + α · (trained − base)` with this α (weight-space
+    /// interpolation toward the base model, chosen on dev); absent when α = 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolation: Option<f32>,
+    /// Translation tables for the BM25 leg (PSQ) shipped beside the weights, as
+    /// `psq/<lang>.tsv` with their sha256; assembly checks and copies them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub translation_tables: Vec<DataFile>,
 }
+
+/// Folder of a shipped or assembled student that holds its translation tables.
+pub const TABLES_DIR: &str = "psq";
 
 /// Which encoder takes English queries when a student is the default query encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -151,9 +162,10 @@ fn f32_values(view: &TensorView<'_>, name: &str, path: &Path) -> Result<Vec<f32>
     Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
-/// The tensors of `student` that differ from `base`, rounded to fp16: `(name, shape, values)`.
-/// Both files must hold the same tensor names and shapes (a student is a trained copy).
-pub fn changed_tensors(base: &Path, student: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f16>)>> {
+/// The tensors of `student` that differ from `base`, as `base + alpha · (student − base)`
+/// rounded to fp16: `(name, shape, values)`. `alpha = 1` ships the student itself. Both files
+/// must hold the same tensor names and shapes (a student is a trained copy).
+pub fn changed_tensors(base: &Path, student: &Path, alpha: f32) -> Result<Vec<(String, Vec<usize>, Vec<f16>)>> {
     let (bb, sb) = (read(base)?, read(student)?);
     let (bt, st) = (parse(&bb, base)?, parse(&sb, student)?);
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
@@ -175,7 +187,13 @@ pub fn changed_tensors(base: &Path, student: &Path) -> Result<Vec<(String, Vec<u
         if s.data() == b.data() {
             continue;
         }
-        let values = f32_values(&s, &name, student)?.into_iter().map(f16::from_f32).collect();
+        let trained = f32_values(&s, &name, student)?;
+        let values = if alpha == 1.0 {
+            trained.into_iter().map(f16::from_f32).collect()
+        } else {
+            let b = f32_values(&b, &name, base)?;
+            trained.iter().zip(&b).map(|(t, b)| f16::from_f32(b + alpha * (t - b))).collect()
+        };
         out.push((name, s.shape().to_vec(), values));
     }
     Ok(out)
@@ -249,6 +267,11 @@ pub struct ExportInfo {
     pub english_queries: EnglishRoute,
     /// Measurements to record.
     pub metrics: serde_json::Value,
+    /// Weight-space interpolation toward the base: ship `base + α · (trained − base)`
+    /// (1 ships the trained weights).
+    pub interpolation: f32,
+    /// Translation tables (`optical psq build` files named `<lang>.tsv`) to ship beside it.
+    pub translation_tables: Vec<PathBuf>,
 }
 
 /// Writes `out/weights.safetensors` (the tensors of `student_dir` that differ from `base_dir`,
@@ -256,7 +279,12 @@ pub struct ExportInfo {
 /// assembled model has, so a model directory made by [`assemble`] can be checked against it.
 pub fn export(student_dir: &Path, base_dir: &Path, out: &Path, info: ExportInfo) -> Result<StudentManifest> {
     let base_w = base_dir.join(WEIGHTS_FILE);
-    let tensors = changed_tensors(&base_w, &student_dir.join(WEIGHTS_FILE))?;
+    ensure!(
+        info.interpolation > 0.0 && info.interpolation <= 1.0,
+        "interpolation must be in (0, 1], got {}",
+        info.interpolation
+    );
+    let tensors = changed_tensors(&base_w, &student_dir.join(WEIGHTS_FILE), info.interpolation)?;
     ensure!(!tensors.is_empty(), "{} has the same weights as {}: nothing to ship", student_dir.display(), base_dir.display());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let delta_bytes = serialize_f16(&tensors)?;
@@ -272,6 +300,16 @@ pub fn export(student_dir: &Path, base_dir: &Path, out: &Path, info: ExportInfo)
         let name = portable_path(p);
         data.push(DataFile { name, sha256: sha256_file(p)? });
     }
+    let mut translation_tables = Vec::new();
+    for table in &info.translation_tables {
+        // Parsing checks the table's own checksum before it is shipped.
+        crate::translate::TranslationTable::read(table)?;
+        let file = table.file_name().with_context(|| format!("{} has no file name", table.display()))?;
+        let name = Path::new(TABLES_DIR).join(file);
+        std::fs::create_dir_all(out.join(TABLES_DIR)).with_context(|| format!("creating {}", out.join(TABLES_DIR).display()))?;
+        std::fs::copy(table, out.join(&name)).with_context(|| format!("copying {} into {}", table.display(), out.display()))?;
+        translation_tables.push(DataFile { name: name.display().to_string(), sha256: sha256_file(table)? });
+    }
     let manifest = StudentManifest {
         format: MANIFEST_FORMAT,
         name: info.name,
@@ -286,6 +324,8 @@ pub fn export(student_dir: &Path, base_dir: &Path, out: &Path, info: ExportInfo)
         data,
         english_queries: info.english_queries,
         metrics: info.metrics,
+        interpolation: (info.interpolation != 1.0).then_some(info.interpolation),
+        translation_tables,
     };
     manifest.save(&out.join(MANIFEST_FILE))?;
     Ok(manifest)
@@ -355,6 +395,25 @@ pub fn assemble(shipped: &Path, base_dir: &Path, out: &Path) -> Result<StudentMa
     for f in [CONFIG_FILE, TOKENIZER_FILE] {
         std::fs::copy(base_dir.join(f), tmp.join(f))
             .with_context(|| format!("copying {} to {}", base_dir.join(f).display(), tmp.display()))?;
+    }
+    for table in &manifest.translation_tables {
+        let src = shipped.join(&table.name);
+        if !src.exists() {
+            bail!("shipped student {}: {} is missing", shipped.display(), src.display());
+        }
+        let got = sha256_file(&src)?;
+        if got != table.sha256 {
+            bail!(
+                "{} is corrupt or was changed: its sha256 is {got}, {} records {}",
+                src.display(),
+                manifest_path.display(),
+                table.sha256
+            );
+        }
+        let dst = tmp.join(&table.name);
+        std::fs::create_dir_all(dst.parent().expect("a table path has a folder"))
+            .with_context(|| format!("creating {}", tmp.join(TABLES_DIR).display()))?;
+        std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
     }
     manifest.meta.save(&tmp.join(META_FILE))?;
     manifest.save(&tmp.join(ASSEMBLED_MANIFEST_FILE))?;

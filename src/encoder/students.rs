@@ -73,6 +73,22 @@ pub fn choose(
     QueryEncoderChoice::Student(dir.clone())
 }
 
+/// The translation table for queries in `query_lang` against documents in `doc_lang` that ships
+/// with the installed students of embedding space `space` (`<student>/psq/<lang>.tsv`; the
+/// first student by name that has one). None for monolingual searches, whose BM25 leg needs no
+/// translation. The table does not depend on which encoder takes the queries' dense leg.
+pub fn default_translation_table(space: &str, query_lang: Option<&str>, doc_lang: Option<&str>) -> Option<PathBuf> {
+    let lang = query_lang?;
+    if Some(lang) == doc_lang {
+        return None;
+    }
+    installed(&models_dir())
+        .into_iter()
+        .filter(|(_, m)| m.meta.embedding_space == space)
+        .map(|(dir, _)| dir.join(super::delta::TABLES_DIR).join(format!("{lang}.tsv")))
+        .find(|p| p.is_file())
+}
+
 /// The installed student (under [`models_dir`]) that encodes queries by default for an index in
 /// embedding space `space`, if any (see [`choose`]).
 pub fn default_student(space: &str, query_lang: Option<&str>, doc_lang: Option<&str>) -> Option<PathBuf> {

@@ -13,4 +13,4 @@ pub mod table;
 
 pub use model1::{Model1Options, train_model1};
 pub use query::{TranslatedTerm, psq_query, translate_query};
-pub use table::{Pruning, TranslationTable, read_tables};
+pub use table::{Pruning, TranslationTable, read_tables, table_files};

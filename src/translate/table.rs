@@ -204,10 +204,10 @@ impl TranslationTable {
     }
 }
 
-/// The tables at `path`: the file itself, or every `*.tsv` file of a directory (sorted by name).
-pub fn read_tables(path: &Path) -> Result<Vec<TranslationTable>> {
+/// The table files at `path`: the file itself, or every `*.tsv` file of a directory (sorted).
+pub fn table_files(path: &Path) -> Result<Vec<std::path::PathBuf>> {
     if !path.is_dir() {
-        return Ok(vec![TranslationTable::read(path)?]);
+        return Ok(vec![path.to_path_buf()]);
     }
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("listing {}", path.display()))?
@@ -215,7 +215,12 @@ pub fn read_tables(path: &Path) -> Result<Vec<TranslationTable>> {
         .filter(|p| p.extension().is_some_and(|x| x == "tsv"))
         .collect();
     files.sort();
-    files.iter().map(|f| TranslationTable::read(f)).collect()
+    Ok(files)
+}
+
+/// The tables at `path` (see [`table_files`]).
+pub fn read_tables(path: &Path) -> Result<Vec<TranslationTable>> {
+    table_files(path)?.iter().map(|f| TranslationTable::read(f)).collect()
 }
 
 fn check_token(word: &str) -> Result<()> {

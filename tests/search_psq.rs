@@ -1,0 +1,168 @@
+//! PSQ, the cross-lingual BM25 leg, and fusion from saved legs, on real indexes (no model):
+//! a translation table trained on a tiny bitext gives the expected top translation, a translated
+//! query ranks the document with the translated terms first where plain BM25 finds nothing,
+//! table files reject corruption naming the file, `optical psq`/`optical search --psq --explain`
+//! work through the binary, and the two legs of a hybrid search fused by each fusion give the
+//! same ranking as the search itself.
+use std::process::Command;
+use std::sync::Arc;
+
+use optical::distill::bitext::BitextPair;
+use optical::engine::{Document, Index, IndexConfig, VectorElem};
+use optical::search::{Fusion, Mode, SearchRequest, Searcher};
+use optical::translate::{Model1Options, Pruning, TranslationTable, train_model1};
+
+fn pair(f: &str, e: &str) -> BitextPair {
+    BitextPair { foreign: f.into(), english: e.into() }
+}
+
+/// Hausa–English sentences where "ruwa" always comes with "water", "gari" with "town",
+/// "shekara" with "year"; "da" (and) is everywhere.
+fn bitext() -> Vec<BitextPair> {
+    vec![
+        pair("ruwa da gari", "water and the town"),
+        pair("ruwa da shekara", "water and the year"),
+        pair("gari da shekara", "the town and the year"),
+        pair("ruwa", "water"),
+        pair("gari", "town"),
+        pair("shekara", "year"),
+        pair("ruwa gari", "water town"),
+    ]
+}
+
+fn table() -> TranslationTable {
+    let options = Model1Options { iterations: 10, min_count: 1, pruning: Pruning { top_k: 3, cumulative: 0.95, min_prob: 0.01 } };
+    train_model1(&bitext(), "hau", options).unwrap()
+}
+
+const DIM: usize = 4;
+
+/// English documents; "w" is about water, "t" about a town, "y" about a year, "x" unrelated.
+fn index(dir: &std::path::Path) -> Index {
+    let index = Index::create(dir, IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let mut w = index.writer().unwrap();
+    let docs = [
+        ("w", "Clean water reaches every home", [1.0, 0.0, 0.0, 0.0]),
+        ("t", "The town council met on Monday", [0.0, 1.0, 0.0, 0.0]),
+        ("y", "A year of elections", [0.0, 0.0, 1.0, 0.0]),
+        ("x", "Football results from the league", [0.0, 0.0, 0.0, 1.0]),
+    ];
+    for (key, body, v) in docs {
+        w.add(Document::new(key, body).with_lang("eng").with_vector(v.to_vec())).unwrap();
+    }
+    w.commit().unwrap();
+    index
+}
+
+#[test]
+fn a_tiny_bitext_gives_the_expected_top_translations() {
+    let t = table();
+    assert_eq!(t.get("ruwa").unwrap()[0].0, "water");
+    assert_eq!(t.get("gari").unwrap()[0].0, "town");
+    assert_eq!(t.get("shekara").unwrap()[0].0, "year");
+    for (_, list) in ["ruwa", "gari", "shekara"].iter().map(|w| (w, t.get(w).unwrap())) {
+        let mass: f32 = list.iter().map(|(_, p)| p).sum();
+        assert!((mass - 1.0).abs() < 1e-5, "pruned rows are renormalised: {list:?}");
+    }
+}
+
+#[test]
+fn a_translated_query_ranks_the_document_with_the_translated_terms_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = index(tmp.path());
+    let req = SearchRequest::new("ruwa").with_mode(Mode::Bm25).with_query_lang("hau").with_k(4);
+    // Plain BM25: the Hausa word occurs in no English document.
+    let plain = Searcher::for_index(&index).search(&req).unwrap();
+    assert!(plain.hits.is_empty(), "{:?}", plain.hits);
+    let psq = Searcher::for_index(&index).with_translation_table(Arc::new(table()));
+    let hits = psq.search(&req).unwrap().hits;
+    assert_eq!(hits.first().map(|h| h.key.as_str()), Some("w"), "{hits:?}");
+    let req = SearchRequest::new("shekara gari").with_mode(Mode::Bm25).with_query_lang("hau").with_k(4);
+    let keys: Vec<String> = psq.search(&req).unwrap().hits.into_iter().map(|h| h.key).collect();
+    assert_eq!(&keys[..2].iter().map(String::as_str).collect::<std::collections::HashSet<_>>(), &["t", "y"].into_iter().collect());
+    // Only the table's language is translated: the same words as English query stay untranslated.
+    let eng = SearchRequest::new("ruwa").with_mode(Mode::Bm25).with_query_lang("eng");
+    assert!(psq.search(&eng).unwrap().hits.is_empty());
+    // A word without an entry keeps its form: "football" still finds "x".
+    let mixed = SearchRequest::new("ruwa football").with_mode(Mode::Bm25).with_query_lang("hau").with_k(4);
+    let keys: Vec<String> = psq.search(&mixed).unwrap().hits.into_iter().map(|h| h.key).collect();
+    assert!(keys.contains(&"w".to_string()) && keys.contains(&"x".to_string()), "{keys:?}");
+    let terms = psq.translated_query(&mixed).unwrap();
+    assert!(terms.iter().any(|t| t.term == "water" && t.translated));
+    assert!(terms.iter().any(|t| t.term == "football" && !t.translated));
+}
+
+#[test]
+fn table_files_round_trip_and_corruption_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("hau.tsv");
+    let t = table();
+    t.write(&path).unwrap();
+    assert_eq!(TranslationTable::read(&path).unwrap(), t);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("water", "waters", 1)).unwrap();
+    let err = format!("{:#}", TranslationTable::read(&path).unwrap_err());
+    assert!(err.contains(&path.display().to_string()) && err.contains("checksum mismatch"), "{err}");
+    std::fs::write(&path, "").unwrap();
+    let err = format!("{:#}", TranslationTable::read(&path).unwrap_err());
+    assert!(err.contains("hau.tsv") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn fused_legs_rank_as_the_search_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = index(tmp.path());
+    let searcher = Searcher::for_index(&index).with_translation_table(Arc::new(table()));
+    for fusion in [Fusion::Rrf { k: 60.0 }, Fusion::Linear { dense_weight: 0.3 }, Fusion::ZScore { dense_weight: 0.7 }] {
+        let req = SearchRequest::new("ruwa gari")
+            .with_query_lang("hau")
+            .with_mode(Mode::Hybrid)
+            .with_query_vector(vec![0.1, 0.2, 0.9, 0.1])
+            .with_fusion(fusion)
+            .with_k(4);
+        let legs = searcher.hybrid_legs(&req).unwrap();
+        assert_eq!(legs.dense.len(), 4, "every candidate has its dense score");
+        assert_eq!(legs.bm25[0].0, "w");
+        let fused: Vec<String> = fusion.fuse(&legs.bm25, &legs.dense).into_iter().map(|(k, _)| k).take(4).collect();
+        let searched: Vec<String> = searcher.search(&req).unwrap().hits.into_iter().map(|h| h.key).collect();
+        assert_eq!(fused, searched, "{fusion}");
+    }
+}
+
+#[test]
+fn psq_build_and_search_explain_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = bitext().iter().map(|p| format!("{}\t{}", p.foreign, p.english)).collect();
+    let bitext = tmp.path().join("hau.train.tsv");
+    std::fs::write(&bitext, lines.join("\n") + "\n").unwrap();
+    let table = tmp.path().join("psq/hau.tsv");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_optical")).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, _, err) = run(&["psq", "build", "--bitext", bitext.to_str().unwrap(), "--lang", "hau", "--out", table.to_str().unwrap(), "--min-count", "1", "--iterations", "10"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("wrote") && err.contains("translations"), "{err}");
+    let (ok, out, err) = run(&["psq", "translate", table.to_str().unwrap(), "ruwa Kano"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().next().unwrap().starts_with("water"), "{out}");
+    assert!(out.contains("kano") && out.contains("kept"), "{out}");
+
+    let idx = tmp.path().join("idx");
+    drop(index(&idx));
+    let (ok, out, err) = run(&[
+        "search", idx.to_str().unwrap(), "ruwa", "--mode", "bm25", "--query-lang", "hau", "--psq", table.to_str().unwrap(), "--explain",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("translated query (PSQ): water:"), "{out}");
+    assert!(out.lines().nth(1).unwrap().contains(" w "), "{out}");
+    // `--psq none` searches the words as they are: nothing matches.
+    let (ok, out, err) = run(&["search", idx.to_str().unwrap(), "ruwa", "--mode", "bm25", "--query-lang", "hau", "--psq", "none"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("no results"), "{out}");
+    // A corrupt table is refused, naming it.
+    std::fs::write(&table, "# optical-translation-table 1\n").unwrap();
+    let (ok, _, err) = run(&["search", idx.to_str().unwrap(), "ruwa", "--mode", "bm25", "--query-lang", "hau", "--psq", table.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("hau.tsv") && err.contains("line 2"), "{err}");
+}
