@@ -71,13 +71,15 @@ impl KeyMap {
         let why = match open_sled(path) {
             Ok((db, keys)) => {
                 let map = KeyMap { path: path.to_path_buf(), db, keys };
+                if map.is_current(generation, docs) {
+                    return Ok((map, KeyMapState::Current));
+                }
                 match map.meta() {
-                    Ok(Some(m)) if m.generation == generation && m.docs == docs && map.keys.len() as u64 == docs => {
-                        return Ok((map, KeyMapState::Current));
-                    }
                     Ok(Some(m)) => format!(
-                        "sled reflects generation {} with {} documents, the commit is generation {generation} with {docs}",
-                        m.generation, m.docs
+                        "sled reflects generation {} with {} documents ({} keys), the commit is generation {generation} with {docs}",
+                        m.generation,
+                        m.docs,
+                        map.keys.len()
                     ),
                     Ok(None) => "sled has no metadata record".to_string(),
                     Err(e) => format!("sled metadata unreadable: {e:#}"),
@@ -98,6 +100,20 @@ impl KeyMap {
         }
         let (db, keys) = open_sled(path)?;
         let map = KeyMap { path: path.to_path_buf(), db, keys };
+        map.resync(generation, config, searcher)?;
+        Ok(map)
+    }
+
+    /// Whether sled reflects exactly the commit `generation` with `docs` live documents.
+    pub fn is_current(&self, generation: u64, docs: u64) -> bool {
+        matches!(self.meta(), Ok(Some(m)) if m.generation == generation && m.docs == docs && self.keys.len() as u64 == docs)
+    }
+
+    /// Replaces every key with those of the live tantivy documents of `searcher` (commit
+    /// `generation`), in the open database: used when a commit reached tantivy but not sled, and
+    /// the index stays open.
+    pub fn resync(&self, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<()> {
+        self.keys.clear().context("clearing the key map")?;
         let mut docs = 0u64;
         for seg in searcher.segment_readers() {
             let mut batch = sled::Batch::default();
@@ -106,11 +122,10 @@ impl KeyMap {
                 batch.insert(key.as_bytes(), &id.to_be_bytes());
                 docs += 1;
             }
-            map.keys.apply_batch(batch).context("writing the rebuilt key map")?;
+            self.keys.apply_batch(batch).context("writing the rebuilt key map")?;
         }
-        map.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
-        map.flush()?;
-        Ok(map)
+        self.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
+        self.flush()
     }
 
     /// The metadata record, if any.

@@ -31,6 +31,7 @@ mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, bail};
@@ -104,6 +105,9 @@ pub(crate) struct Shared {
     pub keymap: Option<keymap::KeyMap>,
     /// Keeps the directory lock while the index is open for writing.
     _lock: Option<File>,
+    /// Test hook: when set, the next commit fails at its sled step (after the tantivy commit
+    /// point), as a full disk or an I/O error there would. See [`Index::fail_next_keymap_update`].
+    pub fail_keymap_step: AtomicBool,
 }
 
 /// An open index directory. Cheap to clone; share it across threads.
@@ -204,6 +208,7 @@ impl Index {
         let removed = vectors::remove_orphans(&vectors_dir, &meta)?;
         let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
         let snap = Snapshot::new(searcher, fields.clone(), meta, vecs);
+        snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let (keymap, state) = keymap::KeyMap::open_or_rebuild(
             &dir.join(KEYMAP_DIR),
             snap.generation(),
@@ -220,6 +225,7 @@ impl Index {
             current: RwLock::new(snap),
             keymap: Some(keymap),
             _lock: Some(lock),
+            fail_keymap_step: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: Some(state), orphans_removed: removed.len() })
     }
@@ -239,6 +245,7 @@ impl Index {
         let reader = make_reader(&index)?;
         let vectors_dir = dir.join(VECTORS_DIR);
         let snap = snapshot::load_snapshot(&index, &reader, &fields, &vectors_dir, None)?;
+        snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             vectors_dir,
@@ -248,6 +255,7 @@ impl Index {
             current: RwLock::new(snap),
             keymap: None,
             _lock: None,
+            fail_keymap_step: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: None, orphans_removed: 0 })
     }
@@ -310,6 +318,14 @@ impl Index {
             Some(k) => k.get(key),
             None => bail!("index {} is open read-only: no key map", self.shared.dir.display()),
         }
+    }
+
+    /// Test hook: makes the next commit of this index fail at its sled step, after the tantivy
+    /// commit point (what a full disk or an I/O error in sled does). Lets tests exercise a
+    /// commit that reached disk but reported an error, without filling a disk.
+    #[doc(hidden)]
+    pub fn fail_next_keymap_update(&self) {
+        self.shared.fail_keymap_step.store(true, Ordering::SeqCst);
     }
 
     /// Number of keys in sled.

@@ -242,3 +242,42 @@ pub(crate) fn load_snapshot(
     }
     Err(last_err.expect("at least one attempt"))
 }
+
+/// Checks that every live document of `snap` has a live vector and every live vector a live
+/// document (indexes with vectors only): a commit that broke this (a reused id, an overwritten
+/// segment) would make dense search return rows without documents and lose documents.
+pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()> {
+    if snap.config().dim.is_none() {
+        return Ok(());
+    }
+    let vectors = snap.vectors();
+    let files = || {
+        let names: Vec<&str> = vectors.segments.iter().map(|(n, _)| n.as_str()).collect();
+        format!("{} [{}]", vectors_dir.display(), names.join(", "))
+    };
+    let mut docs = 0u64;
+    for seg in snap.searcher().segment_readers() {
+        let ids = seg.fast_fields().u64(text::field::ID).context("opening the `id` fast field")?;
+        for doc in seg.doc_ids_alive() {
+            let id = ids.first(doc).context("a tantivy document has no internal id")?;
+            if !vectors.has_live(id) {
+                let (key, _) = text::key_and_id(seg, doc)?;
+                bail!(
+                    "the index is inconsistent: document `{key}` (id {id}) has no vector in the vector segments of generation {} in {}",
+                    snap.generation(),
+                    files()
+                );
+            }
+            docs += 1;
+        }
+    }
+    if docs != vectors.live {
+        bail!(
+            "the index is inconsistent: the vector segments of generation {} in {} hold {} live vectors for {docs} documents",
+            snap.generation(),
+            files(),
+            vectors.live
+        );
+    }
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use tantivy::{TantivyDocument, Term};
@@ -65,7 +66,7 @@ impl IndexWriter {
             .garbage_collect_files()
             .wait()
             .context("removing files left by an interrupted tantivy commit")?;
-        let base = shared.current.read().expect("snapshot lock poisoned").clone();
+        let base = latest_commit(&shared)?;
         Ok(IndexWriter {
             next_id: base.meta().next_id,
             base,
@@ -234,6 +235,18 @@ impl IndexWriter {
     fn commit_inner(&mut self) -> Result<CommitInfo> {
         let base = self.base.meta().clone();
         let generation = base.generation + 1;
+        // A commit builds only on the latest commit: the ids, vector file names and tombstones
+        // below are computed from `base`, and building on an older one would reuse ids and
+        // overwrite the vector segment of the commit that came after it.
+        let on_disk = committed_meta(&self.shared)?;
+        if on_disk.generation != base.generation {
+            bail!(
+                "index {} is at generation {} on disk, but this writer started from generation {}; drop this writer and create a new one",
+                self.shared.dir.display(),
+                on_disk.generation,
+                base.generation
+            );
+        }
         // (1) vector files, written and fsynced under fresh names.
         let planned = match base.config.dim {
             Some(dim) => Some(vectors::write_commit_files(
@@ -275,6 +288,9 @@ impl IndexWriter {
         // (3) sled follows the commit. If this fails the commit still stands and sled is rebuilt
         // on the next open (its generation is behind).
         let keymap = self.shared.keymap.as_ref().expect("writable index has a key map");
+        if self.shared.fail_keymap_step.swap(false, Ordering::SeqCst) {
+            bail!("updating the sled key map (the commit itself succeeded): injected failure");
+        }
         let km_meta = KeyMapMeta { generation, docs: snap.num_docs(), config: meta.config.clone() };
         keymap
             .apply_commit(self.pending_keys.iter().map(|(k, v)| (k.as_str(), *v)), &km_meta)
@@ -291,4 +307,37 @@ impl IndexWriter {
         self.added = 0;
         Ok(info)
     }
+}
+
+/// The commit payload `meta.json` holds now.
+fn committed_meta(shared: &Shared) -> Result<CommitMeta> {
+    let metas = shared.tantivy.load_metas().context("reading tantivy meta.json")?;
+    CommitMeta::from_payload(metas.payload.as_deref())
+}
+
+/// The latest commit on disk, published as the index's snapshot, with the key map brought up to
+/// it. Called with the tantivy writer lock held, so nothing commits meanwhile. The in-memory
+/// snapshot can lag behind the disk when a commit failed after its commit point (e.g. at the
+/// sled step): that commit stands, and a new writer must start from it.
+fn latest_commit(shared: &Shared) -> Result<Snapshot> {
+    let current = shared.current.read().expect("snapshot lock poisoned").clone();
+    if committed_meta(shared)?.generation == current.generation() {
+        let keymap = shared.keymap.as_ref().expect("writable index has a key map");
+        if keymap.is_current(current.generation(), current.num_docs()) {
+            return Ok(current);
+        }
+    }
+    let snap = snapshot::load_snapshot(&shared.tantivy, &shared.reader, &shared.fields, &shared.vectors_dir, Some(&current))?;
+    snapshot::check_agreement(&snap, &shared.vectors_dir)?;
+    // Vector files a failed commit wrote but no commit names would be overwritten by the next
+    // commit of the same generation: remove them as a writable open does.
+    vectors::remove_orphans(&shared.vectors_dir, snap.meta())?;
+    let keymap = shared.keymap.as_ref().expect("writable index has a key map");
+    if !keymap.is_current(snap.generation(), snap.num_docs()) {
+        keymap
+            .resync(snap.generation(), snap.config(), snap.searcher())
+            .with_context(|| format!("rebuilding the key map of {} from the text index", shared.dir.display()))?;
+    }
+    *shared.current.write().expect("snapshot lock poisoned") = snap.clone();
+    Ok(snap)
 }

