@@ -1,7 +1,7 @@
 //! Reliability: what happens after a failed commit, when the lock file is deleted, when an index
 //! is created in a folder that holds other files, with over-long keys, huge result counts and
 //! corrupt files. Real tantivy, real sled, real vector segments; each test failed before its fix.
-use optical::engine::{Document, Index, IndexConfig};
+use optical::engine::{Document, Index, IndexConfig, KeyMapState};
 
 const DIM: usize = 8;
 
@@ -109,4 +109,61 @@ fn open_reports_documents_without_vectors() {
         let err = format!("{:#}", open.expect("opening an index whose documents lack vectors must fail"));
         assert!(err.contains("has no vector") && err.contains(&seg_name), "{err}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// D2: the write lock cannot be defeated by deleting the lock file, and a busy sled is "locked",
+// never "corrupt".
+
+#[test]
+fn deleting_the_lock_file_does_not_let_a_second_writer_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let a = keys("a", 5);
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let mut w = index.writer().unwrap();
+    for k in &a {
+        w.add(doc(k)).unwrap();
+    }
+    w.commit().unwrap();
+    std::fs::remove_file(dir.join("optical.lock")).unwrap();
+
+    let err = format!("{:#}", Index::open(&dir).err().expect("a second writable open must fail"));
+    assert!(err.contains("open for writing"), "{err}");
+    assert!(Index::open_or_create(&dir, IndexConfig::with_vectors(DIM)).is_err());
+
+    // The first writer's key map is intact and it keeps working.
+    assert_eq!(index.keymap_len(), Some(5));
+    assert!(index.keymap_lookup("a3").unwrap().is_some());
+    w.add(doc("b0")).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    drop(index);
+    let index = Index::open(&dir).unwrap();
+    assert_eq!(index.keymap_state(), Some(&KeyMapState::Current));
+    let mut all = a.clone();
+    all.push("b0".into());
+    assert_consistent(&index, &all);
+}
+
+#[test]
+fn a_key_map_held_by_a_writer_is_reported_locked_not_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let mut w = index.writer().unwrap();
+    w.add(doc("a0")).unwrap();
+    w.commit().unwrap();
+    let snap = index.snapshot();
+    let opened = optical::engine::keymap::KeyMap::open_or_rebuild(
+        &dir.join("keymap"),
+        snap.generation(),
+        snap.num_docs(),
+        snap.config(),
+        snap.searcher(),
+    );
+    let err = format!("{:#}", opened.err().expect("sled is held by the open index"));
+    assert!(err.contains("locked") && err.contains("keymap"), "{err}");
+    assert!(!err.contains("rebuild"), "{err}");
+    assert_eq!(index.keymap_lookup("a0").unwrap(), snap.id_of("a0").unwrap());
 }

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::codec;
@@ -57,6 +57,18 @@ fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
     Ok((db, keys))
 }
 
+/// Whether a failed sled open means that another handle holds sled's file lock. sled 0.34
+/// reports it as an I/O error "could not acquire lock on ..." (of kind `Other`, wrapping the
+/// `WouldBlock` of the lock call).
+fn is_lock_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| match cause.downcast_ref::<sled::Error>() {
+        Some(sled::Error::Io(io)) => {
+            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock")
+        }
+        _ => cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::WouldBlock),
+    })
+}
+
 impl KeyMap {
     /// Opens the key map at `path` and checks it against the committed state (`generation`,
     /// `docs` live documents); rebuilds it from `searcher` when it is stale, inconsistent or
@@ -85,6 +97,12 @@ impl KeyMap {
                     Err(e) => format!("sled metadata unreadable: {e:#}"),
                 }
             }
+            // Another writer has the database open: that is a lock, not damage. Rebuilding
+            // would delete the live key map under it.
+            Err(e) if is_lock_busy(&e) => bail!(
+                "key map {} is locked by another writer (sled's lock is held): the index is open for writing elsewhere ({e:#})",
+                path.display()
+            ),
             Err(e) => format!("{e:#}"),
         };
         let map = KeyMap::rebuild(path, generation, config, searcher)

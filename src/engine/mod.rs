@@ -104,7 +104,7 @@ pub(crate) struct Shared {
     /// sled, present when the index is open for writing.
     pub keymap: Option<keymap::KeyMap>,
     /// Keeps the directory lock while the index is open for writing.
-    _lock: Option<File>,
+    _lock: Option<DirLock>,
     /// Test hook: when set, the next commit fails at its sled step (after the tantivy commit
     /// point), as a full disk or an I/O error there would. See [`Index::fail_next_keymap_update`].
     pub fail_keymap_step: AtomicBool,
@@ -199,7 +199,7 @@ impl Index {
         }
     }
 
-    fn open_locked(dir: &Path, index: tantivy::Index, lock: File) -> Result<Index> {
+    fn open_locked(dir: &Path, index: tantivy::Index, lock: DirLock) -> Result<Index> {
         let fields = TextFields::from_schema(&index.schema())?;
         let reader = make_reader(&index)?;
         let (searcher, meta) = snapshot::load_commit(&index, &reader)?;
@@ -342,10 +342,27 @@ fn make_reader(index: &tantivy::Index) -> Result<IndexReader> {
         .context("opening the tantivy reader")
 }
 
-/// Takes the exclusive lock of an index directory (released when the file is closed, including
-/// when the process dies).
-fn lock_dir(dir: &Path) -> Result<File> {
+/// The write lock of an index directory: an exclusive lock on `optical.lock` and, on Unix, on
+/// the directory itself. Deleting `optical.lock` lets a newcomer lock a fresh file of that name,
+/// but the directory cannot be replaced without replacing the index, so the second lock still
+/// keeps it out. Both are released when the files are closed, including when the process dies.
+pub(crate) struct DirLock {
+    _file: File,
+    #[cfg(unix)]
+    _dir: File,
+}
+
+/// Takes the write lock of an index directory (see [`DirLock`]). Two handles of one process
+/// conflict like two processes do: the lock belongs to the open file, not to the process.
+fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
+    let busy = |what: &Path| {
+        anyhow::anyhow!(
+            "index {} is already open for writing, by another process or another handle in this process (lock {} is held); open it read-only to search",
+            dir.display(),
+            what.display()
+        )
+    };
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -353,12 +370,22 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "index {} is open for writing by another process (lock {} is held); open it read-only to search",
-            dir.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(busy(&path)),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
     }
+    #[cfg(unix)]
+    {
+        let dir_file = File::open(dir).with_context(|| format!("opening directory {}", dir.display()))?;
+        match dir_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(busy(dir)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking directory {}", dir.display()));
+            }
+        }
+        Ok(DirLock { _file: file, _dir: dir_file })
+    }
+    #[cfg(not(unix))]
+    Ok(DirLock { _file: file })
 }
