@@ -1,6 +1,8 @@
 //! Reliability: what happens after a failed commit, when the lock file is deleted, when an index
 //! is created in a folder that holds other files, with over-long keys, huge result counts and
 //! corrupt files. Real tantivy, real sled, real vector segments; each test failed before its fix.
+use std::path::Path;
+
 use optical::engine::{Document, Index, IndexConfig, KeyMapState};
 
 const DIM: usize = 8;
@@ -166,4 +168,62 @@ fn a_key_map_held_by_a_writer_is_reported_locked_not_rebuilt() {
     assert!(err.contains("locked") && err.contains("keymap"), "{err}");
     assert!(!err.contains("rebuild"), "{err}");
     assert_eq!(index.keymap_lookup("a0").unwrap(), snap.id_of("a0").unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// D3: an index is created only in an empty directory (or over an interrupted creation).
+
+/// A folder shaped like the one of issue 13: `keymap/`, `vectors/`, `text.tmp/`, a file in each.
+fn user_folder(dir: &Path) -> Vec<std::path::PathBuf> {
+    ["keymap", "vectors", "text.tmp"]
+        .iter()
+        .map(|sub| {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            let f = dir.join(sub).join("mine.txt");
+            std::fs::write(&f, "the user's file").unwrap();
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn create_refuses_a_folder_that_holds_other_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("D");
+    let files = user_folder(&dir);
+    for res in [Index::create(&dir, IndexConfig::with_vectors(DIM)).err(), Index::open_or_create(&dir, IndexConfig::text_only()).err()] {
+        let err = format!("{:#}", res.expect("creating an index over the user's files must fail"));
+        assert!(err.contains("not empty") && err.contains("keymap") && err.contains("text.tmp"), "{err}");
+    }
+    for f in &files {
+        assert!(f.is_file(), "{} was deleted", f.display());
+    }
+    assert!(!dir.join("optical.lock").exists() && !dir.join("text").exists(), "create left files behind");
+
+    let plain = tmp.path().join("notes");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join("notes.txt"), "x").unwrap();
+    let err = format!("{:#}", Index::create(&plain, IndexConfig::text_only()).err().unwrap());
+    assert!(err.contains("notes.txt"), "{err}");
+
+    // Empty and absent directories are fine.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    Index::create(&empty, IndexConfig::text_only()).unwrap();
+    Index::create(tmp.path().join("new/nested"), IndexConfig::text_only()).unwrap();
+}
+
+#[test]
+fn create_resumes_over_an_interrupted_creation() {
+    // What a crash during `Index::create` leaves: the lock file, an empty `vectors/` and the
+    // tantivy staging directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    std::fs::create_dir_all(dir.join("vectors")).unwrap();
+    std::fs::create_dir_all(dir.join("text.tmp")).unwrap();
+    std::fs::write(dir.join("text.tmp").join("meta.json"), "{").unwrap();
+    std::fs::write(dir.join("optical.lock"), "").unwrap();
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    assert_eq!(index.snapshot().generation(), 0);
+    assert!(!dir.join("text.tmp").exists());
 }

@@ -130,6 +130,7 @@ impl Index {
         if dir.join(TEXT_DIR).join("meta.json").exists() {
             bail!("{} already holds an index", dir.display());
         }
+        check_creatable(dir)?;
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_dir(dir)?;
         // The tantivy index is built in `text.tmp` and renamed to `text` once its first commit
@@ -332,6 +333,51 @@ impl Index {
     pub fn keymap_len(&self) -> Option<usize> {
         self.shared.keymap.as_ref().map(|k| k.len())
     }
+}
+
+/// Refuses to create an index in a directory that holds anything but the leftovers of an
+/// interrupted creation: creating removes `text.tmp/`, and a writable open deletes every file
+/// of `vectors/` that no commit names and rebuilds `keymap/`, so a user's folder with those
+/// names would lose its files.
+fn check_creatable(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            bail!("{} is not a directory: cannot create an index there", dir.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        names.push(if is_dir { format!("{name}/") } else { name });
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    // An interrupted `Index::create` leaves its lock file, an empty `vectors/` and possibly the
+    // tantivy staging directory: nothing else, and nothing a user would keep.
+    let vectors_empty = std::fs::read_dir(dir.join(VECTORS_DIR)).map(|mut rd| rd.next().is_none()).unwrap_or(false);
+    let interrupted = names.iter().any(|n| n == LOCK_FILE)
+        && names.iter().all(|n| {
+            n == LOCK_FILE || n.as_str() == format!("{TEXT_STAGING_DIR}/") || (n.as_str() == format!("{VECTORS_DIR}/") && vectors_empty)
+        });
+    if interrupted {
+        return Ok(());
+    }
+    const SHOWN: usize = 10;
+    let mut listed = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    bail!(
+        "{} is not empty and is not an Optical index (it holds {listed}): refusing to create an index there, which would delete or overwrite those files; choose an empty or new directory",
+        dir.display()
+    )
 }
 
 fn make_reader(index: &tantivy::Index) -> Result<IndexReader> {

@@ -1,0 +1,51 @@
+//! `optical index` and `optical search` through the binary on the inputs of issue 13: a folder
+//! that is not an index, over-long ids, missing or bad input files, huge `-k`. No model needed.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn optical(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_optical")).args(args).output().expect("running optical")
+}
+
+#[allow(dead_code)]
+fn ok(args: &[&str]) -> String {
+    let out = optical(args);
+    assert!(out.status.success(), "optical {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = optical(args);
+    assert!(!out.status.success(), "optical {args:?} should fail; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_docs(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn docs(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| serde_json::json!({"id": format!("d{i}"), "title": "", "text": format!("river number {i} flows"), "lang": "eng"}).to_string())
+        .collect()
+}
+
+#[test]
+fn index_refuses_a_folder_that_is_not_an_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3));
+    let d = tmp.path().join("D");
+    let mut files = Vec::new();
+    for sub in ["keymap", "vectors", "text.tmp"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        let f = d.join(sub).join("mine.txt");
+        std::fs::write(&f, "the user's file").unwrap();
+        files.push(f);
+    }
+    let err = fails(&["index", d.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert!(err.contains("not empty") && err.contains("vectors/"), "{err}");
+    for f in &files {
+        assert!(f.is_file(), "{} was deleted", f.display());
+    }
+}
