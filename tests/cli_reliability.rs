@@ -49,3 +49,18 @@ fn index_refuses_a_folder_that_is_not_an_index() {
         assert!(f.is_file(), "{} was deleted", f.display());
     }
 }
+
+#[test]
+fn index_reports_over_long_ids_by_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    let mut lines = docs(3);
+    lines.insert(1, serde_json::json!({"id": "x".repeat(70_000), "text": "too long an id"}).to_string());
+    write_docs(&input, &lines);
+    let idx = tmp.path().join("idx");
+    let (idx, input_s) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    let err = fails(&["index", idx, "--input", input_s]);
+    assert!(err.contains(&format!("{input_s}:2:")) && err.contains("70000 bytes"), "{err}");
+    let out = ok(&["index", idx, "--input", input_s, "--skip-invalid"]);
+    assert!(out.contains("indexed 3 documents") && out.contains("1 bad lines skipped"), "{out}");
+}

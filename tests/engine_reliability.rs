@@ -227,3 +227,31 @@ fn create_resumes_over_an_interrupted_creation() {
     assert_eq!(index.snapshot().generation(), 0);
     assert!(!dir.join("text.tmp").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// D4: keys longer than tantivy can index are refused, not cut.
+
+#[test]
+fn over_long_keys_are_refused_with_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::create(tmp.path().join("idx"), IndexConfig::with_vectors(DIM)).unwrap();
+    let mut w = index.writer().unwrap();
+    let limit = optical::engine::MAX_KEY_BYTES;
+    // The longest allowed key round-trips, and upserting it replaces it.
+    let longest = "k".repeat(limit);
+    w.add(doc(&longest)).unwrap();
+    w.commit().unwrap();
+    w.upsert(doc(&longest)).unwrap();
+    w.commit().unwrap();
+    assert_eq!(index.snapshot().num_docs(), 1);
+    assert_eq!(index.snapshot().document_by_key(&longest).unwrap().unwrap().key, longest);
+    for len in [limit + 1, 65_536, 70_000] {
+        let key = "k".repeat(len);
+        for res in [w.add(doc(&key)).err(), w.upsert(doc(&key)).err(), w.add_batch([doc(&key)]).err()] {
+            let err = format!("{:#}", res.unwrap_or_else(|| panic!("a {len}-byte key must be refused")));
+            assert!(err.contains(&format!("{len} bytes")) && err.contains(&limit.to_string()), "{err}");
+        }
+    }
+    w.commit().unwrap();
+    assert_eq!(index.snapshot().num_docs(), 1);
+}

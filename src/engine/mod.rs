@@ -41,7 +41,7 @@ pub use self::codec::{decode as decode_record, encode as encode_record};
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
-pub use self::writer::{CommitInfo, IndexWriter};
+pub use self::writer::{CommitInfo, IndexWriter, MAX_KEY_BYTES};
 pub use crate::text::{Bm25Fields, TextHit};
 pub use optical_storage::Hit;
 

@@ -17,6 +17,11 @@ use crate::text;
 /// Memory budget of the tantivy writer.
 pub(crate) const WRITER_HEAP: usize = 64 * 1024 * 1024;
 
+/// The longest document key, in bytes (UTF-8). A key is one term of tantivy's `key` field,
+/// and tantivy drops longer terms from the term index without an error: such a document could
+/// never be found, replaced or deleted by its key.
+pub const MAX_KEY_BYTES: usize = tantivy::tokenizer::MAX_TOKEN_LEN;
+
 /// What a commit did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitInfo {
@@ -98,6 +103,13 @@ impl IndexWriter {
     fn validate(&self, doc: &Document) -> Result<()> {
         if doc.key.is_empty() {
             bail!("document key is empty");
+        }
+        if doc.key.len() > MAX_KEY_BYTES {
+            let head: String = doc.key.chars().take(40).collect();
+            bail!(
+                "document key `{head}…` is {} bytes long; keys are limited to {MAX_KEY_BYTES} bytes (UTF-8)",
+                doc.key.len()
+            );
         }
         match (self.base.config().dim, &doc.vector) {
             (None, None) => {}
