@@ -7,7 +7,6 @@ fn optical(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_optical")).args(args).output().expect("running optical")
 }
 
-#[allow(dead_code)]
 fn ok(args: &[&str]) -> String {
     let out = optical(args);
     assert!(out.status.success(), "optical {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -63,4 +62,19 @@ fn index_reports_over_long_ids_by_line() {
     assert!(err.contains(&format!("{input_s}:2:")) && err.contains("70000 bytes"), "{err}");
     let out = ok(&["index", idx, "--input", input_s, "--skip-invalid"]);
     assert!(out.contains("indexed 3 documents") && out.contains("1 bad lines skipped"), "{out}");
+}
+
+#[test]
+fn search_with_a_huge_k_lists_every_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3));
+    let idx = tmp.path().join("idx");
+    let idx = idx.to_str().unwrap();
+    ok(&["index", idx, "--input", input.to_str().unwrap()]);
+    for k in ["4294967296", "18446744073709551615"] {
+        let out = ok(&["search", idx, "river", "-k", k, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["hits"].as_array().unwrap().len(), 3, "-k {k}: {out}");
+    }
 }

@@ -135,6 +135,8 @@ impl Searcher {
         req.validate()?;
         let mut t = StageTimings::default();
         let snap = &self.snapshot;
+        let capped = capped_to(req, snap.num_docs());
+        let req = capped.as_ref().unwrap_or(req);
         if req.mode != Mode::Bm25 && snap.config().dim.is_none() {
             bail!(
                 "the index is text-only (no vectors): {} search is impossible, use bm25 mode",
@@ -370,6 +372,21 @@ impl Searcher {
         }
         Ok(hits)
     }
+}
+
+/// `req` with `k` and the candidate depths capped at the number of live documents (`None` when
+/// nothing exceeds it). No search returns more, and the stages allocate room for `k` or a depth
+/// up front: a caller's `usize::MAX` must not reach them.
+fn capped_to(req: &SearchRequest, docs: u64) -> Option<SearchRequest> {
+    let docs = usize::try_from(docs).unwrap_or(usize::MAX);
+    if req.k <= docs && req.sparse_depth <= docs && req.dense_depth <= docs {
+        return None;
+    }
+    let mut r = req.clone();
+    r.k = r.k.min(docs);
+    r.sparse_depth = r.sparse_depth.min(docs);
+    r.dense_depth = r.dense_depth.min(docs);
+    Some(r)
 }
 
 /// `Duration` in milliseconds, for reports.

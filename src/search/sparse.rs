@@ -30,6 +30,8 @@ pub fn bm25_candidates(
     n: usize,
     lang: Option<&str>,
 ) -> Result<Vec<SparseHit>> {
+    // tantivy reserves room for `n` hits up front: never ask for more than there are documents.
+    let n = n.min(usize::try_from(snapshot.num_docs()).unwrap_or(usize::MAX));
     if n == 0 {
         return Ok(Vec::new());
     }
