@@ -23,6 +23,7 @@
 //! [`Snapshot`] pairs a tantivy searcher with the vector files named by *that* searcher's payload.
 
 mod codec;
+pub(crate) mod guard;
 pub mod keymap;
 pub mod meta;
 mod snapshot;
@@ -202,13 +203,13 @@ impl Index {
 
     fn open_locked(dir: &Path, index: tantivy::Index, lock: DirLock) -> Result<Index> {
         let fields = TextFields::from_schema(&index.schema())?;
-        let reader = make_reader(&index)?;
-        let (searcher, meta) = snapshot::load_commit(&index, &reader)?;
+        let reader = make_reader(dir, &index)?;
+        let (searcher, meta) = snapshot::load_commit(dir, &index, &reader)?;
         let vectors_dir = dir.join(VECTORS_DIR);
         std::fs::create_dir_all(&vectors_dir).with_context(|| format!("creating {}", vectors_dir.display()))?;
         let removed = vectors::remove_orphans(&vectors_dir, &meta)?;
         let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
-        let snap = Snapshot::new(searcher, fields.clone(), meta, vecs);
+        let snap = Snapshot::new(dir, searcher, fields.clone(), meta, vecs);
         snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let (keymap, state) = keymap::KeyMap::open_or_rebuild(
             &dir.join(KEYMAP_DIR),
@@ -243,7 +244,7 @@ impl Index {
             .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
         text::register_analyzers(index.tokenizers());
         let fields = TextFields::from_schema(&index.schema())?;
-        let reader = make_reader(&index)?;
+        let reader = make_reader(dir, &index)?;
         let vectors_dir = dir.join(VECTORS_DIR);
         let snap = snapshot::load_snapshot(&index, &reader, &fields, &vectors_dir, None)?;
         snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
@@ -380,12 +381,15 @@ fn check_creatable(dir: &Path) -> Result<()> {
     )
 }
 
-fn make_reader(index: &tantivy::Index) -> Result<IndexReader> {
-    index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()
-        .context("opening the tantivy reader")
+fn make_reader(dir: &Path, index: &tantivy::Index) -> Result<IndexReader> {
+    // The reader opens the segments of the last commit at once: damage can panic there.
+    guard::guard(dir, "opening the segments of the last commit", || {
+        index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .context("opening the tantivy reader")
+    })
 }
 
 /// The write lock of an index directory: an exclusive lock on `optical.lock` and, on Unix, on

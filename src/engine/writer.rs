@@ -285,12 +285,12 @@ impl IndexWriter {
         prepared.set_payload(&meta.to_payload());
         prepared.commit().context("committing to tantivy")?;
         // The new snapshot: the searcher must be the one of *this* commit.
-        let (searcher, loaded) = snapshot::load_commit(&self.shared.tantivy, &self.shared.reader)?;
+        let (searcher, loaded) = snapshot::load_commit(&self.shared.dir, &self.shared.tantivy, &self.shared.reader)?;
         if loaded.generation != generation {
             bail!("after committing generation {generation}, tantivy shows generation {}", loaded.generation);
         }
         let vecs = VectorSet::open(&self.shared.vectors_dir, &loaded, Some(self.base.vectors()))?;
-        let snap = Snapshot::new(searcher, self.shared.fields.clone(), loaded, vecs);
+        let snap = Snapshot::new(&self.shared.dir, searcher, self.shared.fields.clone(), loaded, vecs);
         let info = CommitInfo {
             generation,
             added: self.added,

@@ -129,8 +129,13 @@ impl Searcher {
             .context("the encoder returned no vector for the query")
     }
 
-    /// Runs one search.
+    /// Runs one search. A panic inside tantivy (a damaged text index) comes back as an error
+    /// naming the index.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
+        self.snapshot.guarded("searching", || self.search_unguarded(req))
+    }
+
+    fn search_unguarded(&self, req: &SearchRequest) -> Result<SearchResults> {
         let start = Instant::now();
         req.validate()?;
         let mut t = StageTimings::default();
