@@ -78,3 +78,27 @@ fn search_with_a_huge_k_lists_every_match() {
         assert_eq!(v["hits"].as_array().unwrap().len(), 3, "-k {k}: {out}");
     }
 }
+
+#[test]
+fn check_reports_a_damaged_file_and_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(30));
+    let idx = tmp.path().join("idx");
+    let idx_s = idx.to_str().unwrap();
+    ok(&["index", idx_s, "--input", input.to_str().unwrap()]);
+    assert!(ok(&["check", idx_s]).contains("is sound"));
+    let store = std::fs::read_dir(idx.join("text"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "store"))
+        .unwrap();
+    let mut bytes = std::fs::read(&store).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&store, bytes).unwrap();
+    let out = optical(&["check", idx_s]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(store.to_str().unwrap()) && stdout.contains("checksum"), "{stdout}");
+}

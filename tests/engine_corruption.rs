@@ -92,3 +92,47 @@ fn a_flipped_byte_in_a_tantivy_file_gives_an_error_never_a_panic() {
     // `optical check`); many are errors, and some of those were panics inside tantivy.
     assert!(errors > 20 && caught_panics > 0, "{errors} errors, {caught_panics} caught panics");
 }
+
+#[test]
+fn check_names_every_damaged_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    build(&clean);
+    let report = optical::engine::check(&clean).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.files_checked >= 5, "{}", report.files_checked);
+    for ext in ["store", "term", "fieldnorm", "idx", "pos", "fast"] {
+        for at in [0.3, 0.6, 0.999] {
+            let dir = tmp.path().join(format!("{ext}-{at}"));
+            copy_dir(&clean, &dir);
+            let damaged = files_with_ext(&dir, ext);
+            for f in &damaged {
+                flip(f, at);
+            }
+            let report = optical::engine::check(&dir).unwrap();
+            for f in &damaged {
+                assert!(report.problems.iter().any(|p| &p.file == f), "{} at {at} not reported: {:?}", f.display(), report.problems);
+            }
+        }
+    }
+}
+
+#[test]
+fn check_names_a_damaged_vector_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let seg = {
+        let index = Index::create(&dir, IndexConfig::with_vectors(4)).unwrap();
+        let mut w = index.writer().unwrap();
+        for i in 0..10 {
+            w.add(Document::new(format!("d{i}"), "river").with_vector(vec![i as f32, 1.0, 0.0, 0.0])).unwrap();
+        }
+        w.commit().unwrap();
+        dir.join("vectors").join(&index.snapshot().meta().segments[0])
+    };
+    assert!(optical::engine::check(&dir).unwrap().problems.is_empty());
+    flip(&seg, 0.7);
+    let report = optical::engine::check(&dir).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].file, seg);
+}

@@ -22,6 +22,7 @@
 //! differs, so it is rebuilt from tantivy on open. Readers only ever see whole commits because a
 //! [`Snapshot`] pairs a tantivy searcher with the vector files named by *that* searcher's payload.
 
+pub mod check;
 mod codec;
 pub(crate) mod guard;
 pub mod keymap;
@@ -38,6 +39,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result, bail};
 use tantivy::{IndexReader, ReloadPolicy};
 
+pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};

@@ -159,7 +159,9 @@ impl Snapshot {
         let doc: TantivyDocument = self.0.searcher.doc(*addr).context("reading a stored document")?;
         let f = &self.0.fields;
         let s = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let id = doc.get_first(f.id).and_then(|v| v.as_u64()).context("stored document has no id")?;
+        let id = doc.get_first(f.id).and_then(|v| v.as_u64()).with_context(|| {
+            format!("a stored document of {} has no `id` field: its doc store is damaged", self.0.dir.display())
+        })?;
         Ok(Some(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang) }))
     }
 
