@@ -296,6 +296,36 @@ impl Index {
         IndexWriter::new(Arc::clone(&self.shared))
     }
 
+    /// Deletes an index that holds no commit but the empty one of its creation (generation 0):
+    /// its files go, the directory itself stays. For a caller that created an index and then
+    /// failed before committing anything, e.g. `optical index` on a file it rejects, so that
+    /// the failure leaves no empty index behind. Errors when the index holds commits, is open
+    /// read-only, or other handles (writers, clones) of it are still alive.
+    pub fn discard_empty(self) -> Result<()> {
+        let dir = self.shared.dir.clone();
+        if self.shared.keymap.is_none() {
+            bail!("index {} is open read-only: cannot discard it", dir.display());
+        }
+        let generation = self.snapshot().generation();
+        if generation != 0 {
+            bail!("index {} holds commits (generation {generation}): refusing to discard it", dir.display());
+        }
+        let shared = Arc::try_unwrap(self.shared)
+            .map_err(|_| anyhow::anyhow!("index {} is still in use by another handle: cannot discard it", dir.display()))?;
+        // Close tantivy and sled but keep the lock until the files are gone.
+        let Shared { _lock: lock, .. } = shared;
+        for sub in [TEXT_DIR, TEXT_STAGING_DIR, VECTORS_DIR, KEYMAP_DIR] {
+            let path = dir.join(sub);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        std::fs::remove_file(&lock_path).with_context(|| format!("removing {}", lock_path.display()))?;
+        drop(lock);
+        Ok(())
+    }
+
     /// The index configuration (dimension, element type, encoder).
     pub fn config(&self) -> IndexConfig {
         self.snapshot().config().clone()
