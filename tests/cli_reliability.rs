@@ -102,3 +102,64 @@ fn check_reports_a_damaged_file_and_fails() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(store.to_str().unwrap()) && stdout.contains("checksum"), "{stdout}");
 }
+
+#[test]
+fn a_failed_first_index_run_leaves_no_index_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let idx_s = idx.to_str().unwrap();
+    // A missing input file.
+    let err = fails(&["index", idx_s, "--input", tmp.path().join("nope.jsonl").to_str().unwrap()]);
+    assert!(err.contains("nope.jsonl"), "{err}");
+    assert!(!idx.exists(), "a missing input created {}", idx.display());
+    // A bad first line (nothing is indexed from a file with a bad line).
+    let bad = tmp.path().join("bad.jsonl");
+    let mut lines = vec!["{not json".to_string()];
+    lines.extend(docs(2));
+    write_docs(&bad, &lines);
+    let err = fails(&["index", idx_s, "--input", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.jsonl:1:"), "{err}");
+    assert!(!idx.exists(), "a rejected file left an empty index in {}", idx.display());
+    // An existing empty directory is left as it was: empty, and still there.
+    std::fs::create_dir(&idx).unwrap();
+    fails(&["index", idx_s, "--input", bad.to_str().unwrap()]);
+    assert!(idx.is_dir() && std::fs::read_dir(&idx).unwrap().next().is_none(), "{} is not empty", idx.display());
+    // The same file with --skip-invalid makes the index.
+    ok(&["index", idx_s, "--input", bad.to_str().unwrap(), "--skip-invalid"]);
+    // A later failing run leaves the existing index alone.
+    fails(&["index", idx_s, "--input", tmp.path().join("nope.jsonl").to_str().unwrap()]);
+    assert!(ok(&["info", idx_s]).contains('2'));
+}
+
+#[test]
+fn dim_on_an_existing_index_must_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("v.jsonl");
+    let lines: Vec<String> = (0..3)
+        .map(|i| serde_json::json!({"id": format!("v{i}"), "text": "river", "vector": [1.0, 0.0, 0.0, i as f32]}).to_string())
+        .collect();
+    write_docs(&input, &lines);
+    let idx = tmp.path().join("idx");
+    let (idx, input) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    ok(&["index", idx, "--input", input, "--dim", "4"]);
+    ok(&["index", idx, "--input", input, "--dim", "4"]);
+    ok(&["index", idx, "--input", input]);
+    let err = fails(&["index", idx, "--input", input, "--dim", "8"]);
+    assert!(err.contains("--dim 8") && err.contains("dimension 4"), "{err}");
+    let err = fails(&["index", idx, "--input", input, "--elem", "i8"]);
+    assert!(err.contains("--elem i8") && err.contains("f32"), "{err}");
+}
+
+#[test]
+fn search_without_query_text_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3));
+    let idx = tmp.path().join("idx");
+    let idx = idx.to_str().unwrap();
+    ok(&["index", idx, "--input", input.to_str().unwrap()]);
+    for q in ["", "   ", "?!…", "--"] {
+        let err = fails(&["search", idx, "--", q]);
+        assert!(err.contains("no query text"), "{q:?}: {err}");
+    }
+}

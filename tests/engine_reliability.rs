@@ -255,3 +255,21 @@ fn over_long_keys_are_refused_with_the_limit() {
     w.commit().unwrap();
     assert_eq!(index.snapshot().num_docs(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Queries without words: the library returns no BM25 hits (the CLI refuses them).
+
+#[test]
+fn bm25_queries_without_words_find_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::create(tmp.path().join("idx"), IndexConfig::with_vectors(DIM)).unwrap();
+    let mut w = index.writer().unwrap();
+    w.add(doc("a0")).unwrap();
+    w.commit().unwrap();
+    let searcher = optical::search::Searcher::for_index(&index);
+    for q in ["", "  ", "?!", "…—"] {
+        assert!(index.snapshot().bm25(q, 10, None).unwrap().is_empty(), "{q:?}");
+        let req = optical::search::SearchRequest::new(q).with_mode(optical::search::Mode::Bm25);
+        assert!(searcher.search(&req).unwrap().hits.is_empty(), "{q:?}");
+    }
+}
