@@ -136,3 +136,26 @@ fn check_names_a_damaged_vector_segment() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].file, seg);
 }
+
+#[test]
+fn a_commit_reports_damage_to_the_files_it_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, IndexConfig::text_only()).unwrap();
+    let mut w = index.writer().unwrap();
+    for i in 0..50 {
+        w.add(Document::new(format!("d{i}"), format!("river {i} with a long body of words number{i}"))).unwrap();
+    }
+    w.commit().unwrap();
+    for i in 50..100 {
+        w.add(Document::new(format!("d{i}"), format!("river {i} with a long body of words number{i}"))).unwrap();
+    }
+    index.damage_next_commit();
+    let err = format!("{:#}", w.commit().err().expect("a commit whose files are damaged must fail"));
+    assert!(err.contains("damaged") && err.contains(".store") && err.contains("checksum"), "{err}");
+    // Not published: this process still searches the last sound commit.
+    assert_eq!(index.snapshot().generation(), 1);
+    drop(w);
+    let report = optical::engine::check(&dir).unwrap();
+    assert!(report.problems.iter().any(|p| p.file.extension().is_some_and(|e| e == "store")), "{:?}", report.problems);
+}

@@ -68,9 +68,21 @@ pub fn check(dir: &Path) -> Result<CheckReport> {
     Ok(report)
 }
 
-/// Verifies the footer checksum of every file of the committed tantivy segments (the files
-/// named `<segment uuid>.*`), and that each segment has the files every Optical segment has.
+/// Verifies the footer checksum of every file of the committed tantivy segments.
 fn check_text_files(tantivy: &tantivy::Index, text_dir: &Path, metas: &tantivy::IndexMeta, report: &mut CheckReport) {
+    let ids: Vec<tantivy::index::SegmentId> = metas.segments.iter().map(|s| s.id()).collect();
+    check_segments(tantivy, text_dir, &ids, report);
+}
+
+/// Verifies the footer checksum of every file of the given tantivy segments (the files named
+/// `<segment uuid>.*`), and that each has the files every Optical segment has. Also used by a
+/// commit on the segments it just wrote.
+pub(crate) fn check_segments(
+    tantivy: &tantivy::Index,
+    text_dir: &Path,
+    segments: &[tantivy::index::SegmentId],
+    report: &mut CheckReport,
+) {
     let mut present: Vec<String> = match std::fs::read_dir(text_dir) {
         Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
         Err(e) => {
@@ -79,13 +91,13 @@ fn check_text_files(tantivy: &tantivy::Index, text_dir: &Path, metas: &tantivy::
         }
     };
     present.sort();
-    for seg in &metas.segments {
-        let uuid = seg.id().uuid_string();
+    for id in segments {
+        let uuid = id.uuid_string();
         let files: Vec<&String> = present.iter().filter(|n| n.split('.').next() == Some(uuid.as_str())).collect();
         for ext in ALWAYS_PRESENT {
             if !files.iter().any(|n| n.ends_with(&format!(".{ext}"))) {
                 let file = text_dir.join(format!("{uuid}.{ext}"));
-                report.problems.push(Problem { file, message: "missing (the last commit names this segment)".into() });
+                report.problems.push(Problem { file, message: "missing (the commit names this segment)".into() });
             }
         }
         for name in files {

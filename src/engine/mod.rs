@@ -111,6 +111,9 @@ pub(crate) struct Shared {
     /// Test hook: when set, the next commit fails at its sled step (after the tantivy commit
     /// point), as a full disk or an I/O error there would. See [`Index::fail_next_keymap_update`].
     pub fail_keymap_step: AtomicBool,
+    /// Test hook: when set, the next commit damages one of the text files it wrote, right after
+    /// tantivy wrote them. See [`Index::damage_next_commit`].
+    pub damage_next_commit: AtomicBool,
 }
 
 /// An open index directory. Cheap to clone; share it across threads.
@@ -230,6 +233,7 @@ impl Index {
             keymap: Some(keymap),
             _lock: Some(lock),
             fail_keymap_step: AtomicBool::new(false),
+            damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: Some(state), orphans_removed: removed.len() })
     }
@@ -260,6 +264,7 @@ impl Index {
             keymap: None,
             _lock: None,
             fail_keymap_step: AtomicBool::new(false),
+            damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: None, orphans_removed: 0 })
     }
@@ -360,6 +365,14 @@ impl Index {
     #[doc(hidden)]
     pub fn fail_next_keymap_update(&self) {
         self.shared.fail_keymap_step.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: makes the next commit of this index flip a byte in a text index file it has
+    /// just written (after tantivy's commit, before Optical verifies the new files), as a write
+    /// that did not land as written would.
+    #[doc(hidden)]
+    pub fn damage_next_commit(&self) {
+        self.shared.damage_next_commit.store(true, Ordering::SeqCst);
     }
 
     /// Number of keys in sled.
