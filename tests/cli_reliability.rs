@@ -4,18 +4,29 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn optical(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_optical")).args(args).output().expect("running optical")
+    Command::new(env!("CARGO_BIN_EXE_optical"))
+        .args(args)
+        .output()
+        .expect("running optical")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = optical(args);
-    assert!(out.status.success(), "optical {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "optical {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn fails(args: &[&str]) -> String {
     let out = optical(args);
-    assert!(!out.status.success(), "optical {args:?} should fail; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "optical {args:?} should fail; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -42,8 +53,16 @@ fn index_refuses_a_folder_that_is_not_an_index() {
         std::fs::write(&f, "the user's file").unwrap();
         files.push(f);
     }
-    let err = fails(&["index", d.to_str().unwrap(), "--input", input.to_str().unwrap()]);
-    assert!(err.contains("not empty") && err.contains("vectors/"), "{err}");
+    let err = fails(&[
+        "index",
+        d.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("not empty") && err.contains("vectors/"),
+        "{err}"
+    );
     for f in &files {
         assert!(f.is_file(), "{} was deleted", f.display());
     }
@@ -54,14 +73,23 @@ fn index_reports_over_long_ids_by_line() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("docs.jsonl");
     let mut lines = docs(3);
-    lines.insert(1, serde_json::json!({"id": "x".repeat(70_000), "text": "too long an id"}).to_string());
+    lines.insert(
+        1,
+        serde_json::json!({"id": "x".repeat(70_000), "text": "too long an id"}).to_string(),
+    );
     write_docs(&input, &lines);
     let idx = tmp.path().join("idx");
     let (idx, input_s) = (idx.to_str().unwrap(), input.to_str().unwrap());
     let err = fails(&["index", idx, "--input", input_s]);
-    assert!(err.contains(&format!("{input_s}:2:")) && err.contains("70000 bytes"), "{err}");
+    assert!(
+        err.contains(&format!("{input_s}:2:")) && err.contains("70000 bytes"),
+        "{err}"
+    );
     let out = ok(&["index", idx, "--input", input_s, "--skip-invalid"]);
-    assert!(out.contains("indexed 3 documents") && out.contains("1 bad lines skipped"), "{out}");
+    assert!(
+        out.contains("indexed 3 documents") && out.contains("1 bad lines skipped"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -100,7 +128,10 @@ fn check_reports_a_damaged_file_and_fails() {
     let out = optical(&["check", idx_s]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(store.to_str().unwrap()) && stdout.contains("checksum"), "{stdout}");
+    assert!(
+        stdout.contains(store.to_str().unwrap()) && stdout.contains("checksum"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -109,7 +140,12 @@ fn a_failed_first_index_run_leaves_no_index_behind() {
     let idx = tmp.path().join("idx");
     let idx_s = idx.to_str().unwrap();
     // A missing input file.
-    let err = fails(&["index", idx_s, "--input", tmp.path().join("nope.jsonl").to_str().unwrap()]);
+    let err = fails(&[
+        "index",
+        idx_s,
+        "--input",
+        tmp.path().join("nope.jsonl").to_str().unwrap(),
+    ]);
     assert!(err.contains("nope.jsonl"), "{err}");
     assert!(!idx.exists(), "a missing input created {}", idx.display());
     // A bad first line (nothing is indexed from a file with a bad line).
@@ -119,15 +155,34 @@ fn a_failed_first_index_run_leaves_no_index_behind() {
     write_docs(&bad, &lines);
     let err = fails(&["index", idx_s, "--input", bad.to_str().unwrap()]);
     assert!(err.contains("bad.jsonl:1:"), "{err}");
-    assert!(!idx.exists(), "a rejected file left an empty index in {}", idx.display());
+    assert!(
+        !idx.exists(),
+        "a rejected file left an empty index in {}",
+        idx.display()
+    );
     // An existing empty directory is left as it was: empty, and still there.
     std::fs::create_dir(&idx).unwrap();
     fails(&["index", idx_s, "--input", bad.to_str().unwrap()]);
-    assert!(idx.is_dir() && std::fs::read_dir(&idx).unwrap().next().is_none(), "{} is not empty", idx.display());
+    assert!(
+        idx.is_dir() && std::fs::read_dir(&idx).unwrap().next().is_none(),
+        "{} is not empty",
+        idx.display()
+    );
     // The same file with --skip-invalid makes the index.
-    ok(&["index", idx_s, "--input", bad.to_str().unwrap(), "--skip-invalid"]);
+    ok(&[
+        "index",
+        idx_s,
+        "--input",
+        bad.to_str().unwrap(),
+        "--skip-invalid",
+    ]);
     // A later failing run leaves the existing index alone.
-    fails(&["index", idx_s, "--input", tmp.path().join("nope.jsonl").to_str().unwrap()]);
+    fails(&[
+        "index",
+        idx_s,
+        "--input",
+        tmp.path().join("nope.jsonl").to_str().unwrap(),
+    ]);
     assert!(ok(&["info", idx_s]).contains('2'));
 }
 
@@ -145,7 +200,10 @@ fn dim_on_an_existing_index_must_match() {
     ok(&["index", idx, "--input", input, "--dim", "4"]);
     ok(&["index", idx, "--input", input]);
     let err = fails(&["index", idx, "--input", input, "--dim", "8"]);
-    assert!(err.contains("--dim 8") && err.contains("dimension 4"), "{err}");
+    assert!(
+        err.contains("--dim 8") && err.contains("dimension 4"),
+        "{err}"
+    );
     let err = fails(&["index", idx, "--input", input, "--elem", "i8"]);
     assert!(err.contains("--elem i8") && err.contains("f32"), "{err}");
 }

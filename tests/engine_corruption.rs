@@ -9,8 +9,17 @@ fn build(dir: &Path) {
     let index = Index::create(dir, IndexConfig::text_only()).unwrap();
     let mut w = index.writer().unwrap();
     for i in 0..300 {
-        let body = format!("river {i} flows past the town of place{} with bridges and mills number{}", i % 17, i % 5);
-        w.add(Document::new(format!("d{i}"), body).with_title(format!("title {i}")).with_lang("eng")).unwrap();
+        let body = format!(
+            "river {i} flows past the town of place{} with bridges and mills number{}",
+            i % 17,
+            i % 5
+        );
+        w.add(
+            Document::new(format!("d{i}"), body)
+                .with_title(format!("title {i}"))
+                .with_lang("eng"),
+        )
+        .unwrap();
     }
     w.commit().unwrap();
 }
@@ -50,7 +59,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn search_everything(dir: &Path) -> anyhow::Result<usize> {
     let index = Index::open_read_only(dir)?;
     let s = Searcher::for_index(&index);
-    let res = s.search(&SearchRequest::new("river town bridges").with_mode(Mode::Bm25).with_k(20))?;
+    let res = s.search(
+        &SearchRequest::new("river town bridges")
+            .with_mode(Mode::Bm25)
+            .with_k(20),
+    )?;
     let snap = index.snapshot();
     for h in &res.hits {
         snap.document(h.id)?;
@@ -58,7 +71,12 @@ fn search_everything(dir: &Path) -> anyhow::Result<usize> {
     snap.keys()?;
     snap.document_by_key("d7")?;
     snap.bm25("mills", 5, Some("eng"))?;
-    s.search(&SearchRequest::new("mills").with_mode(Mode::Bm25).with_k(5).with_lang_filter("eng"))?;
+    s.search(
+        &SearchRequest::new("mills")
+            .with_mode(Mode::Bm25)
+            .with_k(5)
+            .with_lang_filter("eng"),
+    )?;
     Ok(res.hits.len())
 }
 
@@ -76,12 +94,19 @@ fn a_flipped_byte_in_a_tantivy_file_gives_an_error_never_a_panic() {
             for f in files_with_ext(&dir, ext) {
                 flip(&f, at);
             }
-            let outcome = std::panic::catch_unwind(|| search_everything(&dir))
-                .unwrap_or_else(|_| panic!("a flipped byte at {at} of the .{ext} file made the search panic"));
+            let outcome =
+                std::panic::catch_unwind(|| search_everything(&dir)).unwrap_or_else(|_| {
+                    panic!("a flipped byte at {at} of the .{ext} file made the search panic")
+                });
             if let Err(e) = outcome {
                 let e = format!("{e:#}");
-                let named = e.contains(dir.to_str().unwrap()) || e.contains(&format!(".{ext}")) || e.contains(" field");
-                assert!(named, "error names neither the index, nor the file, nor the field: {e}");
+                let named = e.contains(dir.to_str().unwrap())
+                    || e.contains(&format!(".{ext}"))
+                    || e.contains(" field");
+                assert!(
+                    named,
+                    "error names neither the index, nor the file, nor the field: {e}"
+                );
                 errors += 1;
                 caught_panics += e.contains("tantivy panicked") as usize;
             }
@@ -90,7 +115,10 @@ fn a_flipped_byte_in_a_tantivy_file_gives_an_error_never_a_panic() {
     }
     // tantivy checks no checksum when it reads, so some flips go unnoticed by a search (see
     // `optical check`); many are errors, and some of those were panics inside tantivy.
-    assert!(errors > 20 && caught_panics > 0, "{errors} errors, {caught_panics} caught panics");
+    assert!(
+        errors > 20 && caught_panics > 0,
+        "{errors} errors, {caught_panics} caught panics"
+    );
 }
 
 #[test]
@@ -111,7 +139,12 @@ fn check_names_every_damaged_file() {
             }
             let report = optical::engine::check(&dir).unwrap();
             for f in &damaged {
-                assert!(report.problems.iter().any(|p| &p.file == f), "{} at {at} not reported: {:?}", f.display(), report.problems);
+                assert!(
+                    report.problems.iter().any(|p| &p.file == f),
+                    "{} at {at} not reported: {:?}",
+                    f.display(),
+                    report.problems
+                );
             }
         }
     }
@@ -125,10 +158,14 @@ fn check_names_a_damaged_vector_segment() {
         let index = Index::create(&dir, IndexConfig::with_vectors(4)).unwrap();
         let mut w = index.writer().unwrap();
         for i in 0..10 {
-            w.add(Document::new(format!("d{i}"), "river").with_vector(vec![i as f32, 1.0, 0.0, 0.0])).unwrap();
+            w.add(
+                Document::new(format!("d{i}"), "river").with_vector(vec![i as f32, 1.0, 0.0, 0.0]),
+            )
+            .unwrap();
         }
         w.commit().unwrap();
-        dir.join("vectors").join(&index.snapshot().meta().segments[0])
+        dir.join("vectors")
+            .join(&index.snapshot().meta().segments[0])
     };
     assert!(optical::engine::check(&dir).unwrap().problems.is_empty());
     flip(&seg, 0.7);
@@ -144,18 +181,40 @@ fn a_commit_reports_damage_to_the_files_it_wrote() {
     let index = Index::create(&dir, IndexConfig::text_only()).unwrap();
     let mut w = index.writer().unwrap();
     for i in 0..50 {
-        w.add(Document::new(format!("d{i}"), format!("river {i} with a long body of words number{i}"))).unwrap();
+        w.add(Document::new(
+            format!("d{i}"),
+            format!("river {i} with a long body of words number{i}"),
+        ))
+        .unwrap();
     }
     w.commit().unwrap();
     for i in 50..100 {
-        w.add(Document::new(format!("d{i}"), format!("river {i} with a long body of words number{i}"))).unwrap();
+        w.add(Document::new(
+            format!("d{i}"),
+            format!("river {i} with a long body of words number{i}"),
+        ))
+        .unwrap();
     }
     index.damage_next_commit();
-    let err = format!("{:#}", w.commit().err().expect("a commit whose files are damaged must fail"));
-    assert!(err.contains("damaged") && err.contains(".store") && err.contains("checksum"), "{err}");
+    let err = format!(
+        "{:#}",
+        w.commit()
+            .expect_err("a commit whose files are damaged must fail")
+    );
+    assert!(
+        err.contains("damaged") && err.contains(".store") && err.contains("checksum"),
+        "{err}"
+    );
     // Not published: this process still searches the last sound commit.
     assert_eq!(index.snapshot().generation(), 1);
     drop(w);
     let report = optical::engine::check(&dir).unwrap();
-    assert!(report.problems.iter().any(|p| p.file.extension().is_some_and(|e| e == "store")), "{:?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file.extension().is_some_and(|e| e == "store")),
+        "{:?}",
+        report.problems
+    );
 }

@@ -24,7 +24,9 @@ fn vector_for(key: &str) -> Vec<f32> {
 }
 
 fn doc(key: &str) -> Document {
-    Document::new(key, format!("body of {key} about rivers")).with_lang("eng").with_vector(vector_for(key))
+    Document::new(key, format!("body of {key} about rivers"))
+        .with_lang("eng")
+        .with_vector(vector_for(key))
 }
 
 /// Every key has exactly one live document whose vector is the one it was given, and the
@@ -34,8 +36,15 @@ fn assert_consistent(index: &Index, keys: &[String]) {
     assert_eq!(snap.num_docs(), keys.len() as u64, "documents");
     assert_eq!(snap.num_vectors(), keys.len() as u64, "vectors");
     for k in keys {
-        let id = snap.id_of(k).unwrap().unwrap_or_else(|| panic!("key {k} missing"));
-        assert_eq!(snap.vector(id), Some(vector_for(k)), "vector of {k} (id {id})");
+        let id = snap
+            .id_of(k)
+            .unwrap()
+            .unwrap_or_else(|| panic!("key {k} missing"));
+        assert_eq!(
+            snap.vector(id),
+            Some(vector_for(k)),
+            "vector of {k} (id {id})"
+        );
     }
 }
 
@@ -68,8 +77,14 @@ fn a_writer_after_a_commit_that_failed_late_starts_from_that_commit() {
     // The commit reached disk: a new writer must build on it, not on the generation before.
     let mut w = index.writer().unwrap();
     assert_eq!(index.snapshot().generation(), 2);
-    assert!(w.id_of("b0").unwrap().is_some(), "the new writer does not know the keys of generation 2");
-    assert!(w.add(doc("b0")).is_err(), "b0 was committed: adding it again must be refused");
+    assert!(
+        w.id_of("b0").unwrap().is_some(),
+        "the new writer does not know the keys of generation 2"
+    );
+    assert!(
+        w.add(doc("b0")).is_err(),
+        "b0 was committed: adding it again must be refused"
+    );
     for k in &c {
         w.add(doc(k)).unwrap();
     }
@@ -82,7 +97,11 @@ fn a_writer_after_a_commit_that_failed_late_starts_from_that_commit() {
     let index = Index::open(&dir).unwrap();
     assert_consistent(&index, &all);
     for k in &all {
-        assert_eq!(index.keymap_lookup(k).unwrap(), index.snapshot().id_of(k).unwrap(), "sled entry of {k}");
+        assert_eq!(
+            index.keymap_lookup(k).unwrap(),
+            index.snapshot().id_of(k).unwrap(),
+            "sled entry of {k}"
+        );
     }
 }
 
@@ -102,14 +121,21 @@ fn open_reports_documents_without_vectors() {
     // Replace the committed segment by one whose rows carry other ids (what D1 used to do).
     let path = dir.join("vectors").join(&seg_name);
     std::fs::remove_file(&path).unwrap();
-    let mut sw = optical_storage::SegmentWriter::create(&path, DIM, optical_storage::ElemType::F32).unwrap();
+    let mut sw =
+        optical_storage::SegmentWriter::create(&path, DIM, optical_storage::ElemType::F32).unwrap();
     for id in 100..104u64 {
         sw.push(id, &vector_for("x")).unwrap();
     }
     sw.finish().unwrap();
     for open in [Index::open(&dir).err(), Index::open_read_only(&dir).err()] {
-        let err = format!("{:#}", open.expect("opening an index whose documents lack vectors must fail"));
-        assert!(err.contains("has no vector") && err.contains(&seg_name), "{err}");
+        let err = format!(
+            "{:#}",
+            open.expect("opening an index whose documents lack vectors must fail")
+        );
+        assert!(
+            err.contains("has no vector") && err.contains(&seg_name),
+            "{err}"
+        );
     }
 }
 
@@ -130,7 +156,12 @@ fn deleting_the_lock_file_does_not_let_a_second_writer_in() {
     w.commit().unwrap();
     std::fs::remove_file(dir.join("optical.lock")).unwrap();
 
-    let err = format!("{:#}", Index::open(&dir).err().expect("a second writable open must fail"));
+    let err = format!(
+        "{:#}",
+        Index::open(&dir)
+            .err()
+            .expect("a second writable open must fail")
+    );
     assert!(err.contains("open for writing"), "{err}");
     assert!(Index::open_or_create(&dir, IndexConfig::with_vectors(DIM)).is_err());
 
@@ -164,10 +195,16 @@ fn a_key_map_held_by_a_writer_is_reported_locked_not_rebuilt() {
         snap.config(),
         snap.searcher(),
     );
-    let err = format!("{:#}", opened.err().expect("sled is held by the open index"));
+    let err = format!(
+        "{:#}",
+        opened.err().expect("sled is held by the open index")
+    );
     assert!(err.contains("locked") && err.contains("keymap"), "{err}");
     assert!(!err.contains("rebuild"), "{err}");
-    assert_eq!(index.keymap_lookup("a0").unwrap(), snap.id_of("a0").unwrap());
+    assert_eq!(
+        index.keymap_lookup("a0").unwrap(),
+        snap.id_of("a0").unwrap()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,19 +228,36 @@ fn create_refuses_a_folder_that_holds_other_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("D");
     let files = user_folder(&dir);
-    for res in [Index::create(&dir, IndexConfig::with_vectors(DIM)).err(), Index::open_or_create(&dir, IndexConfig::text_only()).err()] {
-        let err = format!("{:#}", res.expect("creating an index over the user's files must fail"));
-        assert!(err.contains("not empty") && err.contains("keymap") && err.contains("text.tmp"), "{err}");
+    for res in [
+        Index::create(&dir, IndexConfig::with_vectors(DIM)).err(),
+        Index::open_or_create(&dir, IndexConfig::text_only()).err(),
+    ] {
+        let err = format!(
+            "{:#}",
+            res.expect("creating an index over the user's files must fail")
+        );
+        assert!(
+            err.contains("not empty") && err.contains("keymap") && err.contains("text.tmp"),
+            "{err}"
+        );
     }
     for f in &files {
         assert!(f.is_file(), "{} was deleted", f.display());
     }
-    assert!(!dir.join("optical.lock").exists() && !dir.join("text").exists(), "create left files behind");
+    assert!(
+        !dir.join("optical.lock").exists() && !dir.join("text").exists(),
+        "create left files behind"
+    );
 
     let plain = tmp.path().join("notes");
     std::fs::create_dir(&plain).unwrap();
     std::fs::write(plain.join("notes.txt"), "x").unwrap();
-    let err = format!("{:#}", Index::create(&plain, IndexConfig::text_only()).err().unwrap());
+    let err = format!(
+        "{:#}",
+        Index::create(&plain, IndexConfig::text_only())
+            .err()
+            .unwrap()
+    );
     assert!(err.contains("notes.txt"), "{err}");
 
     // Empty and absent directories are fine.
@@ -244,12 +298,30 @@ fn over_long_keys_are_refused_with_the_limit() {
     w.upsert(doc(&longest)).unwrap();
     w.commit().unwrap();
     assert_eq!(index.snapshot().num_docs(), 1);
-    assert_eq!(index.snapshot().document_by_key(&longest).unwrap().unwrap().key, longest);
+    assert_eq!(
+        index
+            .snapshot()
+            .document_by_key(&longest)
+            .unwrap()
+            .unwrap()
+            .key,
+        longest
+    );
     for len in [limit + 1, 65_536, 70_000] {
         let key = "k".repeat(len);
-        for res in [w.add(doc(&key)).err(), w.upsert(doc(&key)).err(), w.add_batch([doc(&key)]).err()] {
-            let err = format!("{:#}", res.unwrap_or_else(|| panic!("a {len}-byte key must be refused")));
-            assert!(err.contains(&format!("{len} bytes")) && err.contains(&limit.to_string()), "{err}");
+        for res in [
+            w.add(doc(&key)).err(),
+            w.upsert(doc(&key)).err(),
+            w.add_batch([doc(&key)]).err(),
+        ] {
+            let err = format!(
+                "{:#}",
+                res.unwrap_or_else(|| panic!("a {len}-byte key must be refused"))
+            );
+            assert!(
+                err.contains(&format!("{len} bytes")) && err.contains(&limit.to_string()),
+                "{err}"
+            );
         }
     }
     w.commit().unwrap();
@@ -268,7 +340,10 @@ fn bm25_queries_without_words_find_nothing() {
     w.commit().unwrap();
     let searcher = optical::search::Searcher::for_index(&index);
     for q in ["", "  ", "?!", "…—"] {
-        assert!(index.snapshot().bm25(q, 10, None).unwrap().is_empty(), "{q:?}");
+        assert!(
+            index.snapshot().bm25(q, 10, None).unwrap().is_empty(),
+            "{q:?}"
+        );
         let req = optical::search::SearchRequest::new(q).with_mode(optical::search::Mode::Bm25);
         assert!(searcher.search(&req).unwrap().hits.is_empty(), "{q:?}");
     }

@@ -17,8 +17,17 @@ pub fn run(args: CheckArgs) -> Result<()> {
         println!("{p}");
     }
     if !report.problems.is_empty() {
-        bail!("index {} has {} problem(s) in {} files checked", args.dir.display(), report.problems.len(), report.files_checked);
+        bail!(
+            "index {} has {} problem(s) in {} files checked",
+            args.dir.display(),
+            report.problems.len(),
+            report.files_checked
+        );
     }
-    println!("index {} is sound: {} files checked", args.dir.display(), report.files_checked);
+    println!(
+        "index {} is sound: {} files checked",
+        args.dir.display(),
+        report.files_checked
+    );
     Ok(())
 }

@@ -41,16 +41,25 @@ pub struct CheckReport {
 pub fn check(dir: &Path) -> Result<CheckReport> {
     let text_dir = dir.join(TEXT_DIR);
     if !text_dir.join("meta.json").exists() {
-        anyhow::bail!("{} is not an Optical index (no {})", dir.display(), text_dir.join("meta.json").display());
+        anyhow::bail!(
+            "{} is not an Optical index (no {})",
+            dir.display(),
+            text_dir.join("meta.json").display()
+        );
     }
     let mut report = CheckReport::default();
     let tantivy = tantivy::Index::open_in_dir(&text_dir)
         .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
-    let metas = tantivy.load_metas().with_context(|| format!("reading {}", text_dir.join("meta.json").display()))?;
+    let metas = tantivy
+        .load_metas()
+        .with_context(|| format!("reading {}", text_dir.join("meta.json").display()))?;
     let meta = match CommitMeta::from_payload(metas.payload.as_deref()) {
         Ok(m) => Some(m),
         Err(e) => {
-            report.problems.push(Problem { file: text_dir.join("meta.json"), message: format!("{e:#}") });
+            report.problems.push(Problem {
+                file: text_dir.join("meta.json"),
+                message: format!("{e:#}"),
+            });
             None
         }
     };
@@ -62,14 +71,22 @@ pub fn check(dir: &Path) -> Result<CheckReport> {
     if report.problems.is_empty() {
         match Index::open_read_only(dir) {
             Ok(_) => {} // opening checks that documents and vectors agree
-            Err(e) => report.problems.push(Problem { file: dir.to_path_buf(), message: format!("{e:#}") }),
+            Err(e) => report.problems.push(Problem {
+                file: dir.to_path_buf(),
+                message: format!("{e:#}"),
+            }),
         }
     }
     Ok(report)
 }
 
 /// Verifies the footer checksum of every file of the committed tantivy segments.
-fn check_text_files(tantivy: &tantivy::Index, text_dir: &Path, metas: &tantivy::IndexMeta, report: &mut CheckReport) {
+fn check_text_files(
+    tantivy: &tantivy::Index,
+    text_dir: &Path,
+    metas: &tantivy::IndexMeta,
+    report: &mut CheckReport,
+) {
     let ids: Vec<tantivy::index::SegmentId> = metas.segments.iter().map(|s| s.id()).collect();
     check_segments(tantivy, text_dir, &ids, report);
 }
@@ -84,30 +101,50 @@ pub(crate) fn check_segments(
     report: &mut CheckReport,
 ) {
     let mut present: Vec<String> = match std::fs::read_dir(text_dir) {
-        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) => {
-            report.problems.push(Problem { file: text_dir.to_path_buf(), message: format!("cannot list: {e}") });
+            report.problems.push(Problem {
+                file: text_dir.to_path_buf(),
+                message: format!("cannot list: {e}"),
+            });
             return;
         }
     };
     present.sort();
     for id in segments {
         let uuid = id.uuid_string();
-        let files: Vec<&String> = present.iter().filter(|n| n.split('.').next() == Some(uuid.as_str())).collect();
+        let files: Vec<&String> = present
+            .iter()
+            .filter(|n| n.split('.').next() == Some(uuid.as_str()))
+            .collect();
         for ext in ALWAYS_PRESENT {
             if !files.iter().any(|n| n.ends_with(&format!(".{ext}"))) {
                 let file = text_dir.join(format!("{uuid}.{ext}"));
-                report.problems.push(Problem { file, message: "missing (the commit names this segment)".into() });
+                report.problems.push(Problem {
+                    file,
+                    message: "missing (the commit names this segment)".into(),
+                });
             }
         }
         for name in files {
             let path = text_dir.join(name);
             report.files_checked += 1;
-            let res = guard(text_dir, "verifying a checksum", || Ok(tantivy.directory().validate_checksum(Path::new(name))?));
+            let res = guard(text_dir, "verifying a checksum", || {
+                Ok(tantivy.directory().validate_checksum(Path::new(name))?)
+            });
             match res {
                 Ok(true) => {}
-                Ok(false) => report.problems.push(Problem { file: path, message: "checksum mismatch: the file is damaged".into() }),
-                Err(e) => report.problems.push(Problem { file: path, message: format!("unreadable: {e:#}") }),
+                Ok(false) => report.problems.push(Problem {
+                    file: path,
+                    message: "checksum mismatch: the file is damaged".into(),
+                }),
+                Err(e) => report.problems.push(Problem {
+                    file: path,
+                    message: format!("unreadable: {e:#}"),
+                }),
             }
         }
     }
@@ -129,14 +166,20 @@ fn check_vector_files(vectors_dir: &Path, meta: &CommitMeta, report: &mut CheckR
         let path = vectors_dir.join(name);
         report.files_checked += 1;
         if let Err(e) = Segment::open(&path) {
-            report.problems.push(Problem { file: path, message: format!("{e:#}") });
+            report.problems.push(Problem {
+                file: path,
+                message: format!("{e:#}"),
+            });
         }
     }
     if let Some(name) = &meta.tombstones {
         let path = vectors_dir.join(name);
         report.files_checked += 1;
         if let Err(e) = Tombstones::read(&path) {
-            report.problems.push(Problem { file: path, message: format!("{e:#}") });
+            report.problems.push(Problem {
+                file: path,
+                message: format!("{e:#}"),
+            });
         }
     }
 }

@@ -31,7 +31,10 @@ pub(crate) fn guard<T>(dir: &Path, what: &str, f: impl FnOnce() -> Result<T>) ->
     match catch_unwind(AssertUnwindSafe(f)) {
         // tantivy's errors about damage ("data corruption", a bad footer, invalid UTF-8 in a
         // column) rarely say which index they are about.
-        Ok(Err(e)) if e.chain().any(|c| c.is::<tantivy::TantivyError>() || c.is::<std::io::Error>()) => {
+        Ok(Err(e))
+            if e.chain()
+                .any(|c| c.is::<tantivy::TantivyError>() || c.is::<std::io::Error>()) =>
+        {
             Err(e.context(format!("{what} in the text index of {}", dir.display())))
         }
         Ok(result) => result,

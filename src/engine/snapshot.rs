@@ -230,7 +230,7 @@ pub(crate) fn load_commit(dir: &Path, index: &tantivy::Index, reader: &IndexRead
                 return Err(e);
             }
             // A concurrent writer may have garbage-collected a segment file between the two reads.
-            last_err = Some(anyhow::Error::from(e).context("reloading the tantivy reader"));
+            last_err = Some(e.context("reloading the tantivy reader"));
             continue;
         }
         let searcher = reader.searcher();

@@ -132,7 +132,8 @@ impl Searcher {
     /// Runs one search. A panic inside tantivy (a damaged text index) comes back as an error
     /// naming the index.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
-        self.snapshot.guarded("searching", || self.search_unguarded(req))
+        self.snapshot
+            .guarded("searching", || self.search_unguarded(req))
     }
 
     fn search_unguarded(&self, req: &SearchRequest) -> Result<SearchResults> {
