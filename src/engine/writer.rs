@@ -375,18 +375,18 @@ fn committed_meta(shared: &Shared) -> Result<CommitMeta> {
 /// sled step): that commit stands, and a new writer must start from it.
 fn latest_commit(shared: &Shared) -> Result<Snapshot> {
     let current = shared.current.read().expect("snapshot lock poisoned").clone();
-    if committed_meta(shared)?.generation == current.generation() {
-        let keymap = shared.keymap.as_ref().expect("writable index has a key map");
-        if keymap.is_current(current.generation(), current.num_docs()) {
-            return Ok(current);
-        }
+    let keymap = shared.keymap.as_ref().expect("writable index has a key map");
+    // The common case, cheaply: sled records its generation after applying a commit's keys, so
+    // a matching generation means it is current (counting its keys would scan all of them).
+    let keymap_generation = keymap.meta().ok().flatten().map(|m| m.generation);
+    if committed_meta(shared)?.generation == current.generation() && keymap_generation == Some(current.generation()) {
+        return Ok(current);
     }
     let snap = snapshot::load_snapshot(&shared.tantivy, &shared.reader, &shared.fields, &shared.vectors_dir, Some(&current))?;
     snapshot::check_agreement(&snap, &shared.vectors_dir)?;
     // Vector files a failed commit wrote but no commit names would be overwritten by the next
     // commit of the same generation: remove them as a writable open does.
     vectors::remove_orphans(&shared.vectors_dir, snap.meta())?;
-    let keymap = shared.keymap.as_ref().expect("writable index has a key map");
     if !keymap.is_current(snap.generation(), snap.num_docs()) {
         keymap
             .resync(snap.generation(), snap.config(), snap.searcher())
