@@ -16,7 +16,8 @@
 //! - no `id`/`_id`, or an empty one ([`BadLineKind::MissingId`]);
 //! - an id already seen earlier in the same file ([`BadLineKind::DuplicateId`]);
 //! - nothing to index: `title` and `text` both missing or blank ([`BadLineKind::EmptyText`]);
-//! - a field of the wrong JSON type, e.g. a numeric title ([`BadLineKind::BadField`]).
+//! - a field of the wrong JSON type, e.g. a numeric title, or an id longer than
+//!   [`MAX_KEY_BYTES`](crate::engine::MAX_KEY_BYTES) ([`BadLineKind::BadField`]).
 //!
 //! An optional `"vector": [numbers]` field carries a precomputed document vector.
 //! Blank lines are skipped silently (files often end with one). Ids may be JSON strings or
@@ -208,6 +209,13 @@ impl CorpusReader {
                 return Some(Err(self.bad(BadLineKind::BadField, format!("`id` must be a string or an integer, found {other}"))));
             }
         };
+        if id.len() > crate::engine::MAX_KEY_BYTES {
+            let head: String = id.chars().take(40).collect();
+            return Some(Err(self.bad(
+                BadLineKind::BadField,
+                format!("`id` `{head}…` is {} bytes long; ids are limited to {} bytes (UTF-8)", id.len(), crate::engine::MAX_KEY_BYTES),
+            )));
+        }
         let string_field = |name: &str| -> std::result::Result<Option<String>, BadLine> {
             match obj.get(name) {
                 None | Some(Value::Null) => Ok(None),

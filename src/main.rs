@@ -24,6 +24,8 @@ enum Command {
     Search(cli::search::SearchArgs),
     /// Print what an index holds: documents, segments, encoder, commit generation.
     Info(cli::info::InfoArgs),
+    /// Verify an index: file checksums, vector segment CRCs, documents and vectors agreeing.
+    Check(cli::check::CheckArgs),
     /// Prepare and inspect encoder model directories.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Index(args) => cli::index::run(args),
         Command::Search(args) => cli::search::run(args),
         Command::Info(args) => cli::info::run(args),
+        Command::Check(args) => cli::check::run(args),
         Command::Model(cmd) => cli::model::run(cmd),
         Command::Psq(cmd) => cli::psq::run(cmd),
         Command::Distill(args) => cli::distill::run(args),

@@ -327,6 +327,8 @@ pub fn bm25_search(
     lang: Option<&str>,
     which: Bm25Fields,
 ) -> Result<Vec<TextHit>> {
+    // tantivy reserves room for `k` hits up front: never ask for more than there are documents.
+    let k = k.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
     if k == 0 {
         return Ok(Vec::new());
     }

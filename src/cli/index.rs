@@ -71,12 +71,14 @@ pub struct IndexArgs {
     /// Index the good lines of a file that has bad ones (the bad ones are still reported).
     #[arg(long)]
     pub skip_invalid: bool,
-    /// When creating the index: vector dimension (documents then need a `vector` field).
+    /// When creating the index: vector dimension (documents then need a `vector` field). On an
+    /// existing index it must match.
     #[arg(long)]
     pub dim: Option<usize>,
-    /// When creating the index: vector element type (f32 or i8).
-    #[arg(long, default_value = "f32")]
-    pub elem: VectorElem,
+    /// When creating the index: vector element type (f32, i8 or f32+i8; default f32). On an
+    /// existing index it must match.
+    #[arg(long)]
+    pub elem: Option<VectorElem>,
     /// Encoder model directory: documents are encoded with it (passage prefix). A new index
     /// records it; an existing index must have been built with the same model.
     #[arg(long, conflicts_with_all = ["dim"])]
@@ -144,18 +146,58 @@ pub fn run(args: IndexArgs) -> Result<()> {
         None => None,
     };
     let encoder = model_dir.as_deref().map(load_encoder).transpose()?;
+    // The input is opened before the index: a missing file must not leave an empty index.
+    let reader = CorpusReader::open(&args.input)?;
+    let dir_existed = args.dir.exists();
     let existed = args.dir.join("text").join("meta.json").exists();
     let index = match &encoder {
         Some(enc) => open_or_create_for(&args.dir, enc)?,
-        None => Index::open_or_create(&args.dir, IndexConfig { dim: args.dim, elem: args.elem, encoder: None })?,
+        None => Index::open_or_create(&args.dir, IndexConfig { dim: args.dim, elem: args.elem.unwrap_or_default(), encoder: None })?,
     };
+    if existed {
+        check_creation_flags(&args, &index.config())?;
+    }
     if let (true, Some(optical::engine::KeyMapState::Rebuilt(why))) = (existed, index.keymap_state()) {
         eprintln!("note: rebuilt the key map from the text index ({why})");
     }
-    let mut reader = CorpusReader::open(&args.input)?;
+    let result = index_file(&args, &index, encoder.as_ref(), reader);
+    if result.is_err() && !existed && index.snapshot().generation() == 0 {
+        // This run created the index and committed nothing: leave the directory as it was.
+        if let Err(e) = index.discard_empty() {
+            eprintln!("note: could not remove the empty index this run created: {e:#}");
+        } else if !dir_existed {
+            let _ = std::fs::remove_dir(&args.dir);
+        }
+    }
+    result
+}
+
+/// `--dim` and `--elem` describe a new index; on an existing one they must agree with it, or
+/// the user would believe they had taken effect.
+fn check_creation_flags(args: &IndexArgs, config: &IndexConfig) -> Result<()> {
+    if let Some(dim) = args.dim
+        && config.dim != Some(dim)
+    {
+        let has = config.dim.map_or("no vectors (text-only)".to_string(), |d| format!("vectors of dimension {d}"));
+        bail!("--dim {dim} does not match index {}, which stores {has}; --dim only applies when creating an index", args.dir.display());
+    }
+    if let Some(elem) = args.elem
+        && elem != config.elem
+    {
+        bail!(
+            "--elem {elem} does not match index {}, which stores {} vectors; --elem only applies when creating an index",
+            args.dir.display(),
+            config.elem
+        );
+    }
+    Ok(())
+}
+
+/// Indexes one file as one commit (or nothing, on a bad line without `--skip-invalid`).
+fn index_file(args: &IndexArgs, index: &Index, encoder: Option<&Encoder>, mut reader: CorpusReader) -> Result<()> {
     let bar = progress_bar(reader.file_len(), encoder.is_some());
-    let mut writer = match &encoder {
-        Some(enc) => Sink::Encoding(EncodingWriter::new(&index, enc)?.with_progress(bar.clone())),
+    let mut writer = match encoder {
+        Some(enc) => Sink::Encoding(EncodingWriter::new(index, enc)?.with_progress(bar.clone())),
         None => Sink::Plain(index.writer()?),
     };
     let mut bad = Vec::new();
@@ -213,13 +255,13 @@ pub fn run(args: IndexArgs) -> Result<()> {
     }
     let info = writer.commit()?;
     bar.finish_and_clear();
-    if let Some(enc) = &encoder {
+    if let Some(enc) = encoder {
         record_model_dir(&args.dir, enc)?;
     }
     println!(
         "indexed {added} documents ({replaced} replaced{}{}) from {}: {} documents at generation {}",
         if bad.is_empty() { String::new() } else { format!(", {} bad lines skipped", bad.len()) },
-        encoder.as_ref().map_or(String::new(), |e| format!(", encoded by {}", e.info().name)),
+        encoder.map_or(String::new(), |e| format!(", encoded by {}", e.info().name)),
         args.input.display(),
         info.docs,
         info.generation

@@ -1,4 +1,5 @@
 //! One module per subcommand: its clap arguments and its `run` function.
+pub mod check;
 pub mod distill;
 pub mod eval;
 pub mod index;

@@ -70,6 +70,11 @@ pub fn run(args: SearchArgs) -> Result<()> {
     if args.k == 0 {
         bail!("-k must be at least 1");
     }
+    // BM25 finds nothing for a query without words, and a dense search would rank the whole
+    // index by the encoding of punctuation: neither is an answer.
+    if !args.query.chars().any(char::is_alphanumeric) {
+        bail!("no query text: {:?} has no words to search for", args.query);
+    }
     let index = Index::open_read_only(&args.dir)?;
     let config = index.config();
     let mode = args.mode.unwrap_or(if config.encoder.is_some() { Mode::Hybrid } else { Mode::Bm25 });

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::codec;
@@ -57,6 +57,18 @@ fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
     Ok((db, keys))
 }
 
+/// Whether a failed sled open means that another handle holds sled's file lock. sled 0.34
+/// reports it as an I/O error "could not acquire lock on ..." (of kind `Other`, wrapping the
+/// `WouldBlock` of the lock call).
+fn is_lock_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| match cause.downcast_ref::<sled::Error>() {
+        Some(sled::Error::Io(io)) => {
+            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock")
+        }
+        _ => cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::WouldBlock),
+    })
+}
+
 impl KeyMap {
     /// Opens the key map at `path` and checks it against the committed state (`generation`,
     /// `docs` live documents); rebuilds it from `searcher` when it is stale, inconsistent or
@@ -71,18 +83,26 @@ impl KeyMap {
         let why = match open_sled(path) {
             Ok((db, keys)) => {
                 let map = KeyMap { path: path.to_path_buf(), db, keys };
+                if map.is_current(generation, docs) {
+                    return Ok((map, KeyMapState::Current));
+                }
                 match map.meta() {
-                    Ok(Some(m)) if m.generation == generation && m.docs == docs && map.keys.len() as u64 == docs => {
-                        return Ok((map, KeyMapState::Current));
-                    }
                     Ok(Some(m)) => format!(
-                        "sled reflects generation {} with {} documents, the commit is generation {generation} with {docs}",
-                        m.generation, m.docs
+                        "sled reflects generation {} with {} documents ({} keys), the commit is generation {generation} with {docs}",
+                        m.generation,
+                        m.docs,
+                        map.keys.len()
                     ),
                     Ok(None) => "sled has no metadata record".to_string(),
                     Err(e) => format!("sled metadata unreadable: {e:#}"),
                 }
             }
+            // Another writer has the database open: that is a lock, not damage. Rebuilding
+            // would delete the live key map under it.
+            Err(e) if is_lock_busy(&e) => bail!(
+                "key map {} is locked by another writer (sled's lock is held): the index is open for writing elsewhere ({e:#})",
+                path.display()
+            ),
             Err(e) => format!("{e:#}"),
         };
         let map = KeyMap::rebuild(path, generation, config, searcher)
@@ -98,6 +118,20 @@ impl KeyMap {
         }
         let (db, keys) = open_sled(path)?;
         let map = KeyMap { path: path.to_path_buf(), db, keys };
+        map.resync(generation, config, searcher)?;
+        Ok(map)
+    }
+
+    /// Whether sled reflects exactly the commit `generation` with `docs` live documents.
+    pub fn is_current(&self, generation: u64, docs: u64) -> bool {
+        matches!(self.meta(), Ok(Some(m)) if m.generation == generation && m.docs == docs && self.keys.len() as u64 == docs)
+    }
+
+    /// Replaces every key with those of the live tantivy documents of `searcher` (commit
+    /// `generation`), in the open database: used when a commit reached tantivy but not sled, and
+    /// the index stays open.
+    pub fn resync(&self, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<()> {
+        self.keys.clear().context("clearing the key map")?;
         let mut docs = 0u64;
         for seg in searcher.segment_readers() {
             let mut batch = sled::Batch::default();
@@ -106,11 +140,10 @@ impl KeyMap {
                 batch.insert(key.as_bytes(), &id.to_be_bytes());
                 docs += 1;
             }
-            map.keys.apply_batch(batch).context("writing the rebuilt key map")?;
+            self.keys.apply_batch(batch).context("writing the rebuilt key map")?;
         }
-        map.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
-        map.flush()?;
-        Ok(map)
+        self.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
+        self.flush()
     }
 
     /// The metadata record, if any.

@@ -22,7 +22,9 @@
 //! differs, so it is rebuilt from tantivy on open. Readers only ever see whole commits because a
 //! [`Snapshot`] pairs a tantivy searcher with the vector files named by *that* searcher's payload.
 
+pub mod check;
 mod codec;
+pub(crate) mod guard;
 pub mod keymap;
 pub mod meta;
 mod snapshot;
@@ -31,16 +33,18 @@ mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, bail};
 use tantivy::{IndexReader, ReloadPolicy};
 
+pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
-pub use self::writer::{CommitInfo, IndexWriter};
+pub use self::writer::{CommitInfo, IndexWriter, MAX_KEY_BYTES};
 pub use crate::text::{Bm25Fields, TextHit};
 pub use optical_storage::Hit;
 
@@ -103,7 +107,13 @@ pub(crate) struct Shared {
     /// sled, present when the index is open for writing.
     pub keymap: Option<keymap::KeyMap>,
     /// Keeps the directory lock while the index is open for writing.
-    _lock: Option<File>,
+    _lock: Option<DirLock>,
+    /// Test hook: when set, the next commit fails at its sled step (after the tantivy commit
+    /// point), as a full disk or an I/O error there would. See [`Index::fail_next_keymap_update`].
+    pub fail_keymap_step: AtomicBool,
+    /// Test hook: when set, the next commit damages one of the text files it wrote, right after
+    /// tantivy wrote them. See [`Index::damage_next_commit`].
+    pub damage_next_commit: AtomicBool,
 }
 
 /// An open index directory. Cheap to clone; share it across threads.
@@ -126,6 +136,7 @@ impl Index {
         if dir.join(TEXT_DIR).join("meta.json").exists() {
             bail!("{} already holds an index", dir.display());
         }
+        check_creatable(dir)?;
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_dir(dir)?;
         // The tantivy index is built in `text.tmp` and renamed to `text` once its first commit
@@ -195,15 +206,16 @@ impl Index {
         }
     }
 
-    fn open_locked(dir: &Path, index: tantivy::Index, lock: File) -> Result<Index> {
+    fn open_locked(dir: &Path, index: tantivy::Index, lock: DirLock) -> Result<Index> {
         let fields = TextFields::from_schema(&index.schema())?;
-        let reader = make_reader(&index)?;
-        let (searcher, meta) = snapshot::load_commit(&index, &reader)?;
+        let reader = make_reader(dir, &index)?;
+        let (searcher, meta) = snapshot::load_commit(dir, &index, &reader)?;
         let vectors_dir = dir.join(VECTORS_DIR);
         std::fs::create_dir_all(&vectors_dir).with_context(|| format!("creating {}", vectors_dir.display()))?;
         let removed = vectors::remove_orphans(&vectors_dir, &meta)?;
         let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
-        let snap = Snapshot::new(searcher, fields.clone(), meta, vecs);
+        let snap = Snapshot::new(dir, searcher, fields.clone(), meta, vecs);
+        snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let (keymap, state) = keymap::KeyMap::open_or_rebuild(
             &dir.join(KEYMAP_DIR),
             snap.generation(),
@@ -220,6 +232,8 @@ impl Index {
             current: RwLock::new(snap),
             keymap: Some(keymap),
             _lock: Some(lock),
+            fail_keymap_step: AtomicBool::new(false),
+            damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: Some(state), orphans_removed: removed.len() })
     }
@@ -236,9 +250,10 @@ impl Index {
             .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
         text::register_analyzers(index.tokenizers());
         let fields = TextFields::from_schema(&index.schema())?;
-        let reader = make_reader(&index)?;
+        let reader = make_reader(dir, &index)?;
         let vectors_dir = dir.join(VECTORS_DIR);
         let snap = snapshot::load_snapshot(&index, &reader, &fields, &vectors_dir, None)?;
+        snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             vectors_dir,
@@ -248,6 +263,8 @@ impl Index {
             current: RwLock::new(snap),
             keymap: None,
             _lock: None,
+            fail_keymap_step: AtomicBool::new(false),
+            damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: None, orphans_removed: 0 })
     }
@@ -284,6 +301,36 @@ impl Index {
         IndexWriter::new(Arc::clone(&self.shared))
     }
 
+    /// Deletes an index that holds no commit but the empty one of its creation (generation 0):
+    /// its files go, the directory itself stays. For a caller that created an index and then
+    /// failed before committing anything, e.g. `optical index` on a file it rejects, so that
+    /// the failure leaves no empty index behind. Errors when the index holds commits, is open
+    /// read-only, or other handles (writers, clones) of it are still alive.
+    pub fn discard_empty(self) -> Result<()> {
+        let dir = self.shared.dir.clone();
+        if self.shared.keymap.is_none() {
+            bail!("index {} is open read-only: cannot discard it", dir.display());
+        }
+        let generation = self.snapshot().generation();
+        if generation != 0 {
+            bail!("index {} holds commits (generation {generation}): refusing to discard it", dir.display());
+        }
+        let shared = Arc::try_unwrap(self.shared)
+            .map_err(|_| anyhow::anyhow!("index {} is still in use by another handle: cannot discard it", dir.display()))?;
+        // Close tantivy and sled but keep the lock until the files are gone.
+        let Shared { _lock: lock, .. } = shared;
+        for sub in [TEXT_DIR, TEXT_STAGING_DIR, VECTORS_DIR, KEYMAP_DIR] {
+            let path = dir.join(sub);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        std::fs::remove_file(&lock_path).with_context(|| format!("removing {}", lock_path.display()))?;
+        drop(lock);
+        Ok(())
+    }
+
     /// The index configuration (dimension, element type, encoder).
     pub fn config(&self) -> IndexConfig {
         self.snapshot().config().clone()
@@ -312,24 +359,105 @@ impl Index {
         }
     }
 
+    /// Test hook: makes the next commit of this index fail at its sled step, after the tantivy
+    /// commit point (what a full disk or an I/O error in sled does). Lets tests exercise a
+    /// commit that reached disk but reported an error, without filling a disk.
+    #[doc(hidden)]
+    pub fn fail_next_keymap_update(&self) {
+        self.shared.fail_keymap_step.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: makes the next commit of this index flip a byte in a text index file it has
+    /// just written (after tantivy's commit, before Optical verifies the new files), as a write
+    /// that did not land as written would.
+    #[doc(hidden)]
+    pub fn damage_next_commit(&self) {
+        self.shared.damage_next_commit.store(true, Ordering::SeqCst);
+    }
+
     /// Number of keys in sled.
     pub fn keymap_len(&self) -> Option<usize> {
         self.shared.keymap.as_ref().map(|k| k.len())
     }
 }
 
-fn make_reader(index: &tantivy::Index) -> Result<IndexReader> {
-    index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()
-        .context("opening the tantivy reader")
+/// Refuses to create an index in a directory that holds anything but the leftovers of an
+/// interrupted creation: creating removes `text.tmp/`, and a writable open deletes every file
+/// of `vectors/` that no commit names and rebuilds `keymap/`, so a user's folder with those
+/// names would lose its files.
+fn check_creatable(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            bail!("{} is not a directory: cannot create an index there", dir.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        names.push(if is_dir { format!("{name}/") } else { name });
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    // An interrupted `Index::create` leaves its lock file, an empty `vectors/` and possibly the
+    // tantivy staging directory: nothing else, and nothing a user would keep.
+    let vectors_empty = std::fs::read_dir(dir.join(VECTORS_DIR)).map(|mut rd| rd.next().is_none()).unwrap_or(false);
+    let interrupted = names.iter().any(|n| n == LOCK_FILE)
+        && names.iter().all(|n| {
+            n == LOCK_FILE || n.as_str() == format!("{TEXT_STAGING_DIR}/") || (n.as_str() == format!("{VECTORS_DIR}/") && vectors_empty)
+        });
+    if interrupted {
+        return Ok(());
+    }
+    const SHOWN: usize = 10;
+    let mut listed = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    bail!(
+        "{} is not empty and is not an Optical index (it holds {listed}): refusing to create an index there, which would delete or overwrite those files; choose an empty or new directory",
+        dir.display()
+    )
 }
 
-/// Takes the exclusive lock of an index directory (released when the file is closed, including
-/// when the process dies).
-fn lock_dir(dir: &Path) -> Result<File> {
+fn make_reader(dir: &Path, index: &tantivy::Index) -> Result<IndexReader> {
+    // The reader opens the segments of the last commit at once: damage can panic there.
+    guard::guard(dir, "opening the segments of the last commit", || {
+        index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .context("opening the tantivy reader")
+    })
+}
+
+/// The write lock of an index directory: an exclusive lock on `optical.lock` and, on Unix, on
+/// the directory itself. Deleting `optical.lock` lets a newcomer lock a fresh file of that name,
+/// but the directory cannot be replaced without replacing the index, so the second lock still
+/// keeps it out. Both are released when the files are closed, including when the process dies.
+pub(crate) struct DirLock {
+    _file: File,
+    #[cfg(unix)]
+    _dir: File,
+}
+
+/// Takes the write lock of an index directory (see [`DirLock`]). Two handles of one process
+/// conflict like two processes do: the lock belongs to the open file, not to the process.
+fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
+    let busy = |what: &Path| {
+        anyhow::anyhow!(
+            "index {} is already open for writing, by another process or another handle in this process (lock {} is held); open it read-only to search",
+            dir.display(),
+            what.display()
+        )
+    };
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -337,12 +465,22 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "index {} is open for writing by another process (lock {} is held); open it read-only to search",
-            dir.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(busy(&path)),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
     }
+    #[cfg(unix)]
+    {
+        let dir_file = File::open(dir).with_context(|| format!("opening directory {}", dir.display()))?;
+        match dir_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(busy(dir)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking directory {}", dir.display()));
+            }
+        }
+        Ok(DirLock { _file: file, _dir: dir_file })
+    }
+    #[cfg(not(unix))]
+    Ok(DirLock { _file: file })
 }

@@ -1,7 +1,7 @@
 //! Read snapshots: one commit's tantivy searcher together with that commit's vector files.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -10,6 +10,7 @@ use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{IndexReader, Searcher, TantivyDocument, Term};
 
+use super::guard::{Damaged, guard};
 use super::meta::{CommitMeta, IndexConfig};
 use super::vectors::VectorSet;
 use crate::text::{self, Bm25Fields, TextFields, TextHit};
@@ -31,6 +32,8 @@ pub struct StoredDoc {
 }
 
 struct Inner {
+    /// The index directory (named in errors).
+    dir: PathBuf,
     searcher: Searcher,
     fields: TextFields,
     meta: CommitMeta,
@@ -43,8 +46,19 @@ struct Inner {
 pub struct Snapshot(Arc<Inner>);
 
 impl Snapshot {
-    pub(crate) fn new(searcher: Searcher, fields: TextFields, meta: CommitMeta, vectors: VectorSet) -> Snapshot {
-        Snapshot(Arc::new(Inner { searcher, fields, meta, vectors }))
+    pub(crate) fn new(dir: &Path, searcher: Searcher, fields: TextFields, meta: CommitMeta, vectors: VectorSet) -> Snapshot {
+        Snapshot(Arc::new(Inner { dir: dir.to_path_buf(), searcher, fields, meta, vectors }))
+    }
+
+    /// The index directory this snapshot was read from.
+    pub fn dir(&self) -> &Path {
+        &self.0.dir
+    }
+
+    /// Runs `f` (which reads tantivy segment data of this snapshot), turning a panic inside
+    /// tantivy into an error naming the index (see [`guard`](super::guard)).
+    pub fn guarded<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        guard(&self.0.dir, what, f)
     }
 
     pub(crate) fn vectors(&self) -> &VectorSet {
@@ -103,13 +117,13 @@ impl Snapshot {
 
     /// [`Snapshot::bm25`] over a chosen field set (for measuring analyzer choices).
     pub fn bm25_with(&self, query: &str, k: usize, lang: Option<&str>, fields: Bm25Fields) -> Result<Vec<TextHit>> {
-        text::bm25_search(&self.0.searcher, &self.0.fields, query, k, lang, fields)
+        self.guarded("running a BM25 query", || text::bm25_search(&self.0.searcher, &self.0.fields, query, k, lang, fields))
     }
 
     /// The internal id of a key in this snapshot.
     pub fn id_of(&self, key: &str) -> Result<Option<u64>> {
         let term = Term::from_field_text(self.0.fields.key, key);
-        Ok(self.find_one(term)?.map(|(_, id)| id))
+        Ok(self.guarded("looking up a key", || self.find_one(term))?.map(|(_, id)| id))
     }
 
     fn find_one(&self, term: Term) -> Result<Option<(String, u64)>> {
@@ -130,13 +144,13 @@ impl Snapshot {
     /// The stored document with internal id `id`.
     pub fn document(&self, id: u64) -> Result<Option<StoredDoc>> {
         let q = TermQuery::new(Term::from_field_u64(self.0.fields.id, id), IndexRecordOption::Basic);
-        self.stored(&q)
+        self.guarded("reading a stored document", || self.stored(&q))
     }
 
     /// The stored document with external key `key`.
     pub fn document_by_key(&self, key: &str) -> Result<Option<StoredDoc>> {
         let q = TermQuery::new(Term::from_field_text(self.0.fields.key, key), IndexRecordOption::Basic);
-        self.stored(&q)
+        self.guarded("reading a stored document", || self.stored(&q))
     }
 
     fn stored(&self, q: &TermQuery) -> Result<Option<StoredDoc>> {
@@ -145,19 +159,23 @@ impl Snapshot {
         let doc: TantivyDocument = self.0.searcher.doc(*addr).context("reading a stored document")?;
         let f = &self.0.fields;
         let s = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let id = doc.get_first(f.id).and_then(|v| v.as_u64()).context("stored document has no id")?;
+        let id = doc.get_first(f.id).and_then(|v| v.as_u64()).with_context(|| {
+            format!("a stored document of {} has no `id` field: its doc store is damaged", self.0.dir.display())
+        })?;
         Ok(Some(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang) }))
     }
 
     /// Every live document's (key, id), in no particular order.
     pub fn keys(&self) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::with_capacity(self.num_docs() as usize);
-        for seg in self.0.searcher.segment_readers() {
-            for doc in seg.doc_ids_alive() {
-                out.push(text::key_and_id(seg, doc)?);
+        self.guarded("listing the keys", || {
+            let mut out = Vec::with_capacity(self.num_docs() as usize);
+            for seg in self.0.searcher.segment_readers() {
+                for doc in seg.doc_ids_alive() {
+                    out.push(text::key_and_id(seg, doc)?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The vector of a live document, by internal id.
@@ -193,7 +211,7 @@ impl Snapshot {
 /// Reading `meta.json` and opening the segments are two steps, and a commit or merge may land
 /// in between: the searcher's segment set is compared with the one `meta.json` listed, and the
 /// pair is retried until they agree.
-pub(crate) fn load_commit(index: &tantivy::Index, reader: &IndexReader) -> Result<(Searcher, CommitMeta)> {
+pub(crate) fn load_commit(dir: &Path, index: &tantivy::Index, reader: &IndexReader) -> Result<(Searcher, CommitMeta)> {
     let mut last_err = None;
     for attempt in 0..50u32 {
         if attempt > 0 {
@@ -206,9 +224,13 @@ pub(crate) fn load_commit(index: &tantivy::Index, reader: &IndexReader) -> Resul
                 continue;
             }
         };
-        if let Err(e) = reader.reload() {
+        // Opening new segments reads their footers and dictionaries: damage can panic there.
+        if let Err(e) = guard(dir, "opening the segments of the last commit", || Ok(reader.reload()?)) {
+            if e.is::<Damaged>() {
+                return Err(e);
+            }
             // A concurrent writer may have garbage-collected a segment file between the two reads.
-            last_err = Some(anyhow::Error::from(e).context("reloading the tantivy reader"));
+            last_err = Some(e.context("reloading the tantivy reader"));
             continue;
         }
         let searcher = reader.searcher();
@@ -230,15 +252,55 @@ pub(crate) fn load_snapshot(
     vectors_dir: &Path,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot> {
+    let dir = vectors_dir.parent().unwrap_or(vectors_dir);
     let mut last_err = None;
     for _ in 0..10 {
-        let (searcher, meta) = load_commit(index, reader)?;
+        let (searcher, meta) = load_commit(dir, index, reader)?;
         // A concurrent writer deletes the vector files of superseded commits: if they vanished
         // before we opened them, a newer commit exists — load that one.
         match VectorSet::open(vectors_dir, &meta, previous.map(|p| p.vectors())) {
-            Ok(v) => return Ok(Snapshot::new(searcher, fields.clone(), meta, v)),
+            Ok(v) => return Ok(Snapshot::new(dir, searcher, fields.clone(), meta, v)),
             Err(e) => last_err = Some(e),
         }
     }
     Err(last_err.expect("at least one attempt"))
+}
+
+/// Checks that every live document of `snap` has a live vector and every live vector a live
+/// document (indexes with vectors only): a commit that broke this (a reused id, an overwritten
+/// segment) would make dense search return rows without documents and lose documents.
+pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()> {
+    if snap.config().dim.is_none() {
+        return Ok(());
+    }
+    let vectors = snap.vectors();
+    let files = || {
+        let names: Vec<&str> = vectors.segments.iter().map(|(n, _)| n.as_str()).collect();
+        format!("{} [{}]", vectors_dir.display(), names.join(", "))
+    };
+    let mut docs = 0u64;
+    for seg in snap.searcher().segment_readers() {
+        let ids = seg.fast_fields().u64(text::field::ID).context("opening the `id` fast field")?;
+        for doc in seg.doc_ids_alive() {
+            let id = ids.first(doc).context("a tantivy document has no internal id")?;
+            if !vectors.has_live(id) {
+                let (key, _) = text::key_and_id(seg, doc)?;
+                bail!(
+                    "the index is inconsistent: document `{key}` (id {id}) has no vector in the vector segments of generation {} in {}",
+                    snap.generation(),
+                    files()
+                );
+            }
+            docs += 1;
+        }
+    }
+    if docs != vectors.live {
+        bail!(
+            "the index is inconsistent: the vector segments of generation {} in {} hold {} live vectors for {docs} documents",
+            snap.generation(),
+            files(),
+            vectors.live
+        );
+    }
+    Ok(())
 }

@@ -145,6 +145,11 @@ impl VectorSet {
         self.segment_of(id).and_then(|s| s.get(id))
     }
 
+    /// Whether `id` has a live (not tombstoned) row.
+    pub fn has_live(&self, id: u64) -> bool {
+        !self.tombstones.contains(id) && self.segment_of(id).is_some()
+    }
+
     /// The segment holding `id`'s row (tombstoned or not).
     fn segment_of(&self, id: u64) -> Option<&Arc<Segment>> {
         self.segments.iter().map(|(_, s)| s).find(|s| s.contains(id))

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use tantivy::{TantivyDocument, Term};
@@ -15,6 +16,11 @@ use crate::text;
 
 /// Memory budget of the tantivy writer.
 pub(crate) const WRITER_HEAP: usize = 64 * 1024 * 1024;
+
+/// The longest document key, in bytes (UTF-8). A key is one term of tantivy's `key` field,
+/// and tantivy drops longer terms from the term index without an error: such a document could
+/// never be found, replaced or deleted by its key.
+pub const MAX_KEY_BYTES: usize = tantivy::tokenizer::MAX_TOKEN_LEN;
 
 /// What a commit did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +71,7 @@ impl IndexWriter {
             .garbage_collect_files()
             .wait()
             .context("removing files left by an interrupted tantivy commit")?;
-        let base = shared.current.read().expect("snapshot lock poisoned").clone();
+        let base = latest_commit(&shared)?;
         Ok(IndexWriter {
             next_id: base.meta().next_id,
             base,
@@ -97,6 +103,13 @@ impl IndexWriter {
     fn validate(&self, doc: &Document) -> Result<()> {
         if doc.key.is_empty() {
             bail!("document key is empty");
+        }
+        if doc.key.len() > MAX_KEY_BYTES {
+            let head: String = doc.key.chars().take(40).collect();
+            bail!(
+                "document key `{head}…` is {} bytes long; keys are limited to {MAX_KEY_BYTES} bytes (UTF-8)",
+                doc.key.len()
+            );
         }
         match (self.base.config().dim, &doc.vector) {
             (None, None) => {}
@@ -234,6 +247,18 @@ impl IndexWriter {
     fn commit_inner(&mut self) -> Result<CommitInfo> {
         let base = self.base.meta().clone();
         let generation = base.generation + 1;
+        // A commit builds only on the latest commit: the ids, vector file names and tombstones
+        // below are computed from `base`, and building on an older one would reuse ids and
+        // overwrite the vector segment of the commit that came after it.
+        let on_disk = committed_meta(&self.shared)?;
+        if on_disk.generation != base.generation {
+            bail!(
+                "index {} is at generation {} on disk, but this writer started from generation {}; drop this writer and create a new one",
+                self.shared.dir.display(),
+                on_disk.generation,
+                base.generation
+            );
+        }
         // (1) vector files, written and fsynced under fresh names.
         let planned = match base.config.dim {
             Some(dim) => Some(vectors::write_commit_files(
@@ -259,13 +284,14 @@ impl IndexWriter {
         let mut prepared = self.tantivy.prepare_commit().context("preparing the tantivy commit")?;
         prepared.set_payload(&meta.to_payload());
         prepared.commit().context("committing to tantivy")?;
+        self.verify_new_text_segments(generation)?;
         // The new snapshot: the searcher must be the one of *this* commit.
-        let (searcher, loaded) = snapshot::load_commit(&self.shared.tantivy, &self.shared.reader)?;
+        let (searcher, loaded) = snapshot::load_commit(&self.shared.dir, &self.shared.tantivy, &self.shared.reader)?;
         if loaded.generation != generation {
             bail!("after committing generation {generation}, tantivy shows generation {}", loaded.generation);
         }
         let vecs = VectorSet::open(&self.shared.vectors_dir, &loaded, Some(self.base.vectors()))?;
-        let snap = Snapshot::new(searcher, self.shared.fields.clone(), loaded, vecs);
+        let snap = Snapshot::new(&self.shared.dir, searcher, self.shared.fields.clone(), loaded, vecs);
         let info = CommitInfo {
             generation,
             added: self.added,
@@ -275,6 +301,9 @@ impl IndexWriter {
         // (3) sled follows the commit. If this fails the commit still stands and sled is rebuilt
         // on the next open (its generation is behind).
         let keymap = self.shared.keymap.as_ref().expect("writable index has a key map");
+        if self.shared.fail_keymap_step.swap(false, Ordering::SeqCst) {
+            bail!("updating the sled key map (the commit itself succeeded): injected failure");
+        }
         let km_meta = KeyMapMeta { generation, docs: snap.num_docs(), config: meta.config.clone() };
         keymap
             .apply_commit(self.pending_keys.iter().map(|(k, v)| (k.as_str(), *v)), &km_meta)
@@ -291,4 +320,78 @@ impl IndexWriter {
         self.added = 0;
         Ok(info)
     }
+}
+
+impl IndexWriter {
+    /// Verifies the checksums of the tantivy segments the commit just made live (its own, and
+    /// the outputs of merges that finished meanwhile), before the commit is published to this
+    /// process and the key map. tantivy 0.27 does not tell which files an uncommitted segment
+    /// has, and background merges write files beside it, so the check cannot run before the
+    /// commit point; a damaged write is still reported by the commit that made it, naming the
+    /// files, instead of surfacing later as wrong search results.
+    fn verify_new_text_segments(&self, generation: u64) -> Result<()> {
+        let text_dir = self.shared.dir.join(super::TEXT_DIR);
+        let metas = self.shared.tantivy.load_metas().context("reading tantivy meta.json")?;
+        let before = self.base.searcher().generation().segments();
+        let new: Vec<_> = metas.segments.iter().map(|s| s.id()).filter(|id| !before.contains_key(id)).collect();
+        if self.shared.damage_next_commit.swap(false, Ordering::SeqCst) {
+            damage_a_segment_file(&text_dir, &new);
+        }
+        let mut report = super::check::CheckReport::default();
+        super::check::check_segments(&self.shared.tantivy, &text_dir, &new, &mut report);
+        if !report.problems.is_empty() {
+            let list: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+            bail!(
+                "commit of generation {generation} reached disk, but the text index files it wrote are damaged: {}; the index needs repair (`optical check {}` lists the damage)",
+                list.join("; "),
+                self.shared.dir.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Test hook behind [`super::Index::damage_next_commit`]: flips one byte in the middle of the
+/// `.store` file of the first of `segments`, as a write that did not land as written would.
+fn damage_a_segment_file(text_dir: &std::path::Path, segments: &[tantivy::index::SegmentId]) {
+    let Some(id) = segments.first() else { return };
+    let path = text_dir.join(format!("{}.store", id.uuid_string()));
+    if let Ok(mut bytes) = std::fs::read(&path) {
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        let _ = std::fs::write(&path, bytes);
+    }
+}
+
+/// The commit payload `meta.json` holds now.
+fn committed_meta(shared: &Shared) -> Result<CommitMeta> {
+    let metas = shared.tantivy.load_metas().context("reading tantivy meta.json")?;
+    CommitMeta::from_payload(metas.payload.as_deref())
+}
+
+/// The latest commit on disk, published as the index's snapshot, with the key map brought up to
+/// it. Called with the tantivy writer lock held, so nothing commits meanwhile. The in-memory
+/// snapshot can lag behind the disk when a commit failed after its commit point (e.g. at the
+/// sled step): that commit stands, and a new writer must start from it.
+fn latest_commit(shared: &Shared) -> Result<Snapshot> {
+    let current = shared.current.read().expect("snapshot lock poisoned").clone();
+    let keymap = shared.keymap.as_ref().expect("writable index has a key map");
+    // The common case, cheaply: sled records its generation after applying a commit's keys, so
+    // a matching generation means it is current (counting its keys would scan all of them).
+    let keymap_generation = keymap.meta().ok().flatten().map(|m| m.generation);
+    if committed_meta(shared)?.generation == current.generation() && keymap_generation == Some(current.generation()) {
+        return Ok(current);
+    }
+    let snap = snapshot::load_snapshot(&shared.tantivy, &shared.reader, &shared.fields, &shared.vectors_dir, Some(&current))?;
+    snapshot::check_agreement(&snap, &shared.vectors_dir)?;
+    // Vector files a failed commit wrote but no commit names would be overwritten by the next
+    // commit of the same generation: remove them as a writable open does.
+    vectors::remove_orphans(&shared.vectors_dir, snap.meta())?;
+    if !keymap.is_current(snap.generation(), snap.num_docs()) {
+        keymap
+            .resync(snap.generation(), snap.config(), snap.searcher())
+            .with_context(|| format!("rebuilding the key map of {} from the text index", shared.dir.display()))?;
+    }
+    *shared.current.write().expect("snapshot lock poisoned") = snap.clone();
+    Ok(snap)
 }

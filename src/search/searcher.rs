@@ -154,12 +154,20 @@ impl Searcher {
             .context("the encoder returned no vector for the query")
     }
 
-    /// Runs one search.
+    /// Runs one search. A panic inside tantivy (a damaged text index) comes back as an error
+    /// naming the index.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
+        self.snapshot
+            .guarded("searching", || self.search_unguarded(req))
+    }
+
+    fn search_unguarded(&self, req: &SearchRequest) -> Result<SearchResults> {
         let start = Instant::now();
         req.validate()?;
         let mut t = StageTimings::default();
         let snap = &self.snapshot;
+        let capped = capped_to(req, snap.num_docs());
+        let req = capped.as_ref().unwrap_or(req);
         if req.mode != Mode::Bm25 && snap.config().dim.is_none() {
             bail!(
                 "the index is text-only (no vectors): {} search is impossible, use bm25 mode",
@@ -232,8 +240,15 @@ impl Searcher {
     /// `req.fusion.fuse(&legs.bm25, &legs.dense)` ranks them as [`Searcher::search`] would, up to
     /// the order of tied scores; `optical eval` scores several fusions from one such pair.
     pub fn hybrid_legs(&self, req: &SearchRequest) -> Result<HybridLegs> {
+        self.snapshot
+            .guarded("searching", || self.hybrid_legs_unguarded(req))
+    }
+
+    fn hybrid_legs_unguarded(&self, req: &SearchRequest) -> Result<HybridLegs> {
         let start = Instant::now();
         req.validate()?;
+        let capped = capped_to(req, self.snapshot.num_docs());
+        let req = capped.as_ref().unwrap_or(req);
         if self.snapshot.config().dim.is_none() {
             bail!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
         }
@@ -444,6 +459,21 @@ pub struct HybridLegs {
     pub dense: Vec<(String, f32)>,
     /// Where the time went (encoding, BM25, dense scan, rescoring; key lookup as fusion).
     pub timings: StageTimings,
+}
+
+/// `req` with `k` and the candidate depths capped at the number of live documents (`None` when
+/// nothing exceeds it). No search returns more, and the stages allocate room for `k` or a depth
+/// up front: a caller's `usize::MAX` must not reach them.
+fn capped_to(req: &SearchRequest, docs: u64) -> Option<SearchRequest> {
+    let docs = usize::try_from(docs).unwrap_or(usize::MAX);
+    if req.k <= docs && req.sparse_depth <= docs && req.dense_depth <= docs {
+        return None;
+    }
+    let mut r = req.clone();
+    r.k = r.k.min(docs);
+    r.sparse_depth = r.sparse_depth.min(docs);
+    r.dense_depth = r.dense_depth.min(docs);
+    Some(r)
 }
 
 /// `Duration` in milliseconds, for reports.

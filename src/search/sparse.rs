@@ -52,6 +52,8 @@ pub fn psq_candidates(
 
 /// tantivy's top-`n` of `q` with internal ids.
 fn top_n(snapshot: &Snapshot, q: &dyn tantivy::query::Query, n: usize) -> Result<Vec<SparseHit>> {
+    // tantivy reserves room for `n` hits up front: never ask for more than there are documents.
+    let n = n.min(usize::try_from(snapshot.num_docs()).unwrap_or(usize::MAX));
     if n == 0 {
         return Ok(Vec::new());
     }

@@ -1,0 +1,185 @@
+//! Verifying an index directory end to end, read-only: the checksums of the tantivy files of the
+//! last commit, the CRCs of its vector segments and tombstones, and that documents and vectors
+//! agree. Every problem names the file it is about. tantivy verifies no checksum when it reads,
+//! so a damaged byte can go unnoticed by a search: this is the way to find it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use optical_storage::{Segment, Tombstones};
+
+use super::guard::guard;
+use super::meta::CommitMeta;
+use super::{Index, TEXT_DIR, VECTORS_DIR, vectors};
+
+/// One thing wrong with an index, and the file it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The damaged or inconsistent file (or directory, for problems that span files).
+    pub file: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+/// What [`check`] looked at and found.
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    /// Files whose checksum was verified.
+    pub files_checked: usize,
+    /// Everything found wrong (empty for a sound index).
+    pub problems: Vec<Problem>,
+}
+
+/// Checks the last commit of the index at `dir` without modifying anything (no lock needed).
+/// Errors only when `dir` is not an index at all; damage is reported in the [`CheckReport`].
+pub fn check(dir: &Path) -> Result<CheckReport> {
+    let text_dir = dir.join(TEXT_DIR);
+    if !text_dir.join("meta.json").exists() {
+        anyhow::bail!(
+            "{} is not an Optical index (no {})",
+            dir.display(),
+            text_dir.join("meta.json").display()
+        );
+    }
+    let mut report = CheckReport::default();
+    let tantivy = tantivy::Index::open_in_dir(&text_dir)
+        .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
+    let metas = tantivy
+        .load_metas()
+        .with_context(|| format!("reading {}", text_dir.join("meta.json").display()))?;
+    let meta = match CommitMeta::from_payload(metas.payload.as_deref()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            report.problems.push(Problem {
+                file: text_dir.join("meta.json"),
+                message: format!("{e:#}"),
+            });
+            None
+        }
+    };
+    check_text_files(&tantivy, &text_dir, &metas, &mut report);
+    if let Some(meta) = &meta {
+        check_vector_files(&dir.join(VECTORS_DIR), meta, &mut report);
+    }
+    // Agreement needs every file readable; only worth trying on an otherwise sound index.
+    if report.problems.is_empty() {
+        match Index::open_read_only(dir) {
+            Ok(_) => {} // opening checks that documents and vectors agree
+            Err(e) => report.problems.push(Problem {
+                file: dir.to_path_buf(),
+                message: format!("{e:#}"),
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// Verifies the footer checksum of every file of the committed tantivy segments.
+fn check_text_files(
+    tantivy: &tantivy::Index,
+    text_dir: &Path,
+    metas: &tantivy::IndexMeta,
+    report: &mut CheckReport,
+) {
+    let ids: Vec<tantivy::index::SegmentId> = metas.segments.iter().map(|s| s.id()).collect();
+    check_segments(tantivy, text_dir, &ids, report);
+}
+
+/// Verifies the footer checksum of every file of the given tantivy segments (the files named
+/// `<segment uuid>.*`), and that each has the files every Optical segment has. Also used by a
+/// commit on the segments it just wrote.
+pub(crate) fn check_segments(
+    tantivy: &tantivy::Index,
+    text_dir: &Path,
+    segments: &[tantivy::index::SegmentId],
+    report: &mut CheckReport,
+) {
+    let mut present: Vec<String> = match std::fs::read_dir(text_dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) => {
+            report.problems.push(Problem {
+                file: text_dir.to_path_buf(),
+                message: format!("cannot list: {e}"),
+            });
+            return;
+        }
+    };
+    present.sort();
+    for id in segments {
+        let uuid = id.uuid_string();
+        let files: Vec<&String> = present
+            .iter()
+            .filter(|n| n.split('.').next() == Some(uuid.as_str()))
+            .collect();
+        for ext in ALWAYS_PRESENT {
+            if !files.iter().any(|n| n.ends_with(&format!(".{ext}"))) {
+                let file = text_dir.join(format!("{uuid}.{ext}"));
+                report.problems.push(Problem {
+                    file,
+                    message: "missing (the commit names this segment)".into(),
+                });
+            }
+        }
+        for name in files {
+            let path = text_dir.join(name);
+            report.files_checked += 1;
+            let res = guard(text_dir, "verifying a checksum", || {
+                Ok(tantivy.directory().validate_checksum(Path::new(name))?)
+            });
+            match res {
+                Ok(true) => {}
+                Ok(false) => report.problems.push(Problem {
+                    file: path,
+                    message: "checksum mismatch: the file is damaged".into(),
+                }),
+                Err(e) => report.problems.push(Problem {
+                    file: path,
+                    message: format!("unreadable: {e:#}"),
+                }),
+            }
+        }
+    }
+}
+
+/// Files every tantivy segment of an Optical index has (its schema indexes, stores and has
+/// fast fields); others (`.del`, ...) may be absent.
+const ALWAYS_PRESENT: [&str; 5] = ["idx", "term", "store", "fast", "fieldnorm"];
+
+/// Opens (and so CRC-checks) every vector segment, int8 companion and tombstone file the commit
+/// names. (Files no commit names are leftovers of an interrupted commit, not damage: the next
+/// writable open deletes them.)
+fn check_vector_files(vectors_dir: &Path, meta: &CommitMeta, report: &mut CheckReport) {
+    let mut named: Vec<String> = meta.segments.clone();
+    if meta.config.elem.has_int8_companion() {
+        named.extend(meta.segments.iter().map(|s| vectors::companion_name(s)));
+    }
+    for name in &named {
+        let path = vectors_dir.join(name);
+        report.files_checked += 1;
+        if let Err(e) = Segment::open(&path) {
+            report.problems.push(Problem {
+                file: path,
+                message: format!("{e:#}"),
+            });
+        }
+    }
+    if let Some(name) = &meta.tombstones {
+        let path = vectors_dir.join(name);
+        report.files_checked += 1;
+        if let Err(e) = Tombstones::read(&path) {
+            report.problems.push(Problem {
+                file: path,
+                message: format!("{e:#}"),
+            });
+        }
+    }
+}

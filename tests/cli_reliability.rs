@@ -1,0 +1,223 @@
+//! `optical index` and `optical search` through the binary on the inputs of issue 13: a folder
+//! that is not an index, over-long ids, missing or bad input files, huge `-k`. No model needed.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn optical(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_optical"))
+        .args(args)
+        .output()
+        .expect("running optical")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = optical(args);
+    assert!(
+        out.status.success(),
+        "optical {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = optical(args);
+    assert!(
+        !out.status.success(),
+        "optical {args:?} should fail; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_docs(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn docs(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| serde_json::json!({"id": format!("d{i}"), "title": "", "text": format!("river number {i} flows"), "lang": "eng"}).to_string())
+        .collect()
+}
+
+#[test]
+fn index_refuses_a_folder_that_is_not_an_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3));
+    let d = tmp.path().join("D");
+    let mut files = Vec::new();
+    for sub in ["keymap", "vectors", "text.tmp"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        let f = d.join(sub).join("mine.txt");
+        std::fs::write(&f, "the user's file").unwrap();
+        files.push(f);
+    }
+    let err = fails(&[
+        "index",
+        d.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("not empty") && err.contains("vectors/"),
+        "{err}"
+    );
+    for f in &files {
+        assert!(f.is_file(), "{} was deleted", f.display());
+    }
+}
+
+#[test]
+fn index_reports_over_long_ids_by_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    let mut lines = docs(3);
+    lines.insert(
+        1,
+        serde_json::json!({"id": "x".repeat(70_000), "text": "too long an id"}).to_string(),
+    );
+    write_docs(&input, &lines);
+    let idx = tmp.path().join("idx");
+    let (idx, input_s) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    let err = fails(&["index", idx, "--input", input_s]);
+    assert!(
+        err.contains(&format!("{input_s}:2:")) && err.contains("70000 bytes"),
+        "{err}"
+    );
+    let out = ok(&["index", idx, "--input", input_s, "--skip-invalid"]);
+    assert!(
+        out.contains("indexed 3 documents") && out.contains("1 bad lines skipped"),
+        "{out}"
+    );
+}
+
+#[test]
+fn search_with_a_huge_k_lists_every_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3));
+    let idx = tmp.path().join("idx");
+    let idx = idx.to_str().unwrap();
+    ok(&["index", idx, "--input", input.to_str().unwrap()]);
+    for k in ["4294967296", "18446744073709551615"] {
+        let out = ok(&["search", idx, "river", "-k", k, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["hits"].as_array().unwrap().len(), 3, "-k {k}: {out}");
+    }
+}
+
+#[test]
+fn check_reports_a_damaged_file_and_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(30));
+    let idx = tmp.path().join("idx");
+    let idx_s = idx.to_str().unwrap();
+    ok(&["index", idx_s, "--input", input.to_str().unwrap()]);
+    assert!(ok(&["check", idx_s]).contains("is sound"));
+    let store = std::fs::read_dir(idx.join("text"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "store"))
+        .unwrap();
+    let mut bytes = std::fs::read(&store).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&store, bytes).unwrap();
+    let out = optical(&["check", idx_s]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(store.to_str().unwrap()) && stdout.contains("checksum"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_failed_first_index_run_leaves_no_index_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let idx_s = idx.to_str().unwrap();
+    // A missing input file.
+    let err = fails(&[
+        "index",
+        idx_s,
+        "--input",
+        tmp.path().join("nope.jsonl").to_str().unwrap(),
+    ]);
+    assert!(err.contains("nope.jsonl"), "{err}");
+    assert!(!idx.exists(), "a missing input created {}", idx.display());
+    // A bad first line (nothing is indexed from a file with a bad line).
+    let bad = tmp.path().join("bad.jsonl");
+    let mut lines = vec!["{not json".to_string()];
+    lines.extend(docs(2));
+    write_docs(&bad, &lines);
+    let err = fails(&["index", idx_s, "--input", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.jsonl:1:"), "{err}");
+    assert!(
+        !idx.exists(),
+        "a rejected file left an empty index in {}",
+        idx.display()
+    );
+    // An existing empty directory is left as it was: empty, and still there.
+    std::fs::create_dir(&idx).unwrap();
+    fails(&["index", idx_s, "--input", bad.to_str().unwrap()]);
+    assert!(
+        idx.is_dir() && std::fs::read_dir(&idx).unwrap().next().is_none(),
+        "{} is not empty",
+        idx.display()
+    );
+    // The same file with --skip-invalid makes the index.
+    ok(&[
+        "index",
+        idx_s,
+        "--input",
+        bad.to_str().unwrap(),
+        "--skip-invalid",
+    ]);
+    // A later failing run leaves the existing index alone.
+    fails(&[
+        "index",
+        idx_s,
+        "--input",
+        tmp.path().join("nope.jsonl").to_str().unwrap(),
+    ]);
+    assert!(ok(&["info", idx_s]).contains('2'));
+}
+
+#[test]
+fn dim_on_an_existing_index_must_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("v.jsonl");
+    let lines: Vec<String> = (0..3)
+        .map(|i| serde_json::json!({"id": format!("v{i}"), "text": "river", "vector": [1.0, 0.0, 0.0, i as f32]}).to_string())
+        .collect();
+    write_docs(&input, &lines);
+    let idx = tmp.path().join("idx");
+    let (idx, input) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    ok(&["index", idx, "--input", input, "--dim", "4"]);
+    ok(&["index", idx, "--input", input, "--dim", "4"]);
+    ok(&["index", idx, "--input", input]);
+    let err = fails(&["index", idx, "--input", input, "--dim", "8"]);
+    assert!(
+        err.contains("--dim 8") && err.contains("dimension 4"),
+        "{err}"
+    );
+    let err = fails(&["index", idx, "--input", input, "--elem", "i8"]);
+    assert!(err.contains("--elem i8") && err.contains("f32"), "{err}");
+}
+
+#[test]
+fn search_without_query_text_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3));
+    let idx = tmp.path().join("idx");
+    let idx = idx.to_str().unwrap();
+    ok(&["index", idx, "--input", input.to_str().unwrap()]);
+    for q in ["", "   ", "?!…", "--"] {
+        let err = fails(&["search", idx, "--", q]);
+        assert!(err.contains("no query text"), "{q:?}: {err}");
+    }
+}
