@@ -21,6 +21,10 @@
 #   ENGLISH_TO_TEACHER  1 (default): the manifest routes English queries to e5, as the shipped
 #              student's does (it costs 0.016 nDCG@10 on xquad-r-eng); 0: to the student
 #   LANGUAGES  the languages recorded in the manifest (default: the twelve it was trained on)
+#   INTERPOLATE  α of the shipped weights, base + α · (trained − base) (default 0.7, chosen on
+#              AfriQA and SIB dev; docs/students.md has the table)
+# The translation tables of the BM25 leg (PSQ) are rebuilt from the training bitext by
+# scripts/build-psq.sh into runs/psq and shipped beside the weights.
 # Before packaging, `bash scripts/eval-results.sh` and
 #   python3 scripts/student_metrics.py eval-out/results.json "student mse" > runs/students/<name>.eval.json
 # record the evaluation the student is chosen on in its manifest.
@@ -61,9 +65,10 @@ for name in "${names[@]}"; do
       metrics=() english=()
       [ "${ENGLISH_TO_TEACHER:-1}" = 1 ] && english=(--english-to-teacher)
       [ -f "runs/students/$name.eval.json" ] && metrics=(--metrics "runs/students/$name.eval.json")
+      OPTICAL="$OPTICAL" bash scripts/build-psq.sh runs/psq
       "$OPTICAL" model export-delta "$out" --base "$E5" --out "students/$ship_name" \
         --name "optical-student-$ship_name" --languages "${LANGUAGES:-swa,hau,yor,ibo,amh,som,mar,tgl,bem,kin,twi,zul}" \
-        "${english[@]}" "${metrics[@]}"
+        --interpolate "${INTERPOLATE:-0.7}" --psq runs/psq "${english[@]}" "${metrics[@]}"
       ;;
   esac
 done

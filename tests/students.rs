@@ -12,6 +12,7 @@ use optical::encoder::delta::{
 };
 use optical::encoder::students::{QueryEncoderChoice, choose, installed, students_dir};
 use optical::encoder::{Encoder, Role, weights_fingerprint};
+use optical::translate::TranslationTable;
 
 mod common;
 use common::tiny::{bitext, tiny_model};
@@ -148,6 +149,62 @@ fn corrupt_or_missing_shipped_files_and_a_wrong_base_are_errors_naming_them() {
     assert!(e.contains(&mpath.display().to_string()) && e.contains("missing"), "{e}");
 }
 
+/// f32 values of a tensor of a safetensors file.
+fn tensor(path: &std::path::Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor(name).unwrap();
+    view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+#[test]
+fn interpolated_weights_and_translation_tables_ship_and_are_checked() {
+    let t = trained();
+    let table_path = t.root.join("hau.tsv");
+    let mut table = TranslationTable::new("hau", "eng", "ibm-model1");
+    table.insert("ruwa", vec![("water".to_string(), 1.0)]);
+    table.write(&table_path).unwrap();
+    let shipped = t.root.join("shipped");
+    let mut i = info(&t, &["hau"]);
+    i.interpolation = 0.5;
+    i.translation_tables = vec![table_path.clone()];
+    let m = export(&t.student, &t.base, &shipped, i).unwrap();
+    assert_eq!(m.interpolation, Some(0.5));
+    assert_eq!(m.translation_tables.len(), 1);
+    assert_eq!(m.translation_tables[0].name, "psq/hau.tsv");
+
+    let out = t.root.join("out");
+    assemble(&shipped, &t.base, &out).unwrap();
+    // Half way between the base and the trained student (fp16 rounding aside).
+    let name = "encoder.layer.0.attention.self.query.weight";
+    let (base, student, mixed) = (
+        tensor(&t.base.join("model.safetensors"), name),
+        tensor(&t.student.join("model.safetensors"), name),
+        tensor(&out.join("model.safetensors"), name),
+    );
+    assert!(base.iter().zip(&student).any(|(b, s)| (b - s).abs() > 1e-4), "training moved the tensor");
+    for ((b, s), x) in base.iter().zip(&student).zip(&mixed) {
+        assert!((x - (b + 0.5 * (s - b))).abs() < 2e-3, "{x} vs {b} + 0.5·({s} − {b})");
+    }
+    // The table travels into the assembled directory, intact.
+    assert_eq!(TranslationTable::read(&out.join("psq/hau.tsv")).unwrap(), table);
+
+    // A changed or missing table is an error naming it.
+    let shipped_table = shipped.join("psq/hau.tsv");
+    let text = std::fs::read_to_string(&shipped_table).unwrap();
+    std::fs::write(&shipped_table, text.replace("water", "rain")).unwrap();
+    let e = err_text(assemble(&shipped, &t.base, &out));
+    assert!(e.contains("psq/hau.tsv") && e.contains("is corrupt or was changed"), "{e}");
+    std::fs::remove_file(&shipped_table).unwrap();
+    let e = err_text(assemble(&shipped, &t.base, &out));
+    assert!(e.contains("psq/hau.tsv") && e.contains("is missing"), "{e}");
+    // Interpolation outside (0, 1] is refused.
+    let mut i = info(&t, &["hau"]);
+    i.interpolation = 1.5;
+    let e = err_text(export(&t.student, &t.base, &t.root.join("bad"), i));
+    assert!(e.contains("interpolation must be in (0, 1]"), "{e}");
+}
+
 fn manifest_for(space: &str, name: &str, languages: &[&str], english: EnglishRoute) -> StudentManifest {
     StudentManifest {
         format: delta::MANIFEST_FORMAT,
@@ -163,6 +220,8 @@ fn manifest_for(space: &str, name: &str, languages: &[&str], english: EnglishRou
         data: vec![],
         english_queries: english,
         metrics: serde_json::Value::Null,
+        interpolation: None,
+        translation_tables: vec![],
     }
 }
 

@@ -29,6 +29,13 @@ pub enum Fusion {
     /// deviation), then `w · dense + (1 − w) · bm25`.
     #[serde(rename = "zscore")]
     ZScore { dense_weight: f32 },
+    /// Per-query weights from each leg's confidence: z-score fusion where the dense weight is
+    /// `p·c_d² / (p·c_d² + (1 − p)·c_b²)`, `c` being how far a list's top score stands above
+    /// the rest of its list (its own z-score, floored at 0) and `p` the prior dense weight. A
+    /// query whose BM25 top hit stands out (its words occur, and occur together, in one
+    /// document) leans on BM25; one whose BM25 list is flat (few or scattered matches, typical of
+    /// a query in another language) leans on the dense leg.
+    Confidence { prior: f32 },
 }
 
 impl Default for Fusion {
@@ -41,6 +48,8 @@ impl Default for Fusion {
 pub const DEFAULT_RRF_K: f32 = 60.0;
 /// Default dense weight when a spec says just `linear` or `zscore`.
 pub const DEFAULT_DENSE_WEIGHT: f32 = 0.5;
+/// Exponent of the confidences in [`Fusion::Confidence`] (chosen on dev with the prior).
+const CONFIDENCE_EXPONENT: i32 = 2;
 
 impl Fusion {
     /// Checks the parameters: a weight in [0, 1], an RRF k finite and ≥ 0.
@@ -49,10 +58,12 @@ impl Fusion {
             Fusion::Rrf { k } if !(k >= 0.0 && k.is_finite()) => {
                 bail!("RRF k must be a finite number ≥ 0, got {k}")
             }
-            Fusion::Linear { dense_weight } | Fusion::ZScore { dense_weight }
-                if !(0.0..=1.0).contains(&dense_weight) =>
+            Fusion::Linear { dense_weight: w }
+            | Fusion::ZScore { dense_weight: w }
+            | Fusion::Confidence { prior: w }
+                if !(0.0..=1.0).contains(&w) =>
             {
-                bail!("{} fusion weight must be in [0, 1], got {dense_weight}", self.method())
+                bail!("{} fusion weight must be in [0, 1], got {w}", self.method())
             }
             _ => Ok(()),
         }
@@ -64,6 +75,7 @@ impl Fusion {
             Fusion::Rrf { .. } => "rrf",
             Fusion::Linear { .. } => "linear",
             Fusion::ZScore { .. } => "zscore",
+            Fusion::Confidence { .. } => "confidence",
         }
     }
 
@@ -87,8 +99,9 @@ impl Fusion {
             "rrf" => Fusion::Rrf { k: number(rrf_k)? },
             "linear" | "minmax" => Fusion::Linear { dense_weight: number(dense_weight)? },
             "zscore" => Fusion::ZScore { dense_weight: number(dense_weight)? },
+            "confidence" => Fusion::Confidence { prior: number(dense_weight)? },
             _ => bail!(
-                "unknown fusion {spec:?} (expected rrf[:K], linear[:DENSE_WEIGHT] or zscore[:DENSE_WEIGHT])"
+                "unknown fusion {spec:?} (expected rrf[:K], linear[:DENSE_WEIGHT], zscore[:DENSE_WEIGHT] or confidence[:PRIOR])"
             ),
         };
         fusion.validate()?;
@@ -128,6 +141,10 @@ impl Fusion {
             Fusion::ZScore { dense_weight } => {
                 weighted_sum(&mut fused, sparse, dense, dense_weight, Normalisation::ZScore)
             }
+            Fusion::Confidence { prior } => {
+                let weight = confidence_weight(prior, top_confidence(sparse), top_confidence(dense));
+                weighted_sum(&mut fused, sparse, dense, weight, Normalisation::ZScore)
+            }
         }
         let mut out: Vec<(D, f32)> = fused.into_iter().collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -141,6 +158,7 @@ impl fmt::Display for Fusion {
             Fusion::Rrf { k } => write!(f, "rrf:{k}"),
             Fusion::Linear { dense_weight } => write!(f, "linear:{dense_weight}"),
             Fusion::ZScore { dense_weight } => write!(f, "zscore:{dense_weight}"),
+            Fusion::Confidence { prior } => write!(f, "confidence:{prior}"),
         }
     }
 }
@@ -188,6 +206,22 @@ fn normalised_by_doc<D: Eq + Hash>(
     let normalised = normalise(list, how);
     let floor = normalised.iter().copied().reduce(f32::min).unwrap_or(0.0);
     (list.iter().map(|(doc, _)| doc).zip(normalised).collect(), floor)
+}
+
+/// How far the top score of a list (best first) stands above the list: its z-score within the
+/// list, floored at 0; 0 for lists of fewer than two scores or of equal scores.
+fn top_confidence<D>(list: &[(D, f32)]) -> f32 {
+    if list.len() < 2 {
+        return 0.0;
+    }
+    normalise(list, Normalisation::ZScore)[0].max(0.0)
+}
+
+/// The dense weight of [`Fusion::Confidence`]; the prior when neither leg is confident.
+fn confidence_weight(prior: f32, sparse: f32, dense: f32) -> f32 {
+    let d = prior * dense.powi(CONFIDENCE_EXPONENT);
+    let s = (1.0 - prior) * sparse.powi(CONFIDENCE_EXPONENT);
+    if d + s > 0.0 { d / (d + s) } else { prior }
 }
 
 /// A list's scores normalised: min-max onto [0, 1] (all equal → 1), or standardised (all equal
@@ -307,7 +341,7 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_round_trip() {
-        for spec in ["rrf:60", "rrf:5", "linear:0.7", "zscore:0.25"] {
+        for spec in ["rrf:60", "rrf:5", "linear:0.7", "zscore:0.25", "confidence:0.6"] {
             let f: Fusion = spec.parse().unwrap();
             assert_eq!(f.to_string(), spec);
         }
@@ -323,6 +357,24 @@ mod tests {
             Fusion::parse_list("rrf:60, zscore:0.6", 60.0, 0.5).unwrap(),
             vec![Fusion::Rrf { k: 60.0 }, Fusion::ZScore { dense_weight: 0.6 }]
         );
+    }
+
+    #[test]
+    fn confidence_leans_on_the_leg_whose_top_hit_stands_out() {
+        // BM25: one document far ahead (confident); dense: flat.
+        let sparse = [(1u64, 30.0), (2, 2.0), (3, 1.9), (4, 1.8)];
+        let dense = [(3u64, 0.80), (4, 0.80), (2, 0.79), (1, 0.79)];
+        let fused = Fusion::Confidence { prior: 0.5 }.fuse(&sparse, &dense);
+        assert_eq!(fused[0].0, 1);
+        // Dense confident, BM25 flat: the dense order wins.
+        let sparse = [(1u64, 2.0), (2, 1.99), (3, 1.98), (4, 1.97)];
+        let dense = [(4u64, 0.9), (3, 0.2), (2, 0.19), (1, 0.18)];
+        let fused = Fusion::Confidence { prior: 0.5 }.fuse(&sparse, &dense);
+        assert_eq!(fused[0].0, 4);
+        // Neither leg confident: the prior weight applies.
+        assert_eq!(confidence_weight(0.7, 0.0, 0.0), 0.7);
+        assert!((confidence_weight(0.5, 2.0, 2.0) - 0.5).abs() < 1e-6);
+        assert!((confidence_weight(0.5, 1.0, 3.0) - 0.9).abs() < 1e-6);
     }
 
     #[test]
