@@ -175,6 +175,7 @@ fn hybrid_fuses_bm25_and_dense_and_explains() {
     // which collect a dense contribution too: ask for 40.)
     let req = SearchRequest::new("word3")
         .with_mode(Mode::Hybrid)
+        .with_fusion(Fusion::Rrf { k: 60.0 })
         .with_k(40)
         .with_query_vector(vecs[5].clone())
         .with_explain(true);

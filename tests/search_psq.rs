@@ -113,7 +113,13 @@ fn fused_legs_rank_as_the_search_does() {
     let tmp = tempfile::tempdir().unwrap();
     let index = index(tmp.path());
     let searcher = Searcher::for_index(&index).with_translation_table(Arc::new(table()));
-    for fusion in [Fusion::Rrf { k: 60.0 }, Fusion::Linear { dense_weight: 0.3 }, Fusion::ZScore { dense_weight: 0.7 }] {
+    for fusion in [
+        Fusion::Rrf { k: 60.0 },
+        Fusion::Linear { dense_weight: 0.3 },
+        Fusion::ZScore { dense_weight: 0.7 },
+        Fusion::Confidence { prior: 0.6 },
+        Fusion::ByLanguage { cross: 0.9, mono: 0.1 },
+    ] {
         let req = SearchRequest::new("ruwa gari")
             .with_query_lang("hau")
             .with_mode(Mode::Hybrid)
@@ -121,12 +127,19 @@ fn fused_legs_rank_as_the_search_does() {
             .with_fusion(fusion)
             .with_k(4);
         let legs = searcher.hybrid_legs(&req).unwrap();
+        assert!(legs.cross_lingual, "a Hausa query with a table against English documents");
         assert_eq!(legs.dense.len(), 4, "every candidate has its dense score");
         assert_eq!(legs.bm25[0].0, "w");
-        let fused: Vec<String> = fusion.fuse(&legs.bm25, &legs.dense).into_iter().map(|(k, _)| k).take(4).collect();
+        let fused: Vec<String> = fusion.fuse_for(&legs.bm25, &legs.dense, legs.cross_lingual).into_iter().map(|(k, _)| k).take(4).collect();
         let searched: Vec<String> = searcher.search(&req).unwrap().hits.into_iter().map(|h| h.key).collect();
         assert_eq!(fused, searched, "{fusion}");
     }
+    // Without a table, a query counts as cross-lingual only when no document is in its language.
+    let plain = Searcher::for_index(&index);
+    let req = |lang: &str| SearchRequest::new("water").with_query_lang(lang).with_query_vector(vec![1.0, 0.0, 0.0, 0.0]);
+    assert!(!plain.is_cross_lingual(&req("eng")).unwrap());
+    assert!(plain.is_cross_lingual(&req("hau")).unwrap());
+    assert!(!plain.is_cross_lingual(&SearchRequest::new("water")).unwrap());
 }
 
 #[test]

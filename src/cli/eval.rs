@@ -6,7 +6,7 @@
 //! in `<out>/results.json` are kept unless the same collection/split/queries/mode is evaluated
 //! again, so one output folder can collect a whole sweep and `--markdown docs/results.md`
 //! renders all of it.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -186,9 +186,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )> = if !args.legs.is_empty() {
             let sparse = Run::read_trec(&args.legs[0])?;
             let dense_leg = Run::read_trec(&args.legs[1])?;
+            // As the searcher decides, for indexes built by eval: a query is cross-lingual when
+            // its language is not the documents'.
+            let cross: HashSet<String> = split
+                .queries
+                .iter()
+                .filter(|q| q.lang.as_deref().is_some_and(|l| l != args.doc_lang))
+                .map(|q| q.id.clone())
+                .collect();
             let mut out = Vec::new();
             for f in &fusions {
-                let run = fuse_runs(&sparse, &dense_leg, f, args.k)?;
+                let run = fuse_runs(&sparse, &dense_leg, f, args.k, &|q| cross.contains(q))?;
                 let evaluation = evaluate(&run, &split.qrels, &metrics, Averaging::AllQrels);
                 out.push((hybrid_name(f), evaluation, None, Some(run)));
             }
@@ -228,7 +236,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     let search = with_tables(QuerySearcher::for_index(&index), &tables)
                         .with_encoder(Arc::clone(encoder))
                         .with_context(context)?;
-                    let (bm25_leg, dense_leg, timing) =
+                    let (bm25_leg, dense_leg, cross, timing) =
                         search_legs(&search, &split, args.k, &query_vectors, &format!("{name} legs"))
                             .with_context(context)?;
                     let stem = file_stem(&name, &split_name, &queries_name, &label_mode("legs", args.label.as_deref()));
@@ -237,7 +245,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                         run.write_trec_file(&path, &format!("{}-leg", leg))?;
                     }
                     for f in &fusions {
-                        let run = fuse_runs(&bm25_leg, &dense_leg, f, args.k)?;
+                        let run = fuse_runs(&bm25_leg, &dense_leg, f, args.k, &|q| cross.contains(q))?;
                         let evaluation = evaluate(&run, &split.qrels, &metrics, Averaging::AllQrels);
                         out.push((hybrid_name(f), evaluation, Some(timing.clone()), Some(run)));
                     }
@@ -473,16 +481,18 @@ fn with_tables(mut searcher: QuerySearcher, tables: &[Arc<TranslationTable>]) ->
 }
 
 /// Both legs of a hybrid search for every query of the split (one search each, query vectors
-/// encoded beforehand), as a BM25 run and a dense run, and the search time per query.
+/// encoded beforehand), as a BM25 run and a dense run, the ids of the queries the searcher
+/// counts as cross-lingual, and the search time per query.
 fn search_legs(
     searcher: &QuerySearcher,
     split: &BeirSplit,
     k: usize,
     vectors: &HashMap<String, Vec<f32>>,
     label: &str,
-) -> Result<(Run, Run, optical::eval::Timing)> {
+) -> Result<(Run, Run, HashSet<String>, optical::eval::Timing)> {
     let progress = query_progress(split.queries.len(), label);
     let (mut bm25, mut dense) = (Run::new(), Run::new());
+    let mut cross = HashSet::new();
     let mut times = Vec::with_capacity(split.queries.len());
     for query in &split.queries {
         let v = vectors
@@ -494,13 +504,16 @@ fn search_legs(
             .hybrid_legs(&req)
             .with_context(|| format!("searching query {:?}", query.id))?;
         times.push(start.elapsed());
+        if legs.cross_lingual {
+            cross.insert(query.id.clone());
+        }
         let scored = |leg: Vec<(String, f32)>| leg.into_iter().map(|(d, s)| (d, f64::from(s)));
         bm25.insert(query.id.clone(), scored(legs.bm25))?;
         dense.insert(query.id.clone(), scored(legs.dense))?;
         progress.inc(1);
     }
     progress.finish_and_clear();
-    Ok((bm25, dense, optical::eval::Timing::from_durations(times)))
+    Ok((bm25, dense, cross, optical::eval::Timing::from_durations(times)))
 }
 
 /// The dense index of the collection's corpus: `--index`, or one built with the document

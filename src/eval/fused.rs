@@ -9,8 +9,16 @@ use anyhow::{Result, bail};
 use super::run::Run;
 use crate::search::Fusion;
 
-/// The fused run of `sparse` and `dense` for every query in either, top `k` per query.
-pub fn fuse_runs(sparse: &Run, dense: &Run, fusion: &Fusion, k: usize) -> Result<Run> {
+/// The fused run of `sparse` and `dense` for every query in either, top `k` per query;
+/// `cross_lingual(query id)` says whether a query is in another language than the documents
+/// (see [`Fusion::fuse_for`]).
+pub fn fuse_runs(
+    sparse: &Run,
+    dense: &Run,
+    fusion: &Fusion,
+    k: usize,
+    cross_lingual: &dyn Fn(&str) -> bool,
+) -> Result<Run> {
     fusion.validate()?;
     if k == 0 {
         bail!("k must be at least 1");
@@ -27,7 +35,7 @@ pub fn fuse_runs(sparse: &Run, dense: &Run, fusion: &Fusion, k: usize) -> Result
                 .map(|d| (d.doc_id.clone(), d.score as f32))
                 .collect()
         };
-        let fused = fusion.fuse(&leg(sparse), &leg(dense));
+        let fused = fusion.fuse_for(&leg(sparse), &leg(dense), cross_lingual(qid));
         out.insert(
             qid,
             fused.into_iter().take(k).map(|(doc, s)| (doc, f64::from(s))),
@@ -56,7 +64,7 @@ mod tests {
     fn fuses_each_query_and_keeps_the_top_k() {
         let sparse = run(&[("q1", "a", 9.0), ("q1", "b", 5.0), ("q2", "x", 1.0)]);
         let dense = run(&[("q1", "b", 0.9), ("q1", "c", 0.8), ("q1", "a", 0.1), ("q3", "y", 0.5)]);
-        let fused = fuse_runs(&sparse, &dense, &Fusion::Rrf { k: 60.0 }, 2).unwrap();
+        let fused = fuse_runs(&sparse, &dense, &Fusion::Rrf { k: 60.0 }, 2, &|_| false).unwrap();
         let ids = |q: &str| -> Vec<String> {
             fused.ranking(q).unwrap().iter().map(|d| d.doc_id.clone()).collect()
         };
@@ -72,11 +80,21 @@ mod tests {
         let sparse = run(&[("q", "a", 3.0), ("q", "b", 2.0), ("q", "c", 1.0)]);
         let dense = run(&[("q", "c", 0.9), ("q", "b", 0.5), ("q", "a", 0.2)]);
         let order = |f: Fusion| -> Vec<String> {
-            let r = fuse_runs(&sparse, &dense, &f, 10).unwrap();
+            let r = fuse_runs(&sparse, &dense, &f, 10, &|_| false).unwrap();
             r.ranking("q").unwrap().iter().map(|d| d.doc_id.clone()).collect()
         };
         assert_eq!(order(Fusion::Linear { dense_weight: 0.0 }), vec!["a", "b", "c"]);
         assert_eq!(order(Fusion::Linear { dense_weight: 1.0 }), vec!["c", "b", "a"]);
         assert_eq!(order(Fusion::ZScore { dense_weight: 1.0 }), vec!["c", "b", "a"]);
+    }
+
+    #[test]
+    fn the_cross_lingual_flag_is_asked_per_query() {
+        let sparse = run(&[("x", "a", 3.0), ("x", "b", 1.0), ("m", "a", 3.0), ("m", "b", 1.0)]);
+        let dense = run(&[("x", "b", 0.9), ("x", "a", 0.1), ("m", "b", 0.9), ("m", "a", 0.1)]);
+        let f = Fusion::ByLanguage { cross: 1.0, mono: 0.0 };
+        let fused = fuse_runs(&sparse, &dense, &f, 10, &|q| q == "x").unwrap();
+        assert_eq!(fused.ranking("x").unwrap()[0].doc_id, "b");
+        assert_eq!(fused.ranking("m").unwrap()[0].doc_id, "a");
     }
 }

@@ -36,13 +36,25 @@ pub enum Fusion {
     /// document) leans on BM25; one whose BM25 list is flat (few or scattered matches, typical of
     /// a query in another language) leans on the dense leg.
     Confidence { prior: f32 },
+    /// z-score fusion whose dense weight depends on the query: `cross` when the query is in
+    /// another language than the documents (its BM25 leg is a translation, or its words rarely
+    /// match), `mono` when it is in theirs (BM25 on the query's own words is strong: MasakhaNEWS).
+    /// The search pipeline decides per query ([`crate::search::Searcher::is_cross_lingual`]).
+    #[serde(rename = "bylang")]
+    ByLanguage { cross: f32, mono: f32 },
 }
 
 impl Default for Fusion {
+    /// Chosen on the dev collections (docs/search.md has the table and the reasoning).
     fn default() -> Self {
-        Fusion::Rrf { k: 60.0 }
+        Fusion::ByLanguage { cross: DEFAULT_CROSS_WEIGHT, mono: DEFAULT_MONO_WEIGHT }
     }
 }
+
+/// Dense weight of the default fusion for cross-lingual queries.
+pub const DEFAULT_CROSS_WEIGHT: f32 = 0.8;
+/// Dense weight of the default fusion for queries in the documents' language.
+pub const DEFAULT_MONO_WEIGHT: f32 = 0.5;
 
 /// Default RRF constant when a spec says just `rrf`.
 pub const DEFAULT_RRF_K: f32 = 60.0;
@@ -61,6 +73,8 @@ impl Fusion {
             Fusion::Linear { dense_weight: w }
             | Fusion::ZScore { dense_weight: w }
             | Fusion::Confidence { prior: w }
+            | Fusion::ByLanguage { cross: w, .. }
+            | Fusion::ByLanguage { mono: w, .. }
                 if !(0.0..=1.0).contains(&w) =>
             {
                 bail!("{} fusion weight must be in [0, 1], got {w}", self.method())
@@ -76,6 +90,7 @@ impl Fusion {
             Fusion::Linear { .. } => "linear",
             Fusion::ZScore { .. } => "zscore",
             Fusion::Confidence { .. } => "confidence",
+            Fusion::ByLanguage { .. } => "bylang",
         }
     }
 
@@ -100,8 +115,26 @@ impl Fusion {
             "linear" | "minmax" => Fusion::Linear { dense_weight: number(dense_weight)? },
             "zscore" => Fusion::ZScore { dense_weight: number(dense_weight)? },
             "confidence" => Fusion::Confidence { prior: number(dense_weight)? },
+            "bylang" => {
+                let (cross, mono) = match param {
+                    None => (DEFAULT_CROSS_WEIGHT, DEFAULT_MONO_WEIGHT),
+                    Some(p) => {
+                        let weights: Vec<&str> = p.split(':').collect();
+                        let [cross, mono] = weights[..] else {
+                            bail!("fusion {spec:?}: bylang takes two weights, bylang:CROSS:MONO")
+                        };
+                        let w = |x: &str| {
+                            x.trim().parse::<f32>().map_err(|_| {
+                                anyhow::anyhow!("fusion {spec:?}: {x:?} after ':' is not a number")
+                            })
+                        };
+                        (w(cross)?, w(mono)?)
+                    }
+                };
+                Fusion::ByLanguage { cross, mono }
+            }
             _ => bail!(
-                "unknown fusion {spec:?} (expected rrf[:K], linear[:DENSE_WEIGHT], zscore[:DENSE_WEIGHT] or confidence[:PRIOR])"
+                "unknown fusion {spec:?} (expected rrf[:K], linear[:DENSE_WEIGHT], zscore[:DENSE_WEIGHT], confidence[:PRIOR] or bylang[:CROSS:MONO])"
             ),
         };
         fusion.validate()?;
@@ -117,12 +150,24 @@ impl Fusion {
             .collect()
     }
 
-    /// Fuses `sparse` and `dense` (each best first) into one list, best first.
-    ///
-    /// A document missing from one list gets that list's lowest normalised score (0 after
-    /// min-max): in the search pipeline the dense list covers every candidate, so only BM25 can
-    /// miss one, and a document outside BM25's top-N scores no higher than its last entry.
+    /// Fuses the legs of a query in the documents' language ([`Fusion::fuse_for`] with
+    /// `cross_lingual = false`).
     pub fn fuse<D>(&self, sparse: &[(D, f32)], dense: &[(D, f32)]) -> Vec<(D, f32)>
+    where
+        D: Clone + Eq + Hash + Ord,
+    {
+        self.fuse_for(sparse, dense, false)
+    }
+
+    /// Fuses `sparse` and `dense` (each best first) into one list, best first. `cross_lingual`
+    /// says whether the query is in another language than the documents (only
+    /// [`Fusion::ByLanguage`] looks at it).
+    ///
+    /// A document missing from one list gets the bottom of that list's scale (0 after min-max,
+    /// the list's lowest z-score): in the search pipeline the dense list covers every candidate,
+    /// so only BM25 can miss one, and a document outside BM25's top-N scores no higher than its
+    /// last entry.
+    pub fn fuse_for<D>(&self, sparse: &[(D, f32)], dense: &[(D, f32)], cross_lingual: bool) -> Vec<(D, f32)>
     where
         D: Clone + Eq + Hash + Ord,
     {
@@ -145,6 +190,10 @@ impl Fusion {
                 let weight = confidence_weight(prior, top_confidence(sparse), top_confidence(dense));
                 weighted_sum(&mut fused, sparse, dense, weight, Normalisation::ZScore)
             }
+            Fusion::ByLanguage { cross, mono } => {
+                let weight = if cross_lingual { cross } else { mono };
+                weighted_sum(&mut fused, sparse, dense, weight, Normalisation::ZScore)
+            }
         }
         let mut out: Vec<(D, f32)> = fused.into_iter().collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -159,6 +208,7 @@ impl fmt::Display for Fusion {
             Fusion::Linear { dense_weight } => write!(f, "linear:{dense_weight}"),
             Fusion::ZScore { dense_weight } => write!(f, "zscore:{dense_weight}"),
             Fusion::Confidence { prior } => write!(f, "confidence:{prior}"),
+            Fusion::ByLanguage { cross, mono } => write!(f, "bylang:{cross}:{mono}"),
         }
     }
 }
@@ -178,7 +228,7 @@ enum Normalisation {
 }
 
 /// `w · norm(dense) + (1 − w) · norm(sparse)` over the union; a document missing from a list
-/// counts that list's lowest normalised score.
+/// counts the bottom of that list's scale.
 fn weighted_sum<D>(
     fused: &mut HashMap<D, f32>,
     sparse: &[(D, f32)],
@@ -198,13 +248,21 @@ fn weighted_sum<D>(
     }
 }
 
-/// Each document's normalised score, and the lowest of them (0 for an empty list).
+/// Each document's normalised score, and the score a document missing from the list gets: the
+/// bottom of the scale for min-max (0); for z-scores the list's lowest, or −1 when all its scores
+/// are equal (they all standardise to 0, and a listed document must still beat a missing one).
 fn normalised_by_doc<D: Eq + Hash>(
     list: &[(D, f32)],
     how: Normalisation,
 ) -> (HashMap<&D, f32>, f32) {
     let normalised = normalise(list, how);
-    let floor = normalised.iter().copied().reduce(f32::min).unwrap_or(0.0);
+    let floor = match how {
+        Normalisation::MinMax => 0.0,
+        Normalisation::ZScore => {
+            let lowest = normalised.iter().copied().reduce(f32::min).unwrap_or(0.0);
+            if normalised.iter().all(|&z| z == 0.0) { -1.0 } else { lowest }
+        }
+    };
     (list.iter().map(|(doc, _)| doc).zip(normalised).collect(), floor)
 }
 
@@ -341,7 +399,7 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_round_trip() {
-        for spec in ["rrf:60", "rrf:5", "linear:0.7", "zscore:0.25", "confidence:0.6"] {
+        for spec in ["rrf:60", "rrf:5", "linear:0.7", "zscore:0.25", "confidence:0.6", "bylang:0.8:0.5"] {
             let f: Fusion = spec.parse().unwrap();
             assert_eq!(f.to_string(), spec);
         }
@@ -378,6 +436,20 @@ mod tests {
     }
 
     #[test]
+    fn bylang_weights_cross_lingual_and_monolingual_queries_differently() {
+        let sparse = [(1u64, 10.0), (2, 9.0), (3, 1.0)];
+        let dense = [(3u64, 0.9), (2, 0.5), (1, 0.45)];
+        let f = Fusion::ByLanguage { cross: 0.9, mono: 0.1 };
+        assert_eq!(f.fuse_for(&sparse, &dense, true)[0].0, 3);
+        assert_eq!(f.fuse_for(&sparse, &dense, false)[0].0, 1);
+        assert_eq!(f.fuse(&sparse, &dense), f.fuse_for(&sparse, &dense, false));
+        assert_eq!(
+            f.fuse_for(&sparse, &dense, true),
+            Fusion::ZScore { dense_weight: 0.9 }.fuse(&sparse, &dense)
+        );
+    }
+
+    #[test]
     fn bad_specs_are_refused_with_the_reason() {
         let err = |s: &str| s.parse::<Fusion>().unwrap_err().to_string();
         assert!(err("borda").contains("unknown fusion \"borda\""), "{}", err("borda"));
@@ -385,5 +457,7 @@ mod tests {
         assert!(err("linear:1.5").contains("weight must be in [0, 1], got 1.5"));
         assert!(err("zscore:-0.1").contains("zscore fusion weight"));
         assert!(err("rrf:-1").contains("RRF k must be a finite number"));
+        assert!(err("bylang:0.8").contains("bylang takes two weights"));
+        assert!(err("bylang:0.8:1.2").contains("bylang fusion weight must be in [0, 1], got 1.2"));
     }
 }

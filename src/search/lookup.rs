@@ -53,6 +53,31 @@ pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> 
         .collect())
 }
 
+/// Whether any live document is in language `lang`.
+pub fn has_lang(snapshot: &Snapshot, lang: &str) -> Result<bool> {
+    let searcher = snapshot.searcher();
+    let term = Term::from_field_text(snapshot.fields().lang, lang);
+    for seg in searcher.segment_readers() {
+        let inverted = seg
+            .inverted_index(snapshot.fields().lang)
+            .context("opening the `lang` postings")?;
+        let Some(mut postings) = inverted
+            .read_postings(&term, IndexRecordOption::Basic)
+            .context("reading the `lang` postings")?
+        else {
+            continue;
+        };
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            if !seg.is_deleted(doc) {
+                return Ok(true);
+            }
+            doc = postings.advance();
+        }
+    }
+    Ok(false)
+}
+
 /// The internal ids of every live document whose language is `lang`.
 pub fn ids_with_lang(snapshot: &Snapshot, lang: &str) -> Result<HashSet<u64>> {
     let searcher = snapshot.searcher();

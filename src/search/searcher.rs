@@ -110,6 +110,17 @@ impl Searcher {
         Some(translate_query(table, &req.query))
     }
 
+    /// Whether the request's query is in another language than the documents: its language has a
+    /// translation table here, or no live document of the index is in it. A query without a
+    /// language counts as one in the documents' language.
+    pub fn is_cross_lingual(&self, req: &SearchRequest) -> Result<bool> {
+        let Some(lang) = req.query_lang.as_deref() else { return Ok(false) };
+        if self.encoders.tables.contains_key(lang) {
+            return Ok(true);
+        }
+        Ok(!lookup::has_lang(&self.snapshot, lang)?)
+    }
+
     /// BM25 candidates of the request: of the translated query when its language has a table.
     fn bm25_leg(&self, req: &SearchRequest, n: usize) -> Result<Vec<SparseHit>> {
         match self.translated_query(req) {
@@ -237,8 +248,8 @@ impl Searcher {
     /// The two legs of a hybrid search, unfused, by document key: BM25's top
     /// `max(sparse_depth, k)` and the exact dense score of every candidate (the dense top
     /// `max(rescore_factor·k, dense_depth)` ∪ the BM25 candidates), each best first.
-    /// `req.fusion.fuse(&legs.bm25, &legs.dense)` ranks them as [`Searcher::search`] would, up to
-    /// the order of tied scores; `optical eval` scores several fusions from one such pair.
+    /// `req.fusion.fuse_for(&legs.bm25, &legs.dense, legs.cross_lingual)` ranks them as
+    /// [`Searcher::search`] would, up to the order of tied scores; `optical eval` scores several fusions from one such pair.
     pub fn hybrid_legs(&self, req: &SearchRequest) -> Result<HybridLegs> {
         self.snapshot
             .guarded("searching", || self.hybrid_legs_unguarded(req))
@@ -265,9 +276,11 @@ impl Searcher {
             &self.snapshot,
             &self.addresses(&dense_ids, &ranked.bm25)?,
         )?;
+        let cross_lingual = self.is_cross_lingual(req)?;
         t.fusion += t0.elapsed();
         t.total = start.elapsed();
         Ok(HybridLegs {
+            cross_lingual,
             bm25: bm25_keys
                 .into_iter()
                 .zip(ranked.bm25.iter().map(|h| h.score))
@@ -401,7 +414,7 @@ impl Searcher {
         let t0 = Instant::now();
         let sparse: Vec<(u64, f32)> = bm25.iter().map(|h| (h.id, h.score)).collect();
         let dense_list: Vec<(u64, f32)> = dense.iter().map(|h| (h.id, h.score)).collect();
-        let order = req.fusion.fuse(&sparse, &dense_list);
+        let order = req.fusion.fuse_for(&sparse, &dense_list, self.is_cross_lingual(req)?);
         t.fusion += t0.elapsed();
         Ok(Ranked { order, bm25, dense })
     }
@@ -457,6 +470,9 @@ pub struct HybridLegs {
     pub bm25: Vec<(String, f32)>,
     /// Every candidate (dense top-N ∪ BM25 candidates) and its exact dense score.
     pub dense: Vec<(String, f32)>,
+    /// Whether the query counts as cross-lingual ([`Searcher::is_cross_lingual`]); fuse with
+    /// `fusion.fuse_for(&legs.bm25, &legs.dense, legs.cross_lingual)`.
+    pub cross_lingual: bool,
     /// Where the time went (encoding, BM25, dense scan, rescoring; key lookup as fusion).
     pub timings: StageTimings,
 }
