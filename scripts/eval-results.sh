@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates docs/results.md: BM25, zero-shot multilingual-e5-small (q4), the distilled
-# multilingual students (the shipped default, and the OT run at equal budget) and hybrid
-# retrieval with each, on every collection of the shared eval folder.
+# Regenerates docs/results.md: BM25 (raw and with the shipped translation tables, PSQ),
+# zero-shot multilingual-e5-small (q4), the distilled multilingual students (the shipped default,
+# and the OT run at equal budget) and hybrid retrieval with each, on every collection of the
+# shared eval folder.
 #
 #   bash scripts/eval-results.sh [EVAL_DIR]
 #
@@ -18,14 +19,19 @@
 #
 # Rows, per collection (labels as they appear in the table):
 #   bm25                              tantivy BM25 on the query text
+#   bm25 (psq)                        BM25 on the query translated by the student's table (PSQ;
+#                                     collections of English documents only)
 #   dense / hybrid (e5 zero-shot)     e5 encodes queries (`query: `) and documents (`passage: `)
-#   dense / hybrid (student mse)      the shipped multilingual student encodes the queries
+#   dense (student)                   the shipped multilingual student encodes the queries
 #   dense (student ot)                the OT student (same data, same budget) encodes the queries
 #   dense / hybrid (default)          no --query-model: what `optical eval` and `optical search`
 #                                     use by default (the student, English routed by its manifest)
+#   hybrid (default, bm25 without psq)  the default with the BM25 leg on the untranslated query
 #   afriqa-*, xquad-r-deu also with queries.eng.jsonl (human English translations): bm25 and
 #   dense (e5 zero-shot) there are the translate-test reference (the teacher on English).
-# Hybrid is BM25 top-100 ∪ dense top-100 with reciprocal rank fusion (k = 60).
+# Hybrid is BM25 top-100 ∪ dense top-100 with the default fusion (bylang: z-scores, dense weight
+# 0.8 for cross-lingual queries, 0.5 for queries in the documents' language; docs/search.md) and,
+# for a query language with a table, the translated BM25 leg.
 #
 # Documents are always encoded by e5, so one dense index per corpus (cached in $OUT/indexes by
 # corpus content + e5's weights fingerprint) serves every row; the AfriQA and SIB sets share a
@@ -57,10 +63,12 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 |---|---|
 | \`bm25\` | — (tantivy BM25 on the query text) |
 | \`dense (e5 zero-shot)\` | multilingual-e5-small (q4), \`query: \` prefix, no training |
-| \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, reciprocal rank fusion k = 60 (likewise every hybrid row) |
-| \`dense (student mse)\`, \`hybrid (student mse)\` | the shipped multilingual student, distilled with the sentence-level MSE objective ($(basename "$STUDENT")) |
+| \`bm25 (psq)\` | BM25 on the query translated by the IBM Model 1 table shipped with the student (cross-lingual collections) |
+| \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.8 cross-lingual / 0.5 monolingual) and the translated BM25 leg where the query language has a table (likewise every hybrid row) |
+| \`dense (student)\` | the shipped multilingual student (sentence-level MSE, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
 | \`dense (student ot)\` | the student distilled with token-level OT on the same data at the same budget ($(basename "$OT_STUDENT")) |
 | \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed student; English routed as its manifest says) |
+| \`hybrid (default, bm25 without psq)\` | the default path with the BM25 leg on the untranslated query (\`--psq none\`) |
 
 The students were trained on the bitext of swa, hau, yor, ibo, amh, som, mar, tgl and the AfriQA
 *train* questions of bem, hau, ibo, kin, swa, twi, zul (never on an evaluation collection);
@@ -73,7 +81,7 @@ rows of one \`optical eval\` call; the student against zero-shot is tested in do
 EOF
 
 students=()
-for s in "student mse|$STUDENT" "student ot|$OT_STUDENT"; do
+for s in "student|$STUDENT" "student ot|$OT_STUDENT"; do
   if [ -f "${s#*|}/model.safetensors" ]; then
     students+=("$s")
   else
@@ -91,18 +99,22 @@ rows() {
   extra=("$@")
   local common=("${cols[@]}" --doc-lang "$lang" --doc-model "$E5" --out "$OUT" --markdown docs/results.md --preamble "$OUT/preamble.md" "${extra[@]}")
   if [ "${STUDENTS_ONLY:-0}" != 1 ]; then
-    "$OPTICAL" eval "${common[@]}" --modes bm25
+    "$OPTICAL" eval "${common[@]}" --modes bm25 --psq none
+    if [ "$lang" = eng ] && [ "${TEACHER_ONLY:-0}" != 1 ] && [ -d "$STUDENT/psq" ]; then
+      "$OPTICAL" eval "${common[@]}" --modes bm25 --psq "$STUDENT/psq" --label psq
+    fi
     "$OPTICAL" eval "${common[@]}" --modes dense,hybrid --query-model "$E5" --label "e5 zero-shot"
   fi
   [ "${TEACHER_ONLY:-0}" = 1 ] && return 0
   local s
   for s in "${students[@]}"; do
-    local label="${s%%|*}" dir="${s#*|}" modes=dense
-    case "$label" in *mse) modes=dense,hybrid ;; esac
-    "$OPTICAL" eval "${common[@]}" --modes "$modes" --query-model "$dir" --label "$label"
+    "$OPTICAL" eval "${common[@]}" --modes dense --query-model "${s#*|}" --label "${s%%|*}"
   done
   if [ ${#students[@]} -gt 0 ]; then
     "$OPTICAL" eval "${common[@]}" --modes dense,hybrid --label "default"
+    if [ "$lang" = eng ]; then
+      "$OPTICAL" eval "${common[@]}" --modes hybrid --psq none --label "default, bm25 without psq"
+    fi
   fi
 }
 

@@ -129,7 +129,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
 
 /// The translation tables to register: `--psq` (a file or a directory; `none` for no table),
 /// else the default table for the query language (see
-/// [`students::default_translation_table`]).
+/// [`students::default_translation_table`]); a table from `doc_lang` is left out.
 pub fn translation_tables(
     psq: Option<&Path>,
     space: Option<&str>,
@@ -144,7 +144,12 @@ pub fn translation_tables(
             None => return Ok(Vec::new()),
         },
     };
-    Ok(read_tables(&path)?.into_iter().map(Arc::new).collect())
+    // A table translates queries *into* the documents' language: never for queries already in it.
+    Ok(read_tables(&path)?
+        .into_iter()
+        .filter(|t| doc_lang != Some(t.source.as_str()))
+        .map(Arc::new)
+        .collect())
 }
 
 /// The BM25 leg's translated query, most weighted terms first.
