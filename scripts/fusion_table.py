@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
 """Renders the fusion study (scripts/fusion-sweep.sh) as the Markdown table of docs/search.md.
 
-    python3 scripts/fusion_table.py eval-out/fusion/results.json [LABEL]
+    python3 scripts/fusion_table.py eval-out/fusion/results.json [LABEL [SPEC,SPEC,...]]
 
 Per dev collection, nDCG@10 of the BM25 leg, the dense leg and every fusion scored from the same
 legs (rows `bm25 (LABEL)` — or `bm25 (psq)`, or `bm25` —, `dense (LABEL)`, `hybrid[SPEC] (LABEL)`;
 LABEL defaults to `default`), then per fusion: the means per family, how many collections it leaves more than 0.005
-below the better of its two legs, and its AfriQA mean gain over dense.
+below the better of its two legs, and its AfriQA mean gain over dense. SPECs, when given, choose
+the fusion columns (in that order).
 """
 import json
 import sys
 
 
 def main() -> None:
-    if len(sys.argv) not in (2, 3):
+    if len(sys.argv) not in (2, 3, 4):
         sys.exit(__doc__)
-    label = sys.argv[2] if len(sys.argv) == 3 else "default"
+    label = sys.argv[2] if len(sys.argv) >= 3 else "default"
+    only = [f"hybrid[{s}]" for s in sys.argv[3].split(",")] if len(sys.argv) == 4 else None
     rows = json.load(open(sys.argv[1]))["rows"]
     score: dict = {}
     fusions: list = []
@@ -38,7 +40,7 @@ def main() -> None:
             fusions.append(mode)
         score.setdefault(r["collection"], {})[mode] = r["scores"]["nDCG@10"]
     cols = sorted(c for c, v in score.items() if "bm25" in v and "dense" in v)
-    fusions = [f for f in fusions if all(f in score[c] for c in cols)]
+    fusions = [f for f in (only or fusions) if all(f in score[c] for c in cols)]
     names = [f[len("hybrid["):-1] for f in fusions]
     print("| collection | bm25 | dense | " + " | ".join(names) + " |")
     print("|---|" + "--:|" * (2 + len(names)))

@@ -55,35 +55,42 @@ pub fn keys_of(snapshot: &Snapshot, ids: &[u64]) -> Result<Vec<Option<String>>> 
 
 /// Whether any live document is in language `lang`.
 pub fn has_lang(snapshot: &Snapshot, lang: &str) -> Result<bool> {
-    let searcher = snapshot.searcher();
-    let term = Term::from_field_text(snapshot.fields().lang, lang);
-    for seg in searcher.segment_readers() {
-        let inverted = seg
-            .inverted_index(snapshot.fields().lang)
-            .context("opening the `lang` postings")?;
-        let Some(mut postings) = inverted
-            .read_postings(&term, IndexRecordOption::Basic)
-            .context("reading the `lang` postings")?
-        else {
-            continue;
-        };
-        let mut doc = postings.doc();
-        while doc != TERMINATED {
-            if !seg.is_deleted(doc) {
-                return Ok(true);
-            }
-            doc = postings.advance();
-        }
-    }
-    Ok(false)
+    let mut found = false;
+    for_each_live_with_lang(snapshot, lang, |_, _| {
+        found = true;
+        Ok(false)
+    })?;
+    Ok(found)
 }
 
 /// The internal ids of every live document whose language is `lang`.
 pub fn ids_with_lang(snapshot: &Snapshot, lang: &str) -> Result<HashSet<u64>> {
-    let searcher = snapshot.searcher();
-    let term = Term::from_field_text(snapshot.fields().lang, lang);
     let mut out = HashSet::new();
-    for seg in searcher.segment_readers() {
+    let mut ids = None;
+    for_each_live_with_lang(snapshot, lang, |seg, doc| {
+        // The `id` column of the segment being walked (segments come one after the other).
+        let col = match &ids {
+            Some((ord, col)) if *ord == seg.segment_id() => col,
+            _ => {
+                let col = seg.fast_fields().u64(text::field::ID).context("opening the `id` fast field")?;
+                &ids.insert((seg.segment_id(), col)).1
+            }
+        };
+        out.insert(col.first(doc).with_context(|| format!("document {doc} has no id"))?);
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Calls `f(segment, doc)` for every live document in language `lang`, segment by segment,
+/// until it returns `false`.
+fn for_each_live_with_lang(
+    snapshot: &Snapshot,
+    lang: &str,
+    mut f: impl FnMut(&tantivy::SegmentReader, tantivy::DocId) -> Result<bool>,
+) -> Result<()> {
+    let term = Term::from_field_text(snapshot.fields().lang, lang);
+    for seg in snapshot.searcher().segment_readers() {
         let inverted = seg
             .inverted_index(snapshot.fields().lang)
             .context("opening the `lang` postings")?;
@@ -93,20 +100,13 @@ pub fn ids_with_lang(snapshot: &Snapshot, lang: &str) -> Result<HashSet<u64>> {
         else {
             continue;
         };
-        let ids = seg
-            .fast_fields()
-            .u64(text::field::ID)
-            .context("opening the `id` fast field")?;
         let mut doc = postings.doc();
         while doc != TERMINATED {
-            if !seg.is_deleted(doc) {
-                out.insert(
-                    ids.first(doc)
-                        .with_context(|| format!("document {doc} has no id"))?,
-                );
+            if !seg.is_deleted(doc) && !f(seg, doc)? {
+                return Ok(());
             }
             doc = postings.advance();
         }
     }
-    Ok(out)
+    Ok(())
 }

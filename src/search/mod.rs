@@ -4,10 +4,11 @@
 //! ```text
 //! query ──encode (per-language student or the index's encoder)──► vector
 //!   │                                                                │
+//!   ├─► (PSQ: a translation table turns its words into English terms) │
 //!   ├─► BM25 top-N (tantivy)                                         ├─► int8 scan of every segment, top 4·N
 //!   │                                                                │      └─► exact f32 rescoring → dense top-N
 //!   └──────────────► union, exact dense score for every candidate ◄──┘
-//!                               └─► fusion (RRF k=60, or min-max linear) → top k (+ explain)
+//!                               └─► fusion (default bylang: z-scores, dense-heavy when cross-lingual) → top k (+ explain)
 //! ```
 //!
 //! The dense pass is exhaustive (every live row is scored), so documents BM25 cannot reach — a
