@@ -41,15 +41,16 @@ pub struct EvalArgs {
     #[arg(long = "run", num_args = 1.., conflicts_with_all = ["modes", "legs"])]
     pub runs: Vec<PathBuf>,
     /// Fusions scored in hybrid mode, comma separated: `rrf[:K]`, `linear[:DENSE_WEIGHT]`
-    /// (min-max), `zscore[:DENSE_WEIGHT]`. Every fusion is scored from one search per query
-    /// (its two legs); each is a row `hybrid[SPEC]`. Default: the library's default fusion,
-    /// as the row `hybrid`.
+    /// (min-max), `zscore[:DENSE_WEIGHT]`, `confidence[:PRIOR]`, `bylang[:CROSS:MONO]`
+    /// (docs/search.md). Every fusion is scored from one search per query (its two legs, also
+    /// written as `runs/<…>.legs<…>.bm25.trec` and `.dense.trec`); each is a row
+    /// `hybrid[SPEC]`. Default: the library's default fusion, as the row `hybrid`.
     #[arg(long)]
     pub fusion: Option<String>,
     /// RRF constant k for a spec `rrf` without a value.
     #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
     pub rrf_k: f32,
-    /// Dense weight for a spec `linear` or `zscore` without a value.
+    /// Dense weight (or prior) for a spec `linear`, `zscore` or `confidence` without a value.
     #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
     pub dense_weight: f32,
     /// Score `--fusion` from a pair of hybrid leg runs written by an earlier hybrid eval

@@ -43,14 +43,15 @@ pub struct SearchArgs {
     #[arg(long)]
     pub lang: Option<String>,
     /// How hybrid mode combines BM25 and dense rankings: `rrf[:K]`, `linear[:DENSE_WEIGHT]`
-    /// (min-max normalised) or `zscore[:DENSE_WEIGHT]`. Default: the library's default fusion
-    /// (docs/search.md says how it was chosen).
+    /// (min-max normalised), `zscore[:DENSE_WEIGHT]`, `confidence[:PRIOR]` or
+    /// `bylang[:CROSS:MONO]`. Default: `bylang:0.8:0.5` (docs/search.md says how it was chosen).
     #[arg(long)]
     pub fusion: Option<String>,
     /// RRF constant k for `--fusion rrf` without a value.
     #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
     pub rrf_k: f32,
-    /// Weight of the dense score, in [0, 1], for `--fusion linear` or `zscore` without a value.
+    /// Weight of the dense score, in [0, 1], for `--fusion linear`, `zscore` or `confidence`
+    /// without a value.
     #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
     pub dense_weight: f32,
     /// Translation table for the BM25 leg (PSQ): a table file (`optical psq build`), a directory

@@ -76,6 +76,11 @@ impl TranslationTable {
         self.entries.get(f).map(Vec::as_slice)
     }
 
+    /// The source words, sorted.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     /// Number of source words.
     pub fn len(&self) -> usize {
         self.entries.len()
