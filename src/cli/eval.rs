@@ -217,14 +217,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 None => None,
             };
             let space = index.config().encoder.as_ref().map(|e| e.embedding_space.clone());
+            let mut langs: Vec<&str> = split.queries.iter().filter_map(|q| q.lang.as_deref()).collect();
+            langs.sort_unstable();
+            langs.dedup();
             let tables = super::search::translation_tables(
                 args.psq.as_deref(),
                 space.as_deref(),
-                queries_lang(&split),
+                &langs,
                 Some(&args.doc_lang),
             )?;
-            if let Some(t) = tables.iter().find(|t| Some(t.source.as_str()) == queries_lang(&split)) {
-                eprintln!("BM25 leg: queries translated with the {} → {} table ({} words, {})", t.source, t.target, t.len(), t.method);
+            for t in tables.iter().filter(|t| langs.contains(&t.source.as_str())) {
+                eprintln!("BM25 leg: {} queries translated with the {} → {} table ({} words, {})", t.source, t.source, t.target, t.len(), t.method);
             }
             let query_vectors = match &query_encoder {
                 Some(e) => Arc::new(encode_queries(e, &split)?),

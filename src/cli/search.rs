@@ -94,7 +94,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
             .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;
     }
     let space = config.encoder.as_ref().map(|e| e.embedding_space.as_str());
-    for table in translation_tables(args.psq.as_deref(), space, args.query_lang.as_deref(), args.lang.as_deref())? {
+    let query_langs: Vec<&str> = args.query_lang.as_deref().into_iter().collect();
+    for table in translation_tables(args.psq.as_deref(), space, &query_langs, args.lang.as_deref())? {
         searcher = searcher.with_translation_table(table);
     }
     let fusion = match &args.fusion {
@@ -129,28 +130,36 @@ pub fn run(args: SearchArgs) -> Result<()> {
 }
 
 /// The translation tables to register: `--psq` (a file or a directory; `none` for no table),
-/// else the default table for the query language (see
-/// [`students::default_translation_table`]); a table from `doc_lang` is left out.
+/// else the default table of each query language (see [`students::default_translation_table`]);
+/// a table from `doc_lang` is left out.
 pub fn translation_tables(
     psq: Option<&Path>,
     space: Option<&str>,
-    query_lang: Option<&str>,
+    query_langs: &[&str],
     doc_lang: Option<&str>,
 ) -> Result<Vec<Arc<TranslationTable>>> {
-    let path = match psq {
+    let paths: Vec<PathBuf> = match psq {
         Some(p) if p == Path::new("none") => return Ok(Vec::new()),
-        Some(p) => p.to_path_buf(),
-        None => match space.and_then(|s| students::default_translation_table(s, query_lang, doc_lang)) {
-            Some(p) => p,
-            None => return Ok(Vec::new()),
+        Some(p) => vec![p.to_path_buf()],
+        None => match space {
+            Some(space) => query_langs
+                .iter()
+                .filter_map(|l| students::default_translation_table(space, Some(l), doc_lang))
+                .collect(),
+            None => Vec::new(),
         },
     };
-    // A table translates queries *into* the documents' language: never for queries already in it.
-    Ok(read_tables(&path)?
-        .into_iter()
-        .filter(|t| doc_lang != Some(t.source.as_str()))
-        .map(Arc::new)
-        .collect())
+    let mut tables = Vec::new();
+    for path in paths {
+        // A table translates queries *into* the documents' language: never for queries already in it.
+        tables.extend(
+            read_tables(&path)?
+                .into_iter()
+                .filter(|t| doc_lang != Some(t.source.as_str()))
+                .map(Arc::new),
+        );
+    }
+    Ok(tables)
 }
 
 /// The BM25 leg's translated query, most weighted terms first.
