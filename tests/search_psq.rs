@@ -1,7 +1,8 @@
 //! PSQ, the cross-lingual BM25 leg, and fusion from saved legs, on real indexes (no model):
 //! a translation table trained on a tiny bitext gives the expected top translation, a translated
 //! query ranks the document with the translated terms first where plain BM25 finds nothing,
-//! table files reject corruption naming the file, `optical psq`/`optical search --psq --explain`
+//! table files reject corruption naming the file (and, as property tests, the parser never panics
+//! and refuses any edited row), `optical psq`/`optical search --psq --explain`
 //! work through the binary, and the two legs of a hybrid search fused by each fusion give the
 //! same ranking as the search itself.
 use std::process::Command;
@@ -106,6 +107,27 @@ fn table_files_round_trip_and_corruption_names_the_file() {
     std::fs::write(&path, "").unwrap();
     let err = format!("{:#}", TranslationTable::read(&path).unwrap_err());
     assert!(err.contains("hau.tsv") && err.contains("line 1"), "{err}");
+}
+
+proptest::proptest! {
+    /// The table parser reads bytes from disk: no input may make it panic, and an edited row is
+    /// always refused (the checksum covers every row).
+    #[test]
+    fn table_parsing_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+        let _ = TranslationTable::parse(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn any_edit_of_a_row_is_refused(pos in 0usize..1000, byte in 32u8..127) {
+        let text = table().to_tsv().unwrap();
+        let body_start = text.match_indices('\n').nth(5).unwrap().0 + 1;
+        let at = body_start + pos % (text.len() - body_start);
+        let mut edited = text.clone().into_bytes();
+        proptest::prop_assume!(edited[at] != byte && edited[at] != b'\n' && edited[at] != b'\t');
+        edited[at] = byte;
+        let edited = String::from_utf8(edited).unwrap();
+        proptest::prop_assert!(TranslationTable::parse(&edited).is_err());
+    }
 }
 
 #[test]
