@@ -45,9 +45,12 @@ fn dense_beats_bm25_on_the_sample_and_reuses_its_index() {
     assert!(dense > bm25, "dense nDCG@10 {dense:.3} should beat bm25 {bm25:.3}");
     assert!(out.path().join("runs/sample.dev.dense.trec").is_file());
 
-    // A second invocation (hybrid) reuses the cached dense index instead of encoding again.
+    // A second invocation (hybrid) reuses the cached dense index and query vectors instead of
+    // encoding again.
     let second = eval("hybrid");
     assert!(second.contains("reusing index"), "the cached index is reused:\n{second}");
+    // … and the query vectors the first run encoded with the same encoder.
+    assert!(second.contains("query vectors reused from"), "the query vectors are reused:\n{second}");
     let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
     assert_eq!(table.rows.len(), 3, "bm25, dense and hybrid rows accumulate");
 }

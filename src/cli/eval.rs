@@ -230,7 +230,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 eprintln!("BM25 leg: {} queries translated with the {} → {} table ({} words, {})", t.source, t.source, t.target, t.len(), t.method);
             }
             let query_vectors = match &query_encoder {
-                Some(e) => Arc::new(encode_queries(e, &split)?),
+                Some(e) => Arc::new(encode_queries(e, &split, &args.out.join("query-vectors"))?),
                 None => Arc::new(HashMap::new()),
             };
             for mode in &args.modes {
@@ -427,12 +427,36 @@ fn default_query_model(index_encoder: &Path, query_lang: Option<&str>, doc_lang:
     Ok(students::default_student(&space, query_lang, Some(doc_lang)).unwrap_or_else(|| index_encoder.to_path_buf()))
 }
 
-/// Every query of the split encoded by `encoder` (query prefix), by query id.
-fn encode_queries(encoder: &Encoder, split: &BeirSplit) -> Result<HashMap<String, Vec<f32>>> {
+/// Every query of the split encoded by `encoder` (query prefix), by query id. The vectors are
+/// cached under `cache_dir`, named by the sha256 of the encoder's description (weights
+/// fingerprint, prefixes, length) and of every query's id and text, so that rows of one sweep
+/// that share a query encoder (student, default, no-PSQ) encode each query set once.
+fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Result<HashMap<String, Vec<f32>>> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(encoder.info())?);
+    for q in &split.queries {
+        for part in [q.id.as_bytes(), b"\t", q.text.as_bytes(), b"\n"] {
+            h.update(part);
+        }
+    }
+    let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let path = cache_dir.join(format!("{key}.f32"));
+    let dim = encoder.info().dim;
+    if let Ok(bytes) = std::fs::read(&path)
+        && bytes.len() == split.queries.len() * dim * 4
+    {
+        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        eprintln!("query vectors reused from {}", path.display());
+        return Ok(split.queries.iter().map(|q| q.id.clone()).zip(values.chunks(dim).map(<[f32]>::to_vec)).collect());
+    }
     let texts: Vec<&str> = split.queries.iter().map(|q| q.text.as_str()).collect();
     let vectors = encoder
         .encode_queries(&texts)
         .with_context(|| format!("encoding the {} queries with {}", texts.len(), encoder.info().name))?;
+    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+    let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    optical::distill::cache::write_atomic(&path, &bytes)?;
     Ok(split.queries.iter().map(|q| q.id.clone()).zip(vectors).collect())
 }
 
