@@ -6,8 +6,9 @@
 //! so that the search pipeline (internal ids) and `optical eval` (keys of TREC run files) fuse
 //! with the same code.
 //!
-//! A fusion is written as a spec string (`rrf:60`, `linear:0.7`, `zscore:0.7`); `FromStr` and
-//! `Display` convert both ways, so the CLI, result tables and run-file names all use one form.
+//! A fusion is written as a spec string (`rrf:60`, `linear:0.7`, `zscore:0.7`, `confidence:0.7`,
+//! `bylang:0.8:0.5`); `FromStr` and `Display` convert both ways, so the CLI, result tables and
+//! run-file names all use one form.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -102,14 +103,12 @@ impl Fusion {
             Some((m, p)) => (m, Some(p)),
             None => (spec, None),
         };
-        let number = |default: f32| -> Result<f32> {
-            match param {
-                None => Ok(default),
-                Some(p) => p.trim().parse::<f32>().map_err(|_| {
-                    anyhow::anyhow!("fusion {spec:?}: {p:?} after ':' is not a number")
-                }),
-            }
+        let parse = |x: &str| -> Result<f32> {
+            x.trim()
+                .parse::<f32>()
+                .map_err(|_| anyhow::anyhow!("fusion {spec:?}: {x:?} after ':' is not a number"))
         };
+        let number = |default: f32| param.map_or(Ok(default), parse);
         let fusion = match method.to_ascii_lowercase().as_str() {
             "rrf" => Fusion::Rrf { k: number(rrf_k)? },
             "linear" | "minmax" => Fusion::Linear { dense_weight: number(dense_weight)? },
@@ -123,12 +122,7 @@ impl Fusion {
                         let [cross, mono] = weights[..] else {
                             bail!("fusion {spec:?}: bylang takes two weights, bylang:CROSS:MONO")
                         };
-                        let w = |x: &str| {
-                            x.trim().parse::<f32>().map_err(|_| {
-                                anyhow::anyhow!("fusion {spec:?}: {x:?} after ':' is not a number")
-                            })
-                        };
-                        (w(cross)?, w(mono)?)
+                        (parse(cross)?, parse(mono)?)
                     }
                 };
                 Fusion::ByLanguage { cross, mono }
