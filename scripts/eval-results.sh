@@ -76,8 +76,8 @@ rows in deu, fra and fin measure transfer.
 Rows with queries \`queries.eng.jsonl\` use the human English translations of the same
 questions: \`dense (e5 zero-shot)\` there is the teacher on English, the translate-test reference
 for the cross-lingual rows. Regenerate with \`bash scripts/eval-results.sh\`. † marks compare
-rows of one \`optical eval\` call; the student against zero-shot is tested in docs/students.md
-(\`optical eval --run\` on the two TREC runs: p < 0.05 on every AfriQA language).
+rows of one \`optical eval\` call; the un-interpolated student against zero-shot was tested in
+docs/students.md (\`optical eval --run\` on the two TREC runs: p < 0.05 on every AfriQA language).
 EOF
 
 students=()
