@@ -10,6 +10,7 @@ use optical_storage::Hit;
 
 use super::compat::check_query_encoder;
 use super::dense;
+use super::fusion::Fusion;
 use super::lookup;
 use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 use super::sparse::{self, SparseHit};
@@ -414,7 +415,9 @@ impl Searcher {
         let t0 = Instant::now();
         let sparse: Vec<(u64, f32)> = bm25.iter().map(|h| (h.id, h.score)).collect();
         let dense_list: Vec<(u64, f32)> = dense.iter().map(|h| (h.id, h.score)).collect();
-        let order = req.fusion.fuse_for(&sparse, &dense_list, self.is_cross_lingual(req)?);
+        // Only `bylang` looks at the query's language: skip the `lang` postings read otherwise.
+        let cross_lingual = matches!(req.fusion, Fusion::ByLanguage { .. }) && self.is_cross_lingual(req)?;
+        let order = req.fusion.fuse_for(&sparse, &dense_list, cross_lingual);
         t.fusion += t0.elapsed();
         Ok(Ranked { order, bm25, dense })
     }
