@@ -144,6 +144,17 @@ pub fn is_english(lang: &str) -> bool {
     matches!(stemmer_language(lang), Some(Language::English))
 }
 
+/// Runs `text` through an analyzer and returns each token's text with its byte span in `text`.
+pub fn analyze_spans(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while stream.advance() {
+        let token = stream.token();
+        out.push((token.text.clone(), token.offset_from..token.offset_to));
+    }
+    out
+}
+
 /// Runs `text` through an analyzer and returns the token texts (handy for tests and debugging).
 pub fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     let mut stream = analyzer.token_stream(text);
@@ -281,6 +292,17 @@ pub fn bm25_query(
     lang: Option<&str>,
     which: Bm25Fields,
 ) -> Option<Box<dyn Query>> {
+    let clauses = bm25_clauses(fields, text, which);
+    if clauses.is_empty() {
+        return None;
+    }
+    Some(filter_lang(fields, Box::new(BooleanQuery::new(clauses)), lang))
+}
+
+/// The SHOULD term clauses of [`bm25_query`], for callers that add clauses of their own. Keep
+/// them in one flat disjunction: tantivy prunes with block-WAND only when every clause of a
+/// boolean query is a term query, and a nested boolean query turns that off.
+pub fn bm25_clauses(fields: &TextFields, text: &str, which: Bm25Fields) -> Vec<(Occur, Box<dyn Query>)> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let mut add = |analyzer: &mut TextAnalyzer, targets: &[Field]| {
         // A repeated query word counts once per field: duplicate SHOULD clauses would double it.
@@ -298,10 +320,7 @@ pub fn bm25_query(
     if matches!(which, Bm25Fields::English | Bm25Fields::Both) {
         add(&mut stemmed_analyzer(Language::English), &[fields.title_eng, fields.body_eng]);
     }
-    if clauses.is_empty() {
-        return None;
-    }
-    Some(filter_lang(fields, Box::new(BooleanQuery::new(clauses)), lang))
+    clauses
 }
 
 /// `query` restricted to documents in `lang` (the filter matches but adds nothing to the score);

@@ -47,12 +47,8 @@ pub struct EvalArgs {
     /// `hybrid[SPEC]`. Default: the library's default fusion, as the row `hybrid`.
     #[arg(long)]
     pub fusion: Option<String>,
-    /// RRF constant k for a spec `rrf` without a value.
-    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
-    pub rrf_k: f32,
-    /// Dense weight (or prior) for a spec `linear`, `zscore` or `confidence` without a value.
-    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
-    pub dense_weight: f32,
+    #[command(flatten)]
+    pub fusion_defaults: super::search::FusionDefaults,
     /// Score `--fusion` from a pair of hybrid leg runs written by an earlier hybrid eval
     /// (`runs/<…>.legs<…>.bm25.trec` and `.dense.trec`, in that order), without searching.
     #[arg(long, num_args = 2, value_names = ["BM25_LEG", "DENSE_LEG"], conflicts_with = "modes")]
@@ -127,7 +123,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let fusions = match &args.fusion {
         Some(specs) => {
-            let list = Fusion::parse_list(specs, args.rrf_k, args.dense_weight).context("--fusion")?;
+            let list = Fusion::parse_list(specs, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight).context("--fusion")?;
             if list.is_empty() {
                 bail!("--fusion names no fusion");
             }

@@ -47,13 +47,8 @@ pub struct SearchArgs {
     /// `bylang[:CROSS:MONO]`. Default: `bylang:0.8:0.5` (docs/search.md says how it was chosen).
     #[arg(long)]
     pub fusion: Option<String>,
-    /// RRF constant k for `--fusion rrf` without a value.
-    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
-    pub rrf_k: f32,
-    /// Weight of the dense score, in [0, 1], for `--fusion linear`, `zscore` or `confidence`
-    /// without a value.
-    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
-    pub dense_weight: f32,
+    #[command(flatten)]
+    pub fusion_defaults: FusionDefaults,
     /// Translation table for the BM25 leg (PSQ): a table file (`optical psq build`), a directory
     /// of `<lang>.tsv` tables, or `none`. Default: the table for `--query-lang` shipped with the
     /// installed student of the index's embedding space (none when `--query-lang` equals `--lang`).
@@ -65,6 +60,19 @@ pub struct SearchArgs {
     /// Print JSON (one object with the hits) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The numbers a fusion spec without its own takes (`--fusion rrf`, `--fusion linear`, …);
+/// `optical search` and `optical eval` share them.
+#[derive(Args, Debug, Clone)]
+pub struct FusionDefaults {
+    /// RRF constant k for a spec `rrf` without a value.
+    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_RRF_K)]
+    pub rrf_k: f32,
+    /// Weight of the dense score, in [0, 1] (the prior for `confidence`), for a spec `linear`,
+    /// `zscore` or `confidence` without a value.
+    #[arg(long, default_value_t = optical::search::fusion::DEFAULT_DENSE_WEIGHT)]
+    pub dense_weight: f32,
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
@@ -99,7 +107,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         searcher = searcher.with_translation_table(table);
     }
     let fusion = match &args.fusion {
-        Some(spec) => Fusion::parse_with_defaults(spec, args.rrf_k, args.dense_weight)
+        Some(spec) => Fusion::parse_with_defaults(spec, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight)
             .context("--fusion")?,
         None => Fusion::default(),
     };

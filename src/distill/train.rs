@@ -22,7 +22,7 @@ use super::ot::{SinkhornSettings, ensure_nonempty, masked_mean, ot_loss};
 use super::params::{clip_global_norm, count_params, freeze_matching};
 use crate::encoder::{
     BertModel, Encoder, EncoderOptions, META_FILE, OpticalMeta, Role, TOKENIZER_FILE, TextTokenizer, TokenBatch,
-    Tokenized, l2_normalize, mean_pool,
+    Tokenized, l2_normalize, mean_pool, to_vec,
 };
 
 /// How a run is carried out (as opposed to what it computes, which is the config).
@@ -199,10 +199,6 @@ impl TeacherBatch {
             Tensor::from_data(TensorData::new(self.pooled.clone(), [b, dim]), device),
         )
     }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("reading a tensor back: {e:?}"))
 }
 
 /// Runs the teacher (no gradient) on pairs `idx` and returns their kept rows and pooled vectors.

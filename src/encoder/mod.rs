@@ -132,6 +132,8 @@ pub struct TokenStates {
     pub ids: Vec<u32>,
     /// See [`Tokenized::content`].
     pub content: Vec<bool>,
+    /// See [`Tokenized::spans`].
+    pub spans: Vec<(usize, usize)>,
     /// One `hidden`-wide row per token, row-major (`ids.len() × dim`).
     pub states: Vec<f32>,
     /// Row width.
@@ -371,6 +373,7 @@ impl Encoder {
             .map(|(t, states)| TokenStates {
                 ids: t.ids,
                 content: t.content,
+                spans: t.spans,
                 states,
                 dim,
             })
@@ -498,7 +501,8 @@ impl<I> EncodeStream<'_, I> {
     }
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+/// A tensor's values read back to the host as f32.
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .try_into_vec_as::<f32>()
         .map_err(|e| anyhow::anyhow!("reading tensor back from the device: {e:?}"))

@@ -13,6 +13,10 @@ pub struct Tokenized {
     /// `true` for tokens of the text itself; `false` for special tokens (`[CLS]`, `</s>`, …)
     /// and for the tokens of the instruction prefix. Distillation masks on it.
     pub content: Vec<bool>,
+    /// Byte span of each token in the text itself (the prefix not counted); `(0, 0)` for a
+    /// token that is not content. Lets token-level results be read back as words (the OT-plan
+    /// translation table merges subword pieces into analyzer words with it).
+    pub spans: Vec<(usize, usize)>,
 }
 
 /// A `tokenizer.json` set up for this encoder: no padding (batches are padded to their own
@@ -101,7 +105,7 @@ impl TextTokenizer {
         Ok(encodings
             .into_iter()
             .map(|enc| {
-                let content = enc
+                let content: Vec<bool> = enc
                     .get_special_tokens_mask()
                     .iter()
                     .zip(enc.get_offsets())
@@ -109,9 +113,15 @@ impl TextTokenizer {
                     // "▁Good" after "query: " starts on the space but ends past the prefix.
                     .map(|(&special, &(_, end))| special == 0 && end > plen)
                     .collect();
+                let spans = content
+                    .iter()
+                    .zip(enc.get_offsets())
+                    .map(|(&c, &(start, end))| if c { (start.saturating_sub(plen), end - plen) } else { (0, 0) })
+                    .collect();
                 Tokenized {
                     ids: enc.get_ids().to_vec(),
                     content,
+                    spans,
                 }
             })
             .collect())

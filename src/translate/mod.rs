@@ -3,14 +3,38 @@
 //! A Hausa question shares almost no words with English passages, and an Amharic one shares no
 //! script, so plain BM25 finds nothing for them. PSQ (Darwish & Oard; Patapsco) replaces each
 //! query word `f` by the English words `e` it translates to, weighted by `p(e | f)` learned from
-//! parallel text. Optical builds `p(e | f)` with IBM Model 1 ([`model1`]) over the same analyzers
-//! the index uses (the query side as Unicode words, the English side stemmed), stores it as a
-//! checksummed TSV ([`table`]) that travels with the shipped student, and turns a query into a
-//! weighted disjunction of English terms ([`query`]).
+//! parallel text. Optical builds `p(e | f)` in two ways over the same analyzers the index uses
+//! (the query side as Unicode words, the English side stemmed): IBM Model 1 ([`model1`]), and
+//! from the OT plans between a student's and the teacher's token states ([`ot_plans`]). It stores
+//! the table as a checksummed TSV ([`table`]) that travels with the shipped student, and turns a
+//! query into a weighted disjunction of English terms ([`query`]).
+use std::collections::HashMap;
+
 pub mod model1;
+pub mod ot_plans;
 pub mod query;
 pub mod table;
 
 pub use model1::{Model1Options, train_model1};
+pub use ot_plans::{OtPlanOptions, train_ot_plans};
 pub use query::{TranslatedTerm, psq_query, translate_query};
 pub use table::{Pruning, TranslationTable, read_tables, table_files};
+
+/// Words ↔ dense ids, in order of first sight: the vocabularies table builders count over.
+#[derive(Default)]
+struct Vocab {
+    ids: HashMap<String, u32>,
+    words: Vec<String>,
+}
+
+impl Vocab {
+    fn id(&mut self, word: &str) -> u32 {
+        if let Some(&id) = self.ids.get(word) {
+            return id;
+        }
+        let id = self.words.len() as u32;
+        self.ids.insert(word.to_string(), id);
+        self.words.push(word.to_string());
+        id
+    }
+}

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use anyhow::{Result, bail};
 use tantivy::tokenizer::Language;
 
+use super::Vocab;
 use super::table::{Pruning, TranslationTable};
 use crate::distill::bitext::BitextPair;
 use crate::text::{analyze, stemmed_analyzer, words_analyzer};
@@ -39,8 +40,9 @@ pub fn train_model1(pairs: &[BitextPair], source: &str, options: Model1Options) 
     if options.iterations == 0 {
         bail!("IBM Model 1 needs at least one EM iteration");
     }
-    let mut f_vocab: Vocab = Vocab::with_null();
-    let mut e_vocab: Vocab = Vocab::default();
+    let mut f_vocab = Vocab::default();
+    f_vocab.id(""); // the NULL word: id 0, a word no analyzer produces
+    let mut e_vocab = Vocab::default();
     let mut words = words_analyzer();
     let mut english = stemmed_analyzer(Language::English);
     let corpus: Vec<(Vec<u32>, Vec<u32>)> = pairs
@@ -102,28 +104,6 @@ pub fn train_model1(pairs: &[BitextPair], source: &str, options: Model1Options) 
     }
     table.prune(options.pruning);
     Ok(table)
-}
-
-#[derive(Default)]
-struct Vocab {
-    ids: HashMap<String, u32>,
-    words: Vec<String>,
-}
-
-impl Vocab {
-    fn with_null() -> Vocab {
-        Vocab { ids: HashMap::new(), words: vec![String::new()] }
-    }
-
-    fn id(&mut self, word: &str) -> u32 {
-        if let Some(&id) = self.ids.get(word) {
-            return id;
-        }
-        let id = self.words.len() as u32;
-        self.ids.insert(word.to_string(), id);
-        self.words.push(word.to_string());
-        id
-    }
 }
 
 #[cfg(test)]

@@ -67,9 +67,8 @@ pub fn psq_query(fields: &TextFields, terms: &[TranslatedTerm], lang: Option<&st
         }
     }
     let kept: Vec<&str> = terms.iter().filter(|t| !t.translated).map(|t| t.term.as_str()).collect();
-    if let Some(q) = text::bm25_query(fields, &kept.join(" "), None, Bm25Fields::Both) {
-        clauses.push((Occur::Should, q));
-    }
+    // Flat, not a nested query: one disjunction of term queries keeps block-WAND pruning on.
+    clauses.extend(text::bm25_clauses(fields, &kept.join(" "), Bm25Fields::Both));
     if clauses.is_empty() {
         return None;
     }
