@@ -88,9 +88,45 @@ fn a_translated_query_ranks_the_document_with_the_translated_terms_first() {
     let mixed = SearchRequest::new("ruwa football").with_mode(Mode::Bm25).with_query_lang("hau").with_k(4);
     let keys: Vec<String> = psq.search(&mixed).unwrap().hits.into_iter().map(|h| h.key).collect();
     assert!(keys.contains(&"w".to_string()) && keys.contains(&"x".to_string()), "{keys:?}");
-    let terms = psq.translated_query(&mixed).unwrap();
+    let terms = psq.translated_query(&mixed).unwrap().unwrap();
     assert!(terms.iter().any(|t| t.term == "water" && t.translated));
     assert!(terms.iter().any(|t| t.term == "football" && !t.translated));
+}
+
+#[test]
+fn translations_into_the_index_s_most_common_terms_are_left_out() {
+    // 120 documents: every one has "the", one has "water", 40 have "river" (idf ≈ 1.1).
+    let tmp = tempfile::tempdir().unwrap();
+    let big = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let mut w = big.writer().unwrap();
+    for i in 0..120 {
+        let body = match i {
+            0 => "the water of the well".to_string(),
+            1..=40 => format!("the river number {i}"),
+            _ => format!("the report number {i}"),
+        };
+        w.add(Document::new(format!("d{i}"), body).with_lang("eng").with_vector(vec![1.0, 0.0, 0.0, 0.0])).unwrap();
+    }
+    w.commit().unwrap();
+    let mut t = TranslationTable::new("hau", "eng", "test");
+    t.insert("ruwa", vec![("the".into(), 0.5), ("water".into(), 0.3), ("river".into(), 0.2)]);
+    let req = SearchRequest::new("ruwa").with_mode(Mode::Bm25).with_query_lang("hau").with_k(5);
+    let terms = |min_idf: f32| -> Vec<String> {
+        let s = Searcher::for_index(&big).with_translation_table(Arc::new(t.clone())).with_psq_min_idf(min_idf);
+        s.translated_query(&req).unwrap().unwrap().into_iter().map(|t| t.term).collect()
+    };
+    assert_eq!(terms(0.0), vec!["the", "water", "river"], "0 keeps every translation");
+    assert_eq!(terms(1.0), vec!["water", "river"], "\"the\" is in every document (idf ≈ 0.004)");
+    assert_eq!(terms(1.5), vec!["water"], "\"river\" is in a third of them (idf ≈ 1.1)");
+    // The default cut applies, and the water document still ranks first.
+    let psq = Searcher::for_index(&big).with_translation_table(Arc::new(t.clone()));
+    assert_eq!(psq.translated_query(&req).unwrap().unwrap().len(), 2);
+    assert_eq!(psq.search(&req).unwrap().hits[0].key, "d0");
+    // In a small index document frequencies say little: nothing is left out.
+    let small = tempfile::tempdir().unwrap();
+    let small = index(small.path());
+    let s = Searcher::for_index(&small).with_translation_table(Arc::new(t)).with_psq_min_idf(1.0);
+    assert_eq!(s.translated_query(&req).unwrap().unwrap().len(), 3);
 }
 
 #[test]

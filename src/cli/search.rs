@@ -54,12 +54,23 @@ pub struct SearchArgs {
     /// installed student of the index's embedding space (none when `--query-lang` equals `--lang`).
     #[arg(long)]
     pub psq: Option<PathBuf>,
+    #[command(flatten)]
+    pub psq_min_idf: PsqMinIdf,
     /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
     #[arg(long)]
     pub explain: bool,
     /// Print JSON (one object with the hits) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How much of a translated query the BM25 leg keeps; `optical search` and `optical eval` share it.
+#[derive(Args, Debug, Clone)]
+pub struct PsqMinIdf {
+    /// Leave out translations into terms whose BM25 idf in the index is below this (function
+    /// words such as "the"; 0 keeps all).
+    #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_MIN_IDF)]
+    pub psq_min_idf: f32,
 }
 
 /// The numbers a fusion spec without its own takes (`--fusion rrf`, `--fusion linear`, …);
@@ -106,6 +117,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     for table in translation_tables(args.psq.as_deref(), space, &query_langs, args.lang.as_deref())? {
         searcher = searcher.with_translation_table(table);
     }
+    searcher = searcher.with_psq_min_idf(args.psq_min_idf.psq_min_idf);
     let fusion = match &args.fusion {
         Some(spec) => Fusion::parse_with_defaults(spec, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight)
             .context("--fusion")?,
@@ -124,7 +136,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     }
     let results = searcher.search(&req)?;
     let snap = searcher.snapshot();
-    let translated = if mode == Mode::Dense { None } else { searcher.translated_query(&req) };
+    let translated = if mode == Mode::Dense { None } else { searcher.translated_query(&req)? };
     if args.json {
         print_json(&args, snap, &results, translated.as_deref())
     } else {

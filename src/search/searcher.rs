@@ -16,14 +16,22 @@ use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, Sta
 use super::sparse::{self, SparseHit};
 use crate::encoder::Encoder;
 use crate::engine::{Index, Snapshot};
-use crate::translate::{TranslatedTerm, TranslationTable, translate_query};
+use crate::translate::{DEFAULT_PSQ_MIN_IDF, TranslatedTerm, TranslationTable, translate_query};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Encoders {
     default: Option<Arc<Encoder>>,
     by_lang: HashMap<String, Arc<Encoder>>,
     /// Translation tables for the BM25 leg (PSQ), by query language.
     tables: HashMap<String, Arc<TranslationTable>>,
+    /// Translations into terms with a lower BM25 idf in this index are left out of PSQ queries.
+    psq_min_idf: f32,
+}
+
+impl Default for Encoders {
+    fn default() -> Self {
+        Encoders { default: None, by_lang: HashMap::new(), tables: HashMap::new(), psq_min_idf: DEFAULT_PSQ_MIN_IDF }
+    }
 }
 
 /// Searches one commit. Cheap to clone and `Send + Sync`: share one across threads, and
@@ -105,10 +113,27 @@ impl Searcher {
         }
     }
 
-    /// The query's terms after translation, when a table is registered for its language.
-    pub fn translated_query(&self, req: &SearchRequest) -> Option<Vec<TranslatedTerm>> {
-        let table = self.encoders.tables.get(req.query_lang.as_deref()?)?;
-        Some(translate_query(table, &req.query))
+    /// Leaves out of PSQ queries the translations into terms whose BM25 idf in this index is
+    /// below `min_idf` (0 keeps every translation). Tables learn function words too ("the",
+    /// "of", "in"): they add almost nothing to a score and their long posting lists cost most of
+    /// the BM25 stage's time.
+    pub fn with_psq_min_idf(self, min_idf: f32) -> Searcher {
+        let mut enc = self.take_encoders();
+        enc.psq_min_idf = min_idf;
+        Searcher {
+            snapshot: self.snapshot,
+            encoders: Arc::new(enc),
+        }
+    }
+
+    /// The query's terms after translation (common terms left out, see
+    /// [`Searcher::with_psq_min_idf`]), when a table is registered for its language.
+    pub fn translated_query(&self, req: &SearchRequest) -> Result<Option<Vec<TranslatedTerm>>> {
+        let Some(table) = req.query_lang.as_deref().and_then(|l| self.encoders.tables.get(l)) else {
+            return Ok(None);
+        };
+        let terms = translate_query(table, &req.query);
+        sparse::without_common_translations(&self.snapshot, terms, self.encoders.psq_min_idf).map(Some)
     }
 
     /// Whether the request's query is in another language than the documents: its language has a
@@ -124,7 +149,7 @@ impl Searcher {
 
     /// BM25 candidates of the request: of the translated query when its language has a table.
     fn bm25_leg(&self, req: &SearchRequest, n: usize) -> Result<Vec<SparseHit>> {
-        match self.translated_query(req) {
+        match self.translated_query(req)? {
             Some(terms) => sparse::psq_candidates(&self.snapshot, &terms, n, req.lang.as_deref()),
             None => sparse::bm25_candidates(&self.snapshot, &req.query, n, req.lang.as_deref()),
         }

@@ -50,6 +50,39 @@ pub fn psq_candidates(
     }
 }
 
+/// Below this many documents, document frequencies say too little to call a term common (in a
+/// three-document index every term has an idf under 1): [`without_common_translations`] keeps all.
+pub const MIN_DOCS_FOR_COMMON_TERMS: u64 = 100;
+
+/// `terms` without the translations whose BM25 idf in `snapshot` (on the English body field,
+/// tantivy's formula) is below `min_idf`; words kept untranslated always stay, and so does
+/// everything in an index of fewer than [`MIN_DOCS_FOR_COMMON_TERMS`] documents.
+pub fn without_common_translations(
+    snapshot: &Snapshot,
+    terms: Vec<TranslatedTerm>,
+    min_idf: f32,
+) -> Result<Vec<TranslatedTerm>> {
+    let searcher = snapshot.searcher();
+    if min_idf <= 0.0 || searcher.num_docs() < MIN_DOCS_FOR_COMMON_TERMS {
+        return Ok(terms);
+    }
+    let n = searcher.num_docs() as f32;
+    let field = snapshot.fields().body_eng;
+    let mut kept = Vec::with_capacity(terms.len());
+    for t in terms {
+        if t.translated {
+            let df = searcher
+                .doc_freq(&tantivy::Term::from_field_text(field, &t.term))
+                .context("reading a term's document frequency")? as f32;
+            if (1.0 + (n - df + 0.5) / (df + 0.5)).ln() < min_idf {
+                continue;
+            }
+        }
+        kept.push(t);
+    }
+    Ok(kept)
+}
+
 /// tantivy's top-`n` of `q` with internal ids.
 fn top_n(snapshot: &Snapshot, q: &dyn tantivy::query::Query, n: usize) -> Result<Vec<SparseHit>> {
     // tantivy reserves room for `n` hits up front: never ask for more than there are documents.

@@ -13,6 +13,10 @@ use tantivy::schema::{IndexRecordOption, Term};
 use super::table::TranslationTable;
 use crate::text::{self, Bm25Fields, TextFields, analyze, words_analyzer};
 
+/// Translations into terms with a BM25 idf below this in the searched index are left out of a
+/// PSQ query (`Searcher::with_psq_min_idf`): chosen on the AfriQA dev sets (docs/search.md).
+pub const DEFAULT_PSQ_MIN_IDF: f32 = 1.0;
+
 /// One term of a translated query, for `--explain`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TranslatedTerm {
