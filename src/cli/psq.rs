@@ -18,6 +18,20 @@ pub enum PsqCommand {
     /// with IBM Model 1 or from the OT plans between a student and a teacher, and write it as a
     /// checksummed TSV.
     Build(BuildArgs),
+    /// Interpolate two tables of the same languages: WEIGHT · p_A(e | f) + (1 − WEIGHT) · p_B(e | f),
+    /// pruned like a built table.
+    Mix {
+        /// The first table (weighted by `--weight`).
+        a: PathBuf,
+        /// The second table (weighted by 1 − `--weight`).
+        b: PathBuf,
+        /// Weight of the first table, in [0, 1].
+        #[arg(long, default_value_t = 0.5)]
+        weight: f32,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show how a query is translated by a table.
     Translate {
         /// Translation table file.
@@ -82,6 +96,12 @@ pub struct BuildArgs {
 pub fn run(cmd: PsqCommand) -> Result<()> {
     match cmd {
         PsqCommand::Build(args) => build(args),
+        PsqCommand::Mix { a, b, weight, out } => {
+            let mixed = TranslationTable::read(&a)?
+                .mix(&TranslationTable::read(&b)?, weight, Pruning::default())
+                .with_context(|| format!("mixing {} with {}", a.display(), b.display()))?;
+            write_table(&mixed, &out)
+        }
         PsqCommand::Translate { table, query } => {
             let table = TranslationTable::read(&table)?;
             for t in translate_query(&table, &query) {
@@ -148,10 +168,14 @@ fn build(args: BuildArgs) -> Result<()> {
             })?
         }
     };
-    if let Some(parent) = args.out.parent() {
+    write_table(&table, &args.out)
+}
+
+fn write_table(table: &TranslationTable, out: &std::path::Path) -> Result<()> {
+    if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    table.write(&args.out)?;
-    eprintln!("wrote {} ({} words, {} translations)", args.out.display(), table.len(), table.rows());
+    table.write(out)?;
+    eprintln!("wrote {} ({} words, {} translations, {})", out.display(), table.len(), table.rows(), table.method);
     Ok(())
 }

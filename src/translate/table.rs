@@ -96,6 +96,43 @@ impl TranslationTable {
         self.entries.values().map(Vec::len).sum()
     }
 
+    /// The linear interpolation `weight · p_self(e | f) + (1 − weight) · p_other(e | f)` of two
+    /// tables of the same languages, pruned by `pruning`. With a weight strictly between 0 and 1,
+    /// a word only one table has keeps that table's translations (pruning renormalises them). Two tables learned differently (IBM
+    /// Model 1 from co-occurrence, OT plans from contextual states) make different mistakes, and
+    /// the mixture keeps what they agree on on top.
+    pub fn mix(&self, other: &TranslationTable, weight: f32, pruning: Pruning) -> Result<TranslationTable> {
+        if self.source != other.source || self.target != other.target {
+            bail!(
+                "cannot mix a {} → {} table with a {} → {} one",
+                self.source,
+                self.target,
+                other.source,
+                other.target
+            );
+        }
+        if !(0.0..=1.0).contains(&weight) {
+            bail!("mixing weight {weight} is outside [0, 1]");
+        }
+        let method = format!("{}+{}", self.method, other.method);
+        let mut mixed = TranslationTable::new(&self.source, &self.target, &method);
+        let words: std::collections::BTreeSet<&String> = self.entries.keys().chain(other.entries.keys()).collect();
+        for f in words {
+            let mut p: BTreeMap<&str, f32> = BTreeMap::new();
+            for (table, w) in [(self, weight), (other, 1.0 - weight)] {
+                for (e, q) in table.entries.get(f).into_iter().flatten() {
+                    *p.entry(e.as_str()).or_default() += w * q;
+                }
+            }
+            let list: Vec<(String, f32)> = p.into_iter().filter(|(_, q)| *q > 0.0).map(|(e, q)| (e.to_string(), q)).collect();
+            if !list.is_empty() {
+                mixed.insert(f.clone(), list);
+            }
+        }
+        mixed.prune(pruning);
+        Ok(mixed)
+    }
+
     /// Keeps, per word, the most probable translations allowed by `pruning`, renormalised to sum
     /// to 1; words left with none are dropped.
     pub fn prune(&mut self, pruning: Pruning) {
@@ -263,6 +300,28 @@ mod tests {
         let back = TranslationTable::parse(&t.to_tsv().unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.get("ruwa").unwrap()[0], ("water".to_string(), 0.7));
+    }
+
+    #[test]
+    fn mixing_interpolates_and_keeps_words_of_either_table() {
+        let mut a = TranslationTable::new("hau", "eng", "ibm-model1");
+        a.insert("ruwa", vec![("water".into(), 0.6), ("rain".into(), 0.4)]);
+        a.insert("gari", vec![("town".into(), 1.0)]);
+        let mut b = TranslationTable::new("hau", "eng", "ot-plans");
+        b.insert("ruwa", vec![("water".into(), 1.0)]);
+        b.insert("sama", vec![("sky".into(), 1.0)]);
+        let keep_all = Pruning { top_k: 5, cumulative: 1.0, min_prob: 0.0 };
+        let m = a.mix(&b, 0.5, keep_all).unwrap();
+        assert_eq!(m.method, "ibm-model1+ot-plans");
+        let ruwa = m.get("ruwa").unwrap();
+        assert_eq!(ruwa[0].0, "water");
+        assert!((ruwa[0].1 - 0.8).abs() < 1e-6 && (ruwa[1].1 - 0.2).abs() < 1e-6, "{ruwa:?}");
+        assert_eq!(m.get("gari").unwrap(), &[("town".to_string(), 1.0)][..], "only in a: renormalised");
+        assert_eq!(m.get("sama").unwrap(), &[("sky".to_string(), 1.0)][..], "only in b");
+        assert_eq!(a.mix(&b, 1.0, keep_all).unwrap().get("ruwa"), a.get("ruwa"), "weight 1 is table a");
+        let other = TranslationTable::new("yor", "eng", "x");
+        assert!(a.mix(&other, 0.5, keep_all).unwrap_err().to_string().contains("hau → eng"));
+        assert!(a.mix(&b, 1.5, keep_all).is_err());
     }
 
     #[test]
