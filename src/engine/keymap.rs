@@ -69,6 +69,15 @@ fn is_lock_busy(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Decodes the value sled holds for a key: the internal id, 8 bytes big-endian. Any other
+/// length is damage (sled's files are read back from disk), reported instead of sliced.
+pub fn decode_id(bytes: &[u8]) -> Result<u64> {
+    let a: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("damaged key map entry: the id is {} bytes long, not 8", bytes.len()))?;
+    Ok(u64::from_be_bytes(a))
+}
+
 impl KeyMap {
     /// Opens the key map at `path` and checks it against the committed state (`generation`,
     /// `docs` live documents); rebuilds it from `searcher` when it is stale, inconsistent or
@@ -162,11 +171,8 @@ impl KeyMap {
     /// The internal id of a key at the last applied commit.
     pub fn get(&self, key: &str) -> Result<Option<u64>> {
         let v = self.keys.get(key.as_bytes()).with_context(|| format!("reading key `{key}` from sled"))?;
-        Ok(v.map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[..8]);
-            u64::from_be_bytes(a)
-        }))
+        v.map(|b| decode_id(&b).with_context(|| format!("key `{key}` in sled database {}", self.path.display())))
+            .transpose()
     }
 
     /// Applies one commit's key changes (`Some(id)` = set, `None` = remove), records the new
