@@ -24,6 +24,7 @@
 
 pub mod check;
 mod codec;
+mod failpoint;
 pub(crate) mod guard;
 pub mod keymap;
 pub mod meta;
@@ -41,6 +42,7 @@ use tantivy::{IndexReader, ReloadPolicy};
 
 pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
+pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
@@ -108,9 +110,9 @@ pub(crate) struct Shared {
     pub keymap: Option<keymap::KeyMap>,
     /// Keeps the directory lock while the index is open for writing.
     _lock: Option<DirLock>,
-    /// Test hook: when set, the next commit fails at its sled step (after the tantivy commit
-    /// point), as a full disk or an I/O error there would. See [`Index::fail_next_keymap_update`].
-    pub fail_keymap_step: AtomicBool,
+    /// Test hook: the commit step at which the next commit fails. See
+    /// [`Index::fail_next_commit_at`].
+    pub fail: failpoint::FailPoint,
     /// Test hook: when set, the next commit damages one of the text files it wrote, right after
     /// tantivy wrote them. See [`Index::damage_next_commit`].
     pub damage_next_commit: AtomicBool,
@@ -232,7 +234,7 @@ impl Index {
             current: RwLock::new(snap),
             keymap: Some(keymap),
             _lock: Some(lock),
-            fail_keymap_step: AtomicBool::new(false),
+            fail: failpoint::FailPoint::default(),
             damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: Some(state), orphans_removed: removed.len() })
@@ -263,7 +265,7 @@ impl Index {
             current: RwLock::new(snap),
             keymap: None,
             _lock: None,
-            fail_keymap_step: AtomicBool::new(false),
+            fail: failpoint::FailPoint::default(),
             damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: None, orphans_removed: 0 })
@@ -364,7 +366,16 @@ impl Index {
     /// commit that reached disk but reported an error, without filling a disk.
     #[doc(hidden)]
     pub fn fail_next_keymap_update(&self) {
-        self.shared.fail_keymap_step.store(true, Ordering::SeqCst);
+        self.fail_next_commit_at(CommitStep::KeyMap);
+    }
+
+    /// Test hook: makes the next commit of this index fail at `step`, as a full disk or an I/O
+    /// error there would (for [`CommitStep::RemoveObsolete`], which is best effort, the files
+    /// are left behind and the commit succeeds). Lets tests prove, step by step, that a failed
+    /// commit leaves the last commit intact and that the next writer continues correctly.
+    #[doc(hidden)]
+    pub fn fail_next_commit_at(&self, step: CommitStep) {
+        self.shared.fail.arm(step);
     }
 
     /// Test hook: makes the next commit of this index flip a byte in a text index file it has
