@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long fuzz run of every reader of bytes from disk or from users: runs each fuzz target of
-# storage/tests/storage_fuzz.rs and tests/fuzz_parsers.rs (the properties named
-# `fuzz_<target>_…`) again and again, with many more cases than the test suite, for
+# storage/tests/storage_fuzz.rs and tests/fuzz_parsers.rs (the properties whose names start
+# with `fuzz_<target>`) again and again, with many more cases than the test suite, for
 # MINUTES_PER_TARGET minutes each (default 10). proptest draws a fresh random seed per run.
 #
 #   scripts/fuzz.sh [MINUTES_PER_TARGET] [TARGET ...]
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 MINUTES="${1:-10}"
 shift || true
 PER_TARGET_S=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }')
-ALL_TARGETS=(segment tombstones commit_payload keymap corpus q4 model trec beir bitext distill translation_table results query_text user_specs)
+ALL_TARGETS=(segment tombstones commit_payload keymap corpus q4 trec beir bitext distill translation_table results query_text user_specs model)
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=("${ALL_TARGETS[@]}")
 export OPTICAL_FUZZ_CASES="${OPTICAL_FUZZ_CASES:-2000}"
@@ -46,9 +46,9 @@ for t in "${TARGETS[@]}"; do
     segment | tombstones) bin="$STORAGE_BIN" ;;
     *) bin="$PARSERS_BIN" ;;
   esac
-  props=$("$bin" --list "fuzz_${t}_" 2>/dev/null | grep -c ': test$' || true)
+  props=$("$bin" --list "fuzz_${t}" 2>/dev/null | grep -c ': test$' || true)
   if [[ "$props" -eq 0 ]]; then
-    echo "unknown fuzz target $t (no property named fuzz_${t}_…)" >&2
+    echo "unknown fuzz target $t (no property named fuzz_${t}…)" >&2
     exit 2
   fi
   start=$(date +%s)
@@ -57,7 +57,7 @@ for t in "${TARGETS[@]}"; do
   failed=0
   while [[ $(date +%s) -lt $deadline ]]; do
     log="$OUT/$t-run$runs.log"
-    if "$bin" "fuzz_${t}_" --test-threads=1 >"$log" 2>&1; then
+    if "$bin" "fuzz_${t}" --test-threads=1 >"$log" 2>&1; then
       rm -f "$log"
     else
       failed=$((failed + 1))
