@@ -221,3 +221,30 @@ fn search_without_query_text_is_an_error() {
         assert!(err.contains("no query text"), "{q:?}: {err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Smaller items of issue 13.
+
+/// A line whose vector has the wrong dimension is a bad line like any other: reported as
+/// file:line, and skipped with --skip-invalid instead of stopping the file.
+#[test]
+fn a_wrong_dimension_vector_is_a_bad_line_that_skip_invalid_skips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let input = tmp.path().join("v.jsonl");
+    let line = |id: &str, v: &[f32]| serde_json::json!({"id": id, "text": format!("river {id}"), "vector": v}).to_string();
+    write_docs(&input, &[line("a", &[1.0, 0.0, 0.0]), line("short", &[1.0, 0.0]), line("b", &[0.0, 1.0, 0.0]), line("long", &[1.0; 4])]);
+    let (idx_s, input_s) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    // Without --skip-invalid: both bad lines reported with their line, nothing indexed.
+    let err = fails(&["index", idx_s, "--input", input_s, "--dim", "3"]);
+    assert!(err.contains("v.jsonl:2:") && err.contains("dimension 2"), "{err}");
+    assert!(err.contains("v.jsonl:4:") && err.contains("dimension 4"), "{err}");
+    assert!(err.contains("2 bad line(s)") && err.contains("nothing was indexed"), "{err}");
+    assert!(!idx.exists(), "a failed first run leaves no index");
+    // With it: the good lines go in, the bad ones are reported.
+    let out = optical(&["index", idx_s, "--input", input_s, "--dim", "3", "--skip-invalid"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("v.jsonl:2:") && stderr.contains("v.jsonl:4:"), "{stderr}");
+    assert!(stdout.contains("indexed 2 documents") && stdout.contains("2 bad lines skipped"), "{stdout}");
+}

@@ -101,7 +101,10 @@ impl IndexWriter {
         self.shared.keymap.as_ref().expect("writable index has a key map").get(key)
     }
 
-    fn validate(&self, doc: &Document) -> Result<()> {
+    /// Checks a document against the index without adding it (key, vector, dimension): what
+    /// [`IndexWriter::add`] and [`IndexWriter::upsert`] refuse. Lets a caller treat a bad
+    /// document as a bad input line and go on with the others.
+    pub fn validate(&self, doc: &Document) -> Result<()> {
         if doc.key.is_empty() {
             bail!("document key is empty");
         }
