@@ -348,3 +348,50 @@ fn bm25_queries_without_words_find_nothing() {
         assert!(searcher.search(&req).unwrap().hits.is_empty(), "{q:?}");
     }
 }
+
+/// Opening an index for writing twice in one process says so (and how to share the handle);
+/// a lock held by another process says that instead.
+#[test]
+fn a_second_writable_open_says_who_holds_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let err = format!("{:#}", Index::open(&dir).err().expect("a second writable open must fail"));
+    assert!(err.contains("in this process") && err.contains("clone") && !err.contains("another process"), "{err}");
+    // Another spelling of the same directory is the same index.
+    let other = tmp.path().join(".").join("idx");
+    let err = format!("{:#}", Index::open(&other).err().expect("a second writable open must fail"));
+    assert!(err.contains("in this process"), "{err}");
+    drop(index);
+    // Released with the handle: the next open works, and holds the lock in its turn.
+    let index = Index::open(&dir).unwrap();
+    drop(index);
+
+    // Another process holding the lock (the binary, kept busy reading a slow input).
+    let out = std::process::Command::new("flock")
+        .args(["--version"])
+        .output();
+    if out.is_err() {
+        eprintln!("SKIPPED the other-process half: no flock(1) on this machine");
+        return;
+    }
+    let mut holder = std::process::Command::new("flock")
+        .arg(dir.join("optical.lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = loop {
+        match Index::open(&dir) {
+            Err(e) => break format!("{e:#}"),
+            Ok(i) => {
+                drop(i);
+                assert!(start.elapsed().as_secs() < 10, "flock never took the lock");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(err.contains("by another process") && !err.contains("in this process"), "{err}");
+}

@@ -456,18 +456,49 @@ pub(crate) struct DirLock {
     _file: File,
     #[cfg(unix)]
     _dir: File,
+    /// The directory as registered in [`HELD_HERE`].
+    key: PathBuf,
+}
+
+/// The index directories this process holds the write lock of, so that a failed lock can say
+/// whether the holder is this process (a second `Index::open` of the same directory) or another
+/// one: the file lock itself does not tell.
+static HELD_HERE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The key of `dir` in [`HELD_HERE`]: canonical when it can be, so two spellings of one
+/// directory match.
+fn held_key(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = held.iter().position(|p| *p == self.key) {
+            held.swap_remove(i);
+        }
+    }
 }
 
 /// Takes the write lock of an index directory (see [`DirLock`]). Two handles of one process
 /// conflict like two processes do: the lock belongs to the open file, not to the process.
 fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
+    let key = held_key(dir);
     let busy = |what: &Path| {
-        anyhow::anyhow!(
-            "index {} is already open for writing, by another process or another handle in this process (lock {} is held); open it read-only to search",
-            dir.display(),
-            what.display()
-        )
+        if HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            anyhow::anyhow!(
+                "index {} is already open for writing in this process (another Index handle holds lock {}); share that handle (Index is cheap to clone) or drop it first, or open the index read-only to search",
+                dir.display(),
+                what.display()
+            )
+        } else {
+            anyhow::anyhow!(
+                "index {} is already open for writing by another process (lock {} is held); open it read-only to search",
+                dir.display(),
+                what.display()
+            )
+        }
     };
     let file = OpenOptions::new()
         .create(true)
@@ -490,8 +521,12 @@ fn lock_dir(dir: &Path) -> Result<DirLock> {
                 return Err(e).with_context(|| format!("locking directory {}", dir.display()));
             }
         }
-        Ok(DirLock { _file: file, _dir: dir_file })
+        HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        Ok(DirLock { _file: file, _dir: dir_file, key })
     }
     #[cfg(not(unix))]
-    Ok(DirLock { _file: file })
+    {
+        HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        Ok(DirLock { _file: file, key })
+    }
 }
