@@ -11,6 +11,8 @@
 //! The child is this test binary itself, re-run with `OPTICAL_CRASH_CHILD=<dir>` on the
 //! `crash_child` test (which does nothing in a normal run). The long run is
 //! `cargo test --test engine_crash -- --ignored` (see docs/reliability.md).
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -23,18 +25,7 @@ const BATCH: u64 = 5;
 const DIM: usize = 8;
 
 fn vector_for(seed: &str) -> Vec<f32> {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in seed.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    (0..DIM)
-        .map(|_| {
-            h ^= h << 13;
-            h ^= h >> 7;
-            h ^= h << 17;
-            (h % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    common::hashed_vector(seed, DIM)
 }
 
 fn key(c: u64, i: u64) -> String {

@@ -7,6 +7,8 @@
 //!
 //! Real tantivy, sled and vector segments; the failure is injected by the test hook
 //! `Index::fail_next_commit_at`.
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -15,18 +17,7 @@ use optical::engine::{CommitStep, Document, Index, IndexConfig, VectorElem, chec
 const DIM: usize = 4;
 
 fn vector_for(key: &str, version: u32) -> Vec<f32> {
-    let mut h: u64 = 0xcbf29ce484222325 ^ version as u64;
-    for b in key.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    (0..DIM)
-        .map(|_| {
-            h ^= h << 13;
-            h ^= h >> 7;
-            h ^= h << 17;
-            (h % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    common::hashed_vector(&format!("{key}@{version}"), DIM)
 }
 
 /// The expected contents: key → version (the body names both, the vector derives from both).

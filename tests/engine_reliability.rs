@@ -1,6 +1,8 @@
 //! Reliability: what happens after a failed commit, when the lock file is deleted, when an index
 //! is created in a folder that holds other files, with over-long keys, huge result counts and
 //! corrupt files. Real tantivy, real sled, real vector segments; each test failed before its fix.
+mod common;
+
 use std::path::Path;
 
 use optical::engine::{Document, Index, IndexConfig, KeyMapState};
@@ -9,18 +11,7 @@ const DIM: usize = 8;
 
 /// A deterministic vector for a key (not normalised: only equality matters here).
 fn vector_for(key: &str) -> Vec<f32> {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in key.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    (0..DIM)
-        .map(|_| {
-            h ^= h << 13;
-            h ^= h >> 7;
-            h ^= h << 17;
-            (h % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    common::hashed_vector(key, DIM)
 }
 
 fn doc(key: &str) -> Document {
