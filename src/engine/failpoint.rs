@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Result, bail};
 
-/// The steps of a commit, in the order they run.
+/// The steps of a commit, in the order they run (for the test hook
+/// [`Index::fail_next_commit_at`](super::Index::fail_next_commit_at)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum CommitStep {

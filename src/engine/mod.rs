@@ -42,6 +42,7 @@ use tantivy::{IndexReader, ReloadPolicy};
 
 pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
+#[doc(hidden)]
 pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
