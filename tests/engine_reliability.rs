@@ -358,7 +358,7 @@ fn a_second_writable_open_says_who_holds_the_lock() {
     let index = Index::open(&dir).unwrap();
     drop(index);
 
-    // Another process holding the lock (the binary, kept busy reading a slow input).
+    // Another process holding the lock: flock(1) takes the same kind of lock on optical.lock.
     let out = std::process::Command::new("flock")
         .args(["--version"])
         .output();
