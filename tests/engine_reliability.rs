@@ -386,3 +386,29 @@ fn a_second_writable_open_says_who_holds_the_lock() {
     holder.wait().unwrap();
     assert!(err.contains("by another process") && !err.contains("in this process"), "{err}");
 }
+
+/// sled lets go of its files a moment after its last handle is dropped (its background
+/// threads still hold them: the fuzz run saw `could not acquire lock` on a reopen right after a
+/// close in the same process). The index's own lock already rules out another writer, so a
+/// writable open waits a little for sled instead of failing: here sled is held by another
+/// handle for 300 ms after the index was closed.
+#[test]
+fn a_writable_open_waits_for_sled_to_let_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    {
+        let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+        let mut w = index.writer().unwrap();
+        w.add(doc("a0")).unwrap();
+        w.commit().unwrap();
+    }
+    let held = sled::open(dir.join("keymap")).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let index = Index::open(&dir).unwrap_or_else(|e| panic!("open while sled lets go: {e:#}"));
+    releaser.join().unwrap();
+    assert_eq!(index.keymap_state(), Some(&KeyMapState::Current));
+    assert_consistent(&index, &["a0".to_string()]);
+}

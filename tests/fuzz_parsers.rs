@@ -150,7 +150,18 @@ fn fuzz_keymap_regression_short_id_value_is_an_error() {
         w.commit().unwrap();
     }
     {
-        let db = sled::open(dir.join("keymap")).unwrap();
+        // sled lets go of its lock a moment after the index is dropped: wait for it.
+        let start = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir.join("keymap")) {
+                Ok(db) => break db,
+                Err(e) if start.elapsed().as_secs() < 5 => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("opening the key map: {e}"),
+            }
+        };
         db.open_tree("keys").unwrap().insert("k1", &b"abc"[..]).unwrap();
         db.flush().unwrap();
     }

@@ -57,6 +57,25 @@ fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
     Ok((db, keys))
 }
 
+/// How long a writable open waits for sled's file lock. sled releases it a moment after its
+/// last handle is dropped (its background threads still hold the files), so reopening an index
+/// right after closing it in the same process can find it busy. The caller holds the index's
+/// own lock, which rules out another writer: a lock still busy after this wait is reported.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`open_sled`], waiting up to [`SLED_LOCK_WAIT`] while sled's lock is busy.
+fn open_sled_waiting(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+    let start = std::time::Instant::now();
+    loop {
+        match open_sled(path) {
+            Err(e) if is_lock_busy(&e) && start.elapsed() < SLED_LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether a failed sled open means that another handle holds sled's file lock. sled 0.34
 /// reports it as an I/O error "could not acquire lock on ..." (of kind `Other`, wrapping the
 /// `WouldBlock` of the lock call).
@@ -89,7 +108,7 @@ impl KeyMap {
         config: &IndexConfig,
         searcher: &tantivy::Searcher,
     ) -> Result<(KeyMap, KeyMapState)> {
-        let why = match open_sled(path) {
+        let why = match open_sled_waiting(path) {
             Ok((db, keys)) => {
                 let map = KeyMap { path: path.to_path_buf(), db, keys };
                 if map.is_current(generation, docs) {
