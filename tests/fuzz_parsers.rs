@@ -354,6 +354,21 @@ proptest! {
     }
 }
 
+/// Found by `fuzz_model_tokenizer_json` in the long run: a syntax error inside the `decoder`
+/// section made the tokenizers library panic (`expect("Helper")`) instead of returning an
+/// error. Loading now reports it as a malformed file, naming it.
+#[test]
+fn fuzz_model_regression_malformed_decoder_is_an_error() {
+    let json = common::tiny::tokenizer_json();
+    assert!(json.contains("\"decoder\":null"));
+    let bad = json.replace("\"decoder\":null", "\"decoder\":{\"type\":\"WordPiece\",\"prefix\":}");
+    let path = file_with("tokenizer-bad-decoder.json", bad.as_bytes());
+    let err = format!("{:#}", TextTokenizer::load(&path, 16).unwrap_err());
+    assert!(err.contains("tokenizer-bad-decoder.json") && err.contains("panicked"), "{err}");
+    let err = format!("{:#}", optical::encoder::q4::import_e5_q4(&file_with("q4-for-bad-tok.bin", &tiny_q4().bin), &path, &scratch().join("bad-tok-out")).unwrap_err());
+    assert!(err.contains("tokenizer-bad-decoder.json"), "{err}");
+}
+
 // ---- distillation files ----------------------------------------------------------------------
 
 fn records() -> Vec<Record> {
