@@ -7,7 +7,8 @@
 #   scripts/fuzz.sh [MINUTES_PER_TARGET] [TARGET ...]
 #
 # Environment: OPTICAL_FUZZ_CASES (cases per property per run, default 2000), FUZZ_OUT (where
-# the summary and the logs of failed runs go, default $CARGO_TARGET_DIR/fuzz or target/fuzz).
+# the summary and the logs of failed runs go, default $CARGO_TARGET_DIR/fuzz or target/fuzz),
+# FUZZ_MEM_KB (address-space cap per run, default 8 GiB).
 # The summary (summary.tsv) has one line per target: target, seconds, runs, properties, cases,
 # failed runs. A failing property leaves its minimal input in the log and in
 # proptest-regressions/ beside its test file; the script exits non-zero if any run failed.
@@ -37,6 +38,11 @@ PARSERS_BIN="$(binary fuzz_parsers)"
 mkdir -p "$OUT/bin"
 cp "$STORAGE_BIN" "$OUT/bin/storage_fuzz" && STORAGE_BIN="$OUT/bin/storage_fuzz"
 cp "$PARSERS_BIN" "$OUT/bin/fuzz_parsers" && PARSERS_BIN="$OUT/bin/fuzz_parsers"
+
+# A memory cap per run (default 8 GiB of address space): an input that makes a reader allocate
+# without bound then fails its run with an allocation error, instead of waking the OOM killer
+# on a shared machine.
+ulimit -v "${FUZZ_MEM_KB:-8388608}"
 
 SUMMARY="$OUT/summary.tsv"
 printf 'target\tseconds\truns\tproperties\tcases\tfailed_runs\n' >"$SUMMARY"

@@ -277,6 +277,20 @@ fn q4_file(vocab: &[String]) -> Vec<u8> {
     b
 }
 
+/// Found by `fuzz_q4_import` in the long run: a layer count of 2^30 in the header made the
+/// importer list 2^34 expected tensors before reading one, and the process was killed for
+/// memory. The header is now checked against the tensor directory.
+#[test]
+fn fuzz_q4_regression_huge_layer_count_is_an_error() {
+    let mut bin = tiny_q4().bin.clone();
+    bin[12..16].copy_from_slice(&(1i32 << 30).to_le_bytes()); // layers, after magic, version, hidden
+    let err = format!("{:#}", Q4Model::parse(&bin).unwrap_err());
+    assert!(err.contains("1073741824 layers"), "{err}");
+    let path = file_with("q4-huge-layers.bin", &bin);
+    let err = format!("{:#}", import_e5_q4(&path, &tiny_q4().tokenizer, &scratch().join("q4-huge-out")).unwrap_err());
+    assert!(err.contains("q4-huge-layers.bin") && err.contains("layers"), "{err}");
+}
+
 fn model_config() -> BertConfig {
     BertConfig::load(&tiny_q4().dir.join("config.json")).unwrap()
 }
