@@ -170,14 +170,21 @@ fn deleting_the_lock_file_does_not_let_a_second_writer_in() {
     assert_consistent(&index, &all);
 }
 
+/// A new index at `dir` holding one committed document, `a0`.
+fn index_with_a0(dir: &Path) -> Index {
+    let index = Index::create(dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let mut w = index.writer().unwrap();
+    w.add(doc("a0")).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    index
+}
+
 #[test]
 fn a_key_map_held_by_a_writer_is_reported_locked_not_rebuilt() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
-    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
-    let mut w = index.writer().unwrap();
-    w.add(doc("a0")).unwrap();
-    w.commit().unwrap();
+    let index = index_with_a0(&dir);
     let snap = index.snapshot();
     let opened = optical::engine::keymap::KeyMap::open_or_rebuild(
         &dir.join("keymap"),
@@ -396,12 +403,7 @@ fn a_second_writable_open_says_who_holds_the_lock() {
 fn a_writable_open_waits_for_sled_to_let_go() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
-    {
-        let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
-        let mut w = index.writer().unwrap();
-        w.add(doc("a0")).unwrap();
-        w.commit().unwrap();
-    }
+    drop(index_with_a0(&dir));
     let held = sled::open(dir.join("keymap")).unwrap();
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(300));
