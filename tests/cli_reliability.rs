@@ -221,3 +221,51 @@ fn search_without_query_text_is_an_error() {
         assert!(err.contains("no query text"), "{q:?}: {err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Smaller items of issue 13.
+
+/// A line whose vector has the wrong dimension is a bad line like any other: reported as
+/// file:line, and skipped with --skip-invalid instead of stopping the file.
+#[test]
+fn a_wrong_dimension_vector_is_a_bad_line_that_skip_invalid_skips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let input = tmp.path().join("v.jsonl");
+    let line = |id: &str, v: &[f32]| serde_json::json!({"id": id, "text": format!("river {id}"), "vector": v}).to_string();
+    write_docs(&input, &[line("a", &[1.0, 0.0, 0.0]), line("short", &[1.0, 0.0]), line("b", &[0.0, 1.0, 0.0]), line("long", &[1.0; 4])]);
+    let (idx_s, input_s) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    // Without --skip-invalid: both bad lines reported with their line, nothing indexed.
+    let err = fails(&["index", idx_s, "--input", input_s, "--dim", "3"]);
+    assert!(err.contains("v.jsonl:2:") && err.contains("dimension 2"), "{err}");
+    assert!(err.contains("v.jsonl:4:") && err.contains("dimension 4"), "{err}");
+    assert!(err.contains("2 bad line(s)") && err.contains("nothing was indexed"), "{err}");
+    assert!(!idx.exists(), "a failed first run leaves no index");
+    // With it: the good lines go in, the bad ones are reported.
+    let out = optical(&["index", idx_s, "--input", input_s, "--dim", "3", "--skip-invalid"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("v.jsonl:2:") && stderr.contains("v.jsonl:4:"), "{stderr}");
+    assert!(stdout.contains("indexed 2 documents") && stdout.contains("2 bad lines skipped"), "{stdout}");
+}
+
+/// Keys and text with newlines, tabs, NUL or an escape sequence are shown escaped in the
+/// table: one line per hit and its snippet, nothing raw reaches the terminal.
+#[test]
+fn search_table_escapes_control_characters_in_keys_and_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let input = tmp.path().join("c.jsonl");
+    let doc = serde_json::json!({"id": "a\tb\nc\u{0}d", "title": "t\u{0}\u{1b}[31mred", "text": "river\nbank\u{0}x \u{202e}abc", "lang": "en\tg"});
+    write_docs(&input, &[doc.to_string()]);
+    ok(&["index", idx.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    let out = ok(&["search", idx.to_str().unwrap(), "river", "--mode", "bm25"]);
+    for bad in ['\0', '\t', '\u{1b}', '\u{202e}'] {
+        assert!(!out.contains(bad), "{bad:?} printed raw: {out:?}");
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one hit: its line and its snippet: {out:?}");
+    assert!(lines[0].contains(r"a\tb\nc\0d") && lines[0].contains(r"[en\tg]"), "{out:?}");
+    assert!(lines[0].contains(r"t\0\u{1b}[31mred"), "{out:?}");
+    assert!(lines[1].contains(r"river bank\0x \u{202e}abc"), "{out:?}");
+}

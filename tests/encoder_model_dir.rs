@@ -151,6 +151,7 @@ fn saved_model_dir_loads_back_with_the_declared_space() {
         passage_prefix: String::new(),
         max_length: 64,
         embedding_space: teacher.info().embedding_space.clone(),
+        weights_fingerprint: String::new(),
     };
     Encoder::save_model_dir(
         teacher.model(),
@@ -283,4 +284,55 @@ fn prefix_and_special_tokens_are_not_content() {
             .map(|t| t.content.iter().filter(|c| **c).count())
             .sum::<usize>()
     );
+}
+
+/// An `optical.json` that claims another model's embedding space is checked against the
+/// weights where the directory records which weights the claim was made for: a file copied
+/// from another model directory, or an assembled student whose weights were replaced, is
+/// refused naming the file; a claim made for these weights (a distilled student's) loads.
+#[test]
+fn a_false_embedding_space_claim_is_refused_where_it_can_be_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    common::tiny::tiny_model(&a, 1);
+    common::tiny::tiny_model(&b, 2);
+    let device = default_device();
+    let fa = Encoder::load(&a, &device).unwrap().info().fingerprint.clone();
+    let fb = Encoder::load(&b, &device).unwrap().info().fingerprint.clone();
+    assert_ne!(fa, fb);
+    let meta = |dir: &Path| OpticalMeta::load(&dir.join("optical.json")).unwrap();
+    assert_eq!(meta(&a).weights_fingerprint, fa, "save_model_dir records the weights");
+
+    // A student of A, as distillation saves it: its own weights (B's here), A's space. Loads.
+    let student = tmp.path().join("student");
+    std::fs::create_dir(&student).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(b.join(f), student.join(f)).unwrap();
+    }
+    let claim = OpticalMeta { embedding_space: fa.clone(), weights_fingerprint: fb.clone(), ..meta(&b) };
+    claim.save(&student.join("optical.json")).unwrap();
+    assert_eq!(Encoder::load(&student, &device).unwrap().info().embedding_space, fa);
+
+    // B's weights with a claim written for other weights (A's file, pointed at A's space).
+    let copied = OpticalMeta { embedding_space: fa.clone(), ..meta(&a) };
+    copied.save(&b.join("optical.json")).unwrap();
+    let err = load_error(&b);
+    assert!(err.contains(&b.join("optical.json").display().to_string()) && err.contains(&fa) && err.contains(&fb), "{err}");
+
+    // An assembled student (student.json) whose weights are no longer the assembled ones.
+    let manifest = serde_json::json!({
+        "format": 1, "name": "s", "languages": [], "base": {"name": "a", "fingerprint": fa},
+        "fingerprint": "0123456789abcdef", "weights_sha256": "", "parameters": 0, "tensors": [],
+        "meta": {"embedding_space": fa}, "training": {}, "data": [], "metrics": {}, "english_queries": "student"
+    });
+    std::fs::write(student.join("student.json"), manifest.to_string()).unwrap();
+    let claim = OpticalMeta { weights_fingerprint: String::new(), ..claim };
+    claim.save(&student.join("optical.json")).unwrap();
+    optical::encoder::delta::StudentManifest::load(&student.join("student.json")).expect("the test's manifest parses");
+    let err = load_error(&student);
+    assert!(err.contains("student.json") && err.contains("0123456789abcdef") && err.contains(&fb), "{err}");
+
+    // A claim with no record at all (a hand-written file) cannot be checked: accepted.
+    std::fs::remove_file(student.join("student.json")).unwrap();
+    assert!(Encoder::load(&student, &device).is_ok());
 }

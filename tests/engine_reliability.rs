@@ -1,6 +1,8 @@
 //! Reliability: what happens after a failed commit, when the lock file is deleted, when an index
 //! is created in a folder that holds other files, with over-long keys, huge result counts and
 //! corrupt files. Real tantivy, real sled, real vector segments; each test failed before its fix.
+mod common;
+
 use std::path::Path;
 
 use optical::engine::{Document, Index, IndexConfig, KeyMapState};
@@ -9,18 +11,7 @@ const DIM: usize = 8;
 
 /// A deterministic vector for a key (not normalised: only equality matters here).
 fn vector_for(key: &str) -> Vec<f32> {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in key.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    (0..DIM)
-        .map(|_| {
-            h ^= h << 13;
-            h ^= h >> 7;
-            h ^= h << 17;
-            (h % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    common::hashed_vector(key, DIM)
 }
 
 fn doc(key: &str) -> Document {
@@ -179,14 +170,21 @@ fn deleting_the_lock_file_does_not_let_a_second_writer_in() {
     assert_consistent(&index, &all);
 }
 
+/// A new index at `dir` holding one committed document, `a0`.
+fn index_with_a0(dir: &Path) -> Index {
+    let index = Index::create(dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let mut w = index.writer().unwrap();
+    w.add(doc("a0")).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    index
+}
+
 #[test]
 fn a_key_map_held_by_a_writer_is_reported_locked_not_rebuilt() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
-    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
-    let mut w = index.writer().unwrap();
-    w.add(doc("a0")).unwrap();
-    w.commit().unwrap();
+    let index = index_with_a0(&dir);
     let snap = index.snapshot();
     let opened = optical::engine::keymap::KeyMap::open_or_rebuild(
         &dir.join("keymap"),
@@ -347,4 +345,72 @@ fn bm25_queries_without_words_find_nothing() {
         let req = optical::search::SearchRequest::new(q).with_mode(optical::search::Mode::Bm25);
         assert!(searcher.search(&req).unwrap().hits.is_empty(), "{q:?}");
     }
+}
+
+/// Opening an index for writing twice in one process says so (and how to share the handle);
+/// a lock held by another process says that instead.
+#[test]
+fn a_second_writable_open_says_who_holds_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    let err = format!("{:#}", Index::open(&dir).err().expect("a second writable open must fail"));
+    assert!(err.contains("in this process") && err.contains("clone") && !err.contains("another process"), "{err}");
+    // Another spelling of the same directory is the same index.
+    let other = tmp.path().join(".").join("idx");
+    let err = format!("{:#}", Index::open(&other).err().expect("a second writable open must fail"));
+    assert!(err.contains("in this process"), "{err}");
+    drop(index);
+    // Released with the handle: the next open works, and holds the lock in its turn.
+    let index = Index::open(&dir).unwrap();
+    drop(index);
+
+    // Another process holding the lock: flock(1) takes the same kind of lock on optical.lock.
+    let out = std::process::Command::new("flock")
+        .args(["--version"])
+        .output();
+    if out.is_err() {
+        eprintln!("SKIPPED the other-process half: no flock(1) on this machine");
+        return;
+    }
+    let mut holder = std::process::Command::new("flock")
+        .arg(dir.join("optical.lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = loop {
+        match Index::open(&dir) {
+            Err(e) => break format!("{e:#}"),
+            Ok(i) => {
+                drop(i);
+                assert!(start.elapsed().as_secs() < 10, "flock never took the lock");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(err.contains("by another process") && !err.contains("in this process"), "{err}");
+}
+
+/// sled lets go of its files a moment after its last handle is dropped (its background
+/// threads still hold them: the fuzz run saw `could not acquire lock` on a reopen right after a
+/// close in the same process). The index's own lock already rules out another writer, so a
+/// writable open waits a little for sled instead of failing: here sled is held by another
+/// handle for 300 ms after the index was closed.
+#[test]
+fn a_writable_open_waits_for_sled_to_let_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    drop(index_with_a0(&dir));
+    let held = sled::open(dir.join("keymap")).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let index = Index::open(&dir).unwrap_or_else(|e| panic!("open while sled lets go: {e:#}"));
+    releaser.join().unwrap();
+    assert_eq!(index.keymap_state(), Some(&KeyMapState::Current));
+    assert_consistent(&index, &["a0".to_string()]);
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use optical::corpus::CorpusReader;
+use optical::corpus::{BadLine, BadLineKind, CorpusReader};
 use optical::encoder::{Encoder, default_device};
 use optical::engine::{CommitInfo, Document, Index, IndexConfig, IndexWriter, VectorElem};
 use optical::search::{EncodingWriter, open_or_create_for};
@@ -213,9 +213,6 @@ fn index_file(args: &IndexArgs, index: &Index, encoder: Option<&Encoder>, mut re
                 continue;
             }
         };
-        if !bad.is_empty() && !args.skip_invalid {
-            continue; // nothing will be committed: just keep scanning for more bad lines
-        }
         let d = Document {
             key: doc.id,
             title: doc.title,
@@ -223,6 +220,21 @@ fn index_file(args: &IndexArgs, index: &Index, encoder: Option<&Encoder>, mut re
             lang: doc.lang.unwrap_or_else(|| args.lang.clone()),
             vector: doc.vector,
         };
+        // A document the index refuses (a vector of the wrong dimension, a missing vector) is
+        // a bad line like a malformed one: reported as file:line, skipped with --skip-invalid.
+        if let Sink::Plain(w) = &writer
+            && let Err(e) = w.validate(&d)
+        {
+            let b = BadLine { path: args.input.clone(), line, kind: BadLineKind::BadField, reason: e.to_string() };
+            if bad.len() < MAX_REPORTED {
+                bar.suspend(|| eprintln!("{b}"));
+            }
+            bad.push(b);
+            continue;
+        }
+        if !bad.is_empty() && !args.skip_invalid {
+            continue; // nothing will be committed: just keep scanning for more bad lines
+        }
         if encoder.is_some() && d.vector.is_some() {
             bail!(
                 "{}:{line}: document `{}` brings its own vector, but --model computes the vectors (drop one of them)",

@@ -139,16 +139,14 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 a.max_length,
                 config.max_position_embeddings
             );
-            let embedding_space = match a.embedding_space {
-                Some(s) => s,
-                None => encoder::weights_fingerprint(&a.dir.join(encoder::WEIGHTS_FILE))?,
-            };
+            let weights_fingerprint = encoder::weights_fingerprint(&a.dir.join(encoder::WEIGHTS_FILE))?;
             let meta = OpticalMeta {
                 name: a.name,
                 query_prefix: a.query_prefix,
                 passage_prefix: a.passage_prefix,
                 max_length: a.max_length,
-                embedding_space,
+                embedding_space: a.embedding_space.unwrap_or_else(|| weights_fingerprint.clone()),
+                weights_fingerprint,
             };
             meta.save(&a.dir.join(encoder::META_FILE))
         }

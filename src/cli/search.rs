@@ -265,7 +265,7 @@ fn print_table(args: &SearchArgs, snap: &Snapshot, results: &SearchResults) -> R
         let doc = snap.document(h.id)?;
         let (title, body, lang) = doc.map(|d| (d.title, d.body, d.lang)).unwrap_or_default();
         let title = if title.trim().is_empty() { "(no title)".to_string() } else { clip(&title, 60) };
-        println!("{:>3}. {:>8.4}  {}  [{}]  {}", rank + 1, h.score, h.key, lang, title);
+        println!("{:>3}. {:>8.4}  {}  [{}]  {}", rank + 1, h.score, printable(&h.key), printable(&lang), title);
         if !body.trim().is_empty() {
             println!("       {}", clip(&body, 100));
         }
@@ -299,13 +299,36 @@ fn print_table(args: &SearchArgs, snap: &Snapshot, results: &SearchResults) -> R
     Ok(())
 }
 
-/// The first `n` characters of one line of text.
+/// The first `n` characters of one line of text (line breaks and tabs become spaces, other
+/// control characters are escaped by [`printable`]).
 fn clip(s: &str, n: usize) -> String {
     let s = s.replace(['\n', '\t', '\r'], " ");
     let s = s.trim();
     if s.chars().count() <= n {
-        s.to_string()
+        printable(s)
     } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
+        format!("{}…", printable(&s.chars().take(n).collect::<String>()))
     }
+}
+
+/// `s` with control characters escaped (`\n`, `\t`, `\r`, `\0`, else `\u{..}`), and the
+/// bidirectional overrides too: keys and text come from the indexed documents, and printed raw
+/// a newline or tab would break the table's one-line rows, a NUL or an escape sequence would
+/// reach the terminal, and an override would reorder what is shown. JSON output (`--json`)
+/// is the exact form.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }

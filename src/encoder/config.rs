@@ -171,6 +171,12 @@ pub struct OpticalMeta {
     /// fingerprint".
     #[serde(default)]
     pub embedding_space: String,
+    /// Fingerprint of the `model.safetensors` this file was written for (Optical's writers
+    /// record it). A claim of another model's `embedding_space` holds only for those weights:
+    /// loading other weights with this file is refused. Empty in files written by hand or by
+    /// older builds, whose claims cannot be checked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub weights_fingerprint: String,
 }
 
 /// The maximum length used when neither `optical.json` nor the caller says otherwise.
@@ -188,6 +194,7 @@ impl Default for OpticalMeta {
             passage_prefix: String::new(),
             max_length: DEFAULT_MAX_LENGTH,
             embedding_space: String::new(),
+            weights_fingerprint: String::new(),
         }
     }
 }

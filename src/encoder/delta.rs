@@ -295,6 +295,9 @@ pub fn export(student_dir: &Path, base_dir: &Path, out: &Path, info: ExportInfo)
     let base_meta = OpticalMeta::load(&base_dir.join(META_FILE))?;
     let mut meta = OpticalMeta::load(&student_dir.join(META_FILE))?;
     meta.name = info.name.clone();
+    // The manifest's `fingerprint` names the assembled weights; the student's own record names
+    // its fp32 weights, which are not shipped.
+    meta.weights_fingerprint.clear();
     let mut data = Vec::new();
     for p in &info.data {
         let name = portable_path(p);
@@ -415,7 +418,9 @@ pub fn assemble(shipped: &Path, base_dir: &Path, out: &Path) -> Result<StudentMa
             .with_context(|| format!("creating {}", tmp.join(TABLES_DIR).display()))?;
         std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
     }
-    manifest.meta.save(&tmp.join(META_FILE))?;
+    let mut meta = manifest.meta.clone();
+    meta.weights_fingerprint = manifest.fingerprint.clone();
+    meta.save(&tmp.join(META_FILE))?;
     manifest.save(&tmp.join(ASSEMBLED_MANIFEST_FILE))?;
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("removing the old {}", out.display()))?;

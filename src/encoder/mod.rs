@@ -107,6 +107,56 @@ pub fn load_meta_space(dir: &Path) -> Result<String> {
     if meta.embedding_space.is_empty() { weights_fingerprint(&dir.join(WEIGHTS_FILE)) } else { Ok(meta.embedding_space) }
 }
 
+/// Checks, where it can be checked, that a model directory's claim to write into another
+/// model's embedding space (`embedding_space` in `optical.json` different from the weights'
+/// own fingerprint) was made for these weights: `optical.json`'s recorded
+/// `weights_fingerprint`, and an assembled student's `student.json`, must name the weights
+/// that are there. A claim copied from another model directory, or left behind when the
+/// weights were replaced, would otherwise let vectors of unrelated spaces be compared. A claim
+/// with no record (a hand-written or older file) cannot be checked and is accepted.
+fn check_space_claim(dir: &Path, meta: &OpticalMeta, fingerprint: &str) -> Result<()> {
+    if meta.embedding_space.is_empty() || meta.embedding_space == fingerprint {
+        return Ok(());
+    }
+    let meta_path = dir.join(META_FILE);
+    let weights = dir.join(WEIGHTS_FILE);
+    if !meta.weights_fingerprint.is_empty() && meta.weights_fingerprint != fingerprint {
+        bail!(
+            "{} claims embedding space {}, but it was written for weights with fingerprint {} and {} has fingerprint {fingerprint}: \
+             the claim is about other weights (write the file for these weights with `optical model write-meta`, giving \
+             --embedding-space only if they were trained into that space)",
+            meta_path.display(),
+            meta.embedding_space,
+            meta.weights_fingerprint,
+            weights.display()
+        );
+    }
+    let student = dir.join(delta::ASSEMBLED_MANIFEST_FILE);
+    if student.is_file() {
+        let manifest = delta::StudentManifest::load(&student)?;
+        if manifest.fingerprint != fingerprint {
+            bail!(
+                "{} was assembled as weights with fingerprint {}, but {} has fingerprint {fingerprint}: the directory's \
+                 claim of embedding space {} does not hold for these weights (re-run scripts/setup-models.sh)",
+                student.display(),
+                manifest.fingerprint,
+                weights.display(),
+                meta.embedding_space
+            );
+        }
+        if manifest.meta.embedding_space != meta.embedding_space {
+            bail!(
+                "{} claims embedding space {}, but {} records {} for this student",
+                meta_path.display(),
+                meta.embedding_space,
+                student.display(),
+                manifest.meta.embedding_space
+            );
+        }
+    }
+    Ok(())
+}
+
 /// SHA-256 of a file, first 16 hex digits: the fingerprint of a weights file.
 pub fn weights_fingerprint(path: &Path) -> Result<String> {
     Ok(delta::sha256_file(path)?[..16].to_string())
@@ -246,6 +296,7 @@ impl Encoder {
             loaded?;
             anyhow::Ok((model, fingerprint?))
         })?;
+        check_space_claim(dir, &meta, &fingerprint)?;
         let name = if meta.name.is_empty() {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -461,6 +512,10 @@ impl Encoder {
                 format!("copying {} to {}", tokenizer_json.display(), dest.display())
             })?;
         }
+        // Record which weights the file describes, so that its embedding-space claim can be
+        // checked when the directory is loaded (see `check_space_claim`).
+        let mut meta = meta.clone();
+        meta.weights_fingerprint = weights_fingerprint(&dir.join(WEIGHTS_FILE))?;
         meta.save(&dir.join(META_FILE))
     }
 }

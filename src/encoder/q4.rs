@@ -186,6 +186,17 @@ impl Q4Model {
             );
         }
 
+        // The import builds a list of the tensors the header's architecture implies before it
+        // reads any: a damaged layer count (found by fuzz_q4_import: 2^30 layers) made that list
+        // alone exhaust memory. Every layer has 16 tensors, the embeddings 5, and the directory
+        // must hold them all.
+        let needed = layers.checked_mul(16).and_then(|n| n.checked_add(5));
+        ensure!(
+            needed.is_some_and(|n| n <= tensors.len()),
+            "the header describes {layers} layers, which need {} tensors, but the tensor directory holds {}",
+            needed.map_or("more than 2^64".to_string(), |n| n.to_string()),
+            tensors.len()
+        );
         let mut config = BertConfig::new(vocab, hidden, layers, heads, ffn, max_pos);
         config.type_vocab_size = type_vocab;
         // The f32's shortest decimal form (1e-12), not its f64 widening (9.99…e-13).

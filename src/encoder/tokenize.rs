@@ -45,8 +45,7 @@ impl TextTokenizer {
             "tokenizer file {} is missing",
             path.display()
         );
-        let mut inner = Tokenizer::from_file(path)
-            .map_err(|e| anyhow!("reading tokenizer {}: {e}", path.display()))?;
+        let mut inner = read_tokenizer(path).map_err(|e| anyhow!("reading tokenizer {}: {e}", path.display()))?;
         // The padding id only fills masked positions, so any valid id works; prefer the
         // tokenizer's own.
         let pad_id = inner
@@ -183,7 +182,23 @@ pub fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
 
 /// Reads a tokenizer file only to check it exists and parses (used by the model importer).
 pub fn check_tokenizer_file(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("reading tokenizer {}", path.display()))
+    read_tokenizer(path).map_err(|e| anyhow!("{e}")).with_context(|| format!("reading tokenizer {}", path.display()))
+}
+
+/// `Tokenizer::from_file`, with a panic turned into an error: tokenizers 0.23 panics
+/// (`expect("Helper")` in its decoder deserializer) on some malformed `decoder` sections, and
+/// a damaged `tokenizer.json` must not crash the host application (found by
+/// `fuzz_model_tokenizer_json`).
+fn read_tokenizer(path: &Path) -> std::result::Result<Tokenizer, String> {
+    match std::panic::catch_unwind(|| Tokenizer::from_file(path)) {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(format!("the file is malformed (the tokenizers library panicked: {what})"))
+        }
+    }
 }

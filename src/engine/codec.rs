@@ -9,6 +9,10 @@ use serde::de::DeserializeOwned;
 /// Version of the record encoding written by [`encode`].
 pub const CODEC_VERSION: u8 = 1;
 
+/// The most memory decoding one record may claim. Records are small (a key map's metadata,
+/// an index configuration); a larger claim comes from a damaged length field.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// Encodes a record: one version byte, then bincode's standard encoding.
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
     let mut out = vec![CODEC_VERSION];
@@ -22,8 +26,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     if version != CODEC_VERSION {
         bail!("metadata record has encoding version {version}, this build reads {CODEC_VERSION}");
     }
-    let (record, used) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .context("decoding a metadata record")?;
+    // The limit bounds what a length field read from disk may make bincode allocate: without
+    // it, one damaged length aborts the process ("memory allocation of … bytes failed").
+    let config = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+    let (record, used) = bincode::serde::decode_from_slice(body, config).context("decoding a metadata record")?;
     if used != body.len() {
         bail!("metadata record has {} trailing bytes", body.len() - used);
     }
@@ -49,5 +55,18 @@ mod tests {
         bad[0] = 99;
         assert!(decode::<R>(&bad).is_err());
         assert!(decode::<R>(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Found by `fuzz_keymap_records`: a damaged string length made bincode allocate exabytes
+    /// and abort the process. It is now an error.
+    #[test]
+    fn a_damaged_length_is_an_error_not_an_abort() {
+        let mut bytes = vec![CODEC_VERSION];
+        // varint: 0xfd then a u64 length of 2^62 for `name`.
+        bytes.push(0xfd);
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        bytes.extend_from_slice(b"e5");
+        let err = decode::<R>(&bytes).unwrap_err();
+        assert!(format!("{err:#}").contains("decoding a metadata record"), "{err:#}");
     }
 }

@@ -57,6 +57,25 @@ fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
     Ok((db, keys))
 }
 
+/// How long a writable open waits for sled's file lock. sled releases it a moment after its
+/// last handle is dropped (its background threads still hold the files), so reopening an index
+/// right after closing it in the same process can find it busy. The caller holds the index's
+/// own lock, which rules out another writer: a lock still busy after this wait is reported.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`open_sled`], waiting up to [`SLED_LOCK_WAIT`] while sled's lock is busy.
+fn open_sled_waiting(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+    let start = std::time::Instant::now();
+    loop {
+        match open_sled(path) {
+            Err(e) if is_lock_busy(&e) && start.elapsed() < SLED_LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether a failed sled open means that another handle holds sled's file lock. sled 0.34
 /// reports it as an I/O error "could not acquire lock on ..." (of kind `Other`, wrapping the
 /// `WouldBlock` of the lock call).
@@ -67,6 +86,15 @@ fn is_lock_busy(err: &anyhow::Error) -> bool {
         }
         _ => cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::WouldBlock),
     })
+}
+
+/// Decodes the value sled holds for a key: the internal id, 8 bytes big-endian. Any other
+/// length is damage (sled's files are read back from disk), reported instead of sliced.
+pub fn decode_id(bytes: &[u8]) -> Result<u64> {
+    let a: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("damaged key map entry: the id is {} bytes long, not 8", bytes.len()))?;
+    Ok(u64::from_be_bytes(a))
 }
 
 impl KeyMap {
@@ -80,7 +108,7 @@ impl KeyMap {
         config: &IndexConfig,
         searcher: &tantivy::Searcher,
     ) -> Result<(KeyMap, KeyMapState)> {
-        let why = match open_sled(path) {
+        let why = match open_sled_waiting(path) {
             Ok((db, keys)) => {
                 let map = KeyMap { path: path.to_path_buf(), db, keys };
                 if map.is_current(generation, docs) {
@@ -162,11 +190,8 @@ impl KeyMap {
     /// The internal id of a key at the last applied commit.
     pub fn get(&self, key: &str) -> Result<Option<u64>> {
         let v = self.keys.get(key.as_bytes()).with_context(|| format!("reading key `{key}` from sled"))?;
-        Ok(v.map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[..8]);
-            u64::from_be_bytes(a)
-        }))
+        v.map(|b| decode_id(&b).with_context(|| format!("key `{key}` in sled database {}", self.path.display())))
+            .transpose()
     }
 
     /// Applies one commit's key changes (`Some(id)` = set, `None` = remove), records the new

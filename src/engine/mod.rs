@@ -24,6 +24,7 @@
 
 pub mod check;
 mod codec;
+mod failpoint;
 pub(crate) mod guard;
 pub mod keymap;
 pub mod meta;
@@ -41,6 +42,8 @@ use tantivy::{IndexReader, ReloadPolicy};
 
 pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
+#[doc(hidden)]
+pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
@@ -108,9 +111,9 @@ pub(crate) struct Shared {
     pub keymap: Option<keymap::KeyMap>,
     /// Keeps the directory lock while the index is open for writing.
     _lock: Option<DirLock>,
-    /// Test hook: when set, the next commit fails at its sled step (after the tantivy commit
-    /// point), as a full disk or an I/O error there would. See [`Index::fail_next_keymap_update`].
-    pub fail_keymap_step: AtomicBool,
+    /// Test hook: the commit step at which the next commit fails. See
+    /// [`Index::fail_next_commit_at`].
+    pub fail: failpoint::FailPoint,
     /// Test hook: when set, the next commit damages one of the text files it wrote, right after
     /// tantivy wrote them. See [`Index::damage_next_commit`].
     pub damage_next_commit: AtomicBool,
@@ -232,7 +235,7 @@ impl Index {
             current: RwLock::new(snap),
             keymap: Some(keymap),
             _lock: Some(lock),
-            fail_keymap_step: AtomicBool::new(false),
+            fail: failpoint::FailPoint::default(),
             damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: Some(state), orphans_removed: removed.len() })
@@ -263,7 +266,7 @@ impl Index {
             current: RwLock::new(snap),
             keymap: None,
             _lock: None,
-            fail_keymap_step: AtomicBool::new(false),
+            fail: failpoint::FailPoint::default(),
             damage_next_commit: AtomicBool::new(false),
         };
         Ok(Index { shared: Arc::new(shared), keymap_state: None, orphans_removed: 0 })
@@ -364,7 +367,16 @@ impl Index {
     /// commit that reached disk but reported an error, without filling a disk.
     #[doc(hidden)]
     pub fn fail_next_keymap_update(&self) {
-        self.shared.fail_keymap_step.store(true, Ordering::SeqCst);
+        self.fail_next_commit_at(CommitStep::KeyMap);
+    }
+
+    /// Test hook: makes the next commit of this index fail at `step`, as a full disk or an I/O
+    /// error there would (for [`CommitStep::RemoveObsolete`], which is best effort, the files
+    /// are left behind and the commit succeeds). Lets tests prove, step by step, that a failed
+    /// commit leaves the last commit intact and that the next writer continues correctly.
+    #[doc(hidden)]
+    pub fn fail_next_commit_at(&self, step: CommitStep) {
+        self.shared.fail.arm(step);
     }
 
     /// Test hook: makes the next commit of this index flip a byte in a text index file it has
@@ -445,18 +457,49 @@ pub(crate) struct DirLock {
     _file: File,
     #[cfg(unix)]
     _dir: File,
+    /// The directory as registered in [`HELD_HERE`].
+    key: PathBuf,
+}
+
+/// The index directories this process holds the write lock of, so that a failed lock can say
+/// whether the holder is this process (a second `Index::open` of the same directory) or another
+/// one: the file lock itself does not tell.
+static HELD_HERE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The key of `dir` in [`HELD_HERE`]: canonical when it can be, so two spellings of one
+/// directory match.
+fn held_key(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = held.iter().position(|p| *p == self.key) {
+            held.swap_remove(i);
+        }
+    }
 }
 
 /// Takes the write lock of an index directory (see [`DirLock`]). Two handles of one process
 /// conflict like two processes do: the lock belongs to the open file, not to the process.
 fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
+    let key = held_key(dir);
     let busy = |what: &Path| {
-        anyhow::anyhow!(
-            "index {} is already open for writing, by another process or another handle in this process (lock {} is held); open it read-only to search",
-            dir.display(),
-            what.display()
-        )
+        if HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            anyhow::anyhow!(
+                "index {} is already open for writing in this process (another Index handle holds lock {}); share that handle (Index is cheap to clone) or drop it first, or open the index read-only to search",
+                dir.display(),
+                what.display()
+            )
+        } else {
+            anyhow::anyhow!(
+                "index {} is already open for writing by another process (lock {} is held); open it read-only to search",
+                dir.display(),
+                what.display()
+            )
+        }
     };
     let file = OpenOptions::new()
         .create(true)
@@ -479,8 +522,12 @@ fn lock_dir(dir: &Path) -> Result<DirLock> {
                 return Err(e).with_context(|| format!("locking directory {}", dir.display()));
             }
         }
-        Ok(DirLock { _file: file, _dir: dir_file })
+        HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        Ok(DirLock { _file: file, _dir: dir_file, key })
     }
     #[cfg(not(unix))]
-    Ok(DirLock { _file: file })
+    {
+        HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        Ok(DirLock { _file: file, key })
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use optical_storage::{Hit, Segment, SegmentWriter, Tombstones};
 
+use super::failpoint::{CommitStep, FailPoint};
 use super::meta::{CommitMeta, VectorElem};
 
 /// Extension of vector segment files.
@@ -230,6 +231,7 @@ pub fn write_commit_files(
     elem: VectorElem,
     new_rows: &BTreeMap<u64, Vec<f32>>,
     deleted: &[u64],
+    fail: &FailPoint,
 ) -> Result<PlannedVectors> {
     let mut segments: Vec<(String, Option<Arc<Segment>>, u64)> =
         previous.segments.iter().map(|(n, s)| (n.clone(), Some(Arc::clone(s)), s.len() as u64)).collect();
@@ -241,6 +243,7 @@ pub fn write_commit_files(
     if !new_rows.is_empty() {
         let name = segment_name(generation, "");
         write_segment(&dir.join(&name), dim, elem, new_rows)?;
+        fail.check(CommitStep::VectorSegment)?;
         segments.push((name, None, new_rows.len() as u64));
     }
     let mut obsolete = Vec::new();
@@ -254,6 +257,7 @@ pub fn write_commit_files(
             let name = segment_name(generation, "-merged");
             let path = dir.join(&name);
             let wrote = merge_into(&inputs, &tombstones, &path, elem)?;
+            fail.check(CommitStep::VectorMerge)?;
             let merged_ids: Vec<u64> = pick.iter().flat_map(|&i| segments[i].1.as_ref().unwrap().ids().to_vec()).collect();
             let mut kept = Vec::new();
             for (i, s) in segments.into_iter().enumerate() {
@@ -286,11 +290,13 @@ pub fn write_commit_files(
             let name = tombstone_name(generation);
             let path = dir.join(&name);
             tombstones.write(&path).with_context(|| format!("writing tombstones {}", path.display()))?;
+            fail.check(CommitStep::Tombstones)?;
             Some(name)
         }
     } else {
         previous.tombstone_file.clone()
     };
+    fail.check(CommitStep::SyncVectors)?;
     sync_dir(dir)?;
     Ok(PlannedVectors { segments: segments.into_iter().map(|s| s.0).collect(), tombstones: tombstone_file, obsolete })
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Context, Result, bail};
 use tantivy::{TantivyDocument, Term};
 
+use super::failpoint::CommitStep;
 use super::keymap::KeyMapMeta;
 use super::meta::{CommitMeta, FORMAT_VERSION};
 use super::snapshot::{self, Snapshot};
@@ -100,7 +101,10 @@ impl IndexWriter {
         self.shared.keymap.as_ref().expect("writable index has a key map").get(key)
     }
 
-    fn validate(&self, doc: &Document) -> Result<()> {
+    /// Checks a document against the index without adding it (key, vector, dimension): what
+    /// [`IndexWriter::add`] and [`IndexWriter::upsert`] refuse. Lets a caller treat a bad
+    /// document as a bad input line and go on with the others.
+    pub fn validate(&self, doc: &Document) -> Result<()> {
         if doc.key.is_empty() {
             bail!("document key is empty");
         }
@@ -269,6 +273,7 @@ impl IndexWriter {
                 base.config.elem,
                 &self.pending_rows,
                 &self.pending_removed,
+                &self.shared.fail,
             )?),
             None => None,
         };
@@ -281,11 +286,16 @@ impl IndexWriter {
             config: base.config.clone(),
         };
         // (2) the commit point: tantivy writes meta.json, payload included, atomically.
+        let fail = &self.shared.fail;
         let mut prepared = self.tantivy.prepare_commit().context("preparing the tantivy commit")?;
+        fail.check(CommitStep::TextPrepare)?;
         prepared.set_payload(&meta.to_payload());
+        fail.check(CommitStep::TextCommit)?;
         prepared.commit().context("committing to tantivy")?;
+        fail.check(CommitStep::VerifyText)?;
         self.verify_new_text_segments(generation)?;
         // The new snapshot: the searcher must be the one of *this* commit.
+        fail.check(CommitStep::OpenCommit)?;
         let (searcher, loaded) = snapshot::load_commit(&self.shared.dir, &self.shared.tantivy, &self.shared.reader)?;
         if loaded.generation != generation {
             bail!("after committing generation {generation}, tantivy shows generation {}", loaded.generation);
@@ -301,9 +311,7 @@ impl IndexWriter {
         // (3) sled follows the commit. If this fails the commit still stands and sled is rebuilt
         // on the next open (its generation is behind).
         let keymap = self.shared.keymap.as_ref().expect("writable index has a key map");
-        if self.shared.fail_keymap_step.swap(false, Ordering::SeqCst) {
-            bail!("updating the sled key map (the commit itself succeeded): injected failure");
-        }
+        fail.check(CommitStep::KeyMap)?;
         let km_meta = KeyMapMeta { generation, docs: snap.num_docs(), config: meta.config.clone() };
         keymap
             .apply_commit(self.pending_keys.iter().map(|(k, v)| (k.as_str(), *v)), &km_meta)
@@ -311,7 +319,9 @@ impl IndexWriter {
         // Publish, then (4) delete the files the new commit no longer names.
         *self.shared.current.write().expect("snapshot lock poisoned") = snap.clone();
         self.base = snap;
-        if let Some(p) = planned {
+        if let Some(p) = planned
+            && !fail.fires(CommitStep::RemoveObsolete)
+        {
             vectors::remove_files(&self.shared.vectors_dir, &p.obsolete);
         }
         self.pending_keys.clear();
@@ -380,6 +390,9 @@ fn latest_commit(shared: &Shared) -> Result<Snapshot> {
     // a matching generation means it is current (counting its keys would scan all of them).
     let keymap_generation = keymap.meta().ok().flatten().map(|m| m.generation);
     if committed_meta(shared)?.generation == current.generation() && keymap_generation == Some(current.generation()) {
+        // A commit that failed before its commit point leaves the vector files it wrote: remove
+        // them as a writable open does, so that the directory holds what the commit names.
+        vectors::remove_orphans(&shared.vectors_dir, current.meta())?;
         return Ok(current);
     }
     let snap = snapshot::load_snapshot(&shared.tantivy, &shared.reader, &shared.fields, &shared.vectors_dir, Some(&current))?;

@@ -4,6 +4,23 @@ use std::path::PathBuf;
 
 pub mod tiny;
 
+/// A deterministic pseudo-random vector for a seed string (FNV-1a, then xorshift), with
+/// components in [-1, 1]: engine tests give each document one and compare it exactly.
+pub fn hashed_vector(seed: &str, dim: usize) -> Vec<f32> {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in seed.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    (0..dim)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            (h % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
 /// The project's shared data folder (`../shared/data` beside the checkout, or `$OPTICAL_SHARED_DATA`).
 /// Users of the project do not have it: tests that need it call this and skip *loudly* when absent.
 pub fn shared_data() -> Option<PathBuf> {

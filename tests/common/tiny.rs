@@ -59,6 +59,7 @@ pub fn tiny_model(dir: &Path, seed: u64) {
         passage_prefix: "passage: ".into(),
         max_length: 32,
         embedding_space: String::new(),
+        weights_fingerprint: String::new(),
     };
     Encoder::save_model_dir(&model, &tok, &meta, dir).unwrap();
 }
