@@ -11,7 +11,7 @@ use tantivy::collector::TopDocs;
 
 use crate::engine::Snapshot;
 use crate::text::{self, Bm25Fields};
-use crate::translate::{TranslatedTerm, psq_query};
+use crate::translate::{PsqFields, TranslatedTerm, psq_query};
 
 /// One BM25 candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,10 +41,11 @@ pub fn bm25_candidates(
 pub fn psq_candidates(
     snapshot: &Snapshot,
     terms: &[TranslatedTerm],
+    which: PsqFields,
     n: usize,
     lang: Option<&str>,
 ) -> Result<Vec<SparseHit>> {
-    match psq_query(snapshot.fields(), terms, lang) {
+    match psq_query(snapshot.fields(), terms, which, lang) {
         Some(q) => top_n(snapshot, q.as_ref(), n),
         None => Ok(Vec::new()),
     }
