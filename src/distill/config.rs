@@ -1,4 +1,5 @@
-//! `distill.toml`: everything a distillation run needs, with the defaults of DESIGN.md.
+//! `distill.toml`: everything a distillation run needs, with its defaults (the table in
+//! docs/distillation.md lists them).
 //!
 //! Relative paths are resolved against the directory of the config file, so a config can sit
 //! next to its data. Unknown keys are errors (a typo must not silently fall back to a default).
