@@ -12,10 +12,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use optical::distill::bitext::{BitextPair, read_bitext};
-use optical::distill::config::{DistillConfig, Objective};
-use optical::distill::params::freeze_matching;
-use optical::distill::train::{ObjectiveSpec, StudentBatch, make_optimizer, prepare, teacher_forward, train_step};
+use optical::distill::{BitextPair, read_bitext};
+use optical::distill::{DistillConfig, Objective};
+use optical::distill::freeze_matching;
+use optical::distill::{ObjectiveSpec, StudentBatch, make_optimizer, prepare, teacher_forward, train_step};
 use optical::encoder::{Encoder, EncoderOptions, Role};
 
 #[global_allocator]

@@ -13,7 +13,7 @@
 #
 # Environment:
 #   DEVICE     cpu (default) or cuda / cuda:N: the same run on a GPU (build with --features cuda,
-#              see ../shared/RUST-NOTES.md for the offline LLVM recipe; FEATURES=cuda does that)
+#              docs/distillation.md, "Devices", has the offline LLVM recipe; FEATURES=cuda does that)
 #   FEATURES   cargo features for the build (default: none)
 #   SHIP       space-separated names to package into students/ (default: multilingual-mse, the
 #              shipped default; the others are trained for comparison only)

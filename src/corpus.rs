@@ -109,18 +109,11 @@ fn is_gzip(head: &[u8]) -> bool {
 }
 
 impl CorpusReader {
-    /// Opens a corpus file; gzip is detected from the first two bytes.
+    /// Opens a corpus file, plain or gzipped ([`open_maybe_gz`]).
     pub fn open(path: impl AsRef<Path>) -> Result<CorpusReader> {
         let path = path.as_ref();
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let bytes_total = file.metadata().ok().map(|m| m.len());
-        let mut raw = BufReader::with_capacity(1 << 16, file);
-        let head = raw.fill_buf().with_context(|| format!("reading {}", path.display()))?;
-        let input: Box<dyn BufRead + Send> = if is_gzip(head) {
-            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(raw)))
-        } else {
-            Box::new(raw)
-        };
+        let input = open_maybe_gz(path)?;
+        let bytes_total = std::fs::metadata(path).ok().map(|m| m.len());
         Ok(CorpusReader::from_reader(path, input, bytes_total))
     }
 
@@ -314,14 +307,16 @@ pub fn read_corpus(path: impl AsRef<Path>) -> Result<Corpus> {
     Ok(corpus)
 }
 
-/// Opens a possibly gzipped file for reading lines (used for BEIR queries/qrels too).
+/// Opens a file for reading, decompressing it when it is gzipped. Gzip is told by the magic
+/// bytes, not the name, so a mis-named file still reads. The one opener of every file Optical
+/// reads that may be compressed: corpora, BEIR queries, bitext.
 pub fn open_maybe_gz(path: impl AsRef<Path>) -> Result<Box<dyn BufRead + Send>> {
     let path = path.as_ref();
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut raw = BufReader::with_capacity(1 << 16, file);
     let head = raw.fill_buf().with_context(|| format!("reading {}", path.display()))?;
     Ok(if is_gzip(head) {
-        Box::new(BufReader::new(MultiGzDecoder::new(raw)))
+        Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(raw)))
     } else {
         Box::new(raw)
     })

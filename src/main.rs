@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-// mimalloc is the single biggest CPU speed-up for burn (see docs/ and RUST-NOTES).
+// mimalloc is the single biggest CPU speed-up for burn: a training step on the flex backend went
+// from about 0.47 to 0.70 steps/s with it (measured when the dependencies were chosen).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

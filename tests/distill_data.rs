@@ -4,8 +4,9 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use optical::distill::bitext::{read_bitext, read_bitexts};
-use optical::distill::config::{DistillConfig, Objective, Side};
+use optical::distill::{read_bitext, read_bitexts};
+use optical::distill::{DistillConfig, Objective};
+use optical::encoder::Role;
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
@@ -75,8 +76,8 @@ fn reads_the_shared_swahili_bitext() {
 fn example_config_parses_with_defaults_and_resolved_paths() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/distill-swa.toml");
     let cfg = DistillConfig::from_file(&path).unwrap();
-    assert_eq!(cfg.side, Side::Query);
-    assert_eq!(cfg.teacher_side(), Side::Document);
+    assert_eq!(cfg.side, Role::Query);
+    assert_eq!(cfg.teacher_side(), Role::Passage);
     assert_eq!(cfg.objective, Objective::Ot);
     assert_eq!(cfg.sinkhorn.epsilon, 0.01);
     assert_eq!(cfg.sinkhorn.iterations, 50);
@@ -90,7 +91,7 @@ fn example_config_parses_with_defaults_and_resolved_paths() {
     assert_eq!(mse.objective, Objective::Mse);
     let mut same = mse.clone();
     same.teacher_side = None;
-    assert_eq!(same.teacher_side(), Side::Query);
+    assert_eq!(same.teacher_side(), Role::Query);
 }
 
 #[test]
@@ -133,14 +134,14 @@ fn question_bitext_is_taught_as_queries_and_dev_takes_one_file_or_a_list() {
     .unwrap();
     let cfg = DistillConfig::from_file(&path).unwrap();
     let files = cfg.train_files();
-    let names: Vec<(String, Side)> =
+    let names: Vec<(String, Role)> =
         files.iter().map(|(p, s)| (p.file_name().unwrap().to_string_lossy().into_owned(), *s)).collect();
     assert_eq!(
         names,
         vec![
-            ("swa.tsv".to_string(), Side::Document),
-            ("hau.tsv".to_string(), Side::Document),
-            ("afriqa-hau.tsv".to_string(), Side::Query),
+            ("swa.tsv".to_string(), Role::Passage),
+            ("hau.tsv".to_string(), Role::Passage),
+            ("afriqa-hau.tsv".to_string(), Role::Query),
         ]
     );
     assert!(files.iter().all(|(p, _)| p.is_absolute()));

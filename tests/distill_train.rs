@@ -4,9 +4,9 @@
 //! and an interrupted run resumes to the same result as an uninterrupted one.
 use std::path::{Path, PathBuf};
 
-use optical::distill::config::{DistillConfig, Objective};
-use optical::distill::metrics::{Record, read_records};
-use optical::distill::train::{RunOptions, distill};
+use optical::distill::{DistillConfig, Objective};
+use optical::distill::{Record, read_records};
+use optical::distill::{RunOptions, distill};
 use optical::encoder::Encoder;
 
 mod common;
@@ -180,7 +180,7 @@ fn mse_and_cache_free_runs_work_and_the_cache_is_reused() {
 
 #[test]
 fn dense_eval_scores_a_beir_collection() {
-    use optical::distill::evaluate::dense_eval;
+    use optical::eval::dense_eval;
     use optical::encoder::Role;
     let s = setup();
     // A BEIR collection whose queries are the corpus sentences themselves: the same encoder on
@@ -217,9 +217,8 @@ fn dense_eval_scores_a_beir_collection() {
 
 #[test]
 fn teacher_side_sets_the_teachers_prefix_and_dev_reports_the_search_setting() {
-    use optical::distill::bitext::read_bitext;
-    use optical::distill::config::Side;
-    use optical::distill::train::prepare;
+    use optical::distill::read_bitext;
+    use optical::distill::prepare;
     use optical::encoder::Role;
 
     let s = setup();
@@ -234,7 +233,7 @@ fn teacher_side_sets_the_teachers_prefix_and_dev_reports_the_search_setting() {
     };
 
     let mut cfg = config(&s, "out-teacher-side");
-    cfg.teacher_side = Some(Side::Document);
+    cfg.teacher_side = Some(Role::Passage);
     let data = prepare(&pairs, &student, &teacher, &cfg).unwrap();
     let got = |v: &[optical::encoder::Tokenized]| -> Vec<Vec<u32>> { v.iter().map(|t| t.ids.clone()).collect() };
     assert_eq!(got(&data.student), ids(&student, &foreign, Role::Query), "the student keeps the query prefix");
@@ -256,9 +255,8 @@ fn teacher_side_sets_the_teachers_prefix_and_dev_reports_the_search_setting() {
 
 #[test]
 fn question_bitext_gets_the_teachers_query_prefix_and_trains_with_temperature_sampling() {
-    use optical::distill::bitext::read_bitext;
-    use optical::distill::config::Side;
-    use optical::distill::train::prepare_with_roles;
+    use optical::distill::read_bitext;
+    use optical::distill::prepare_with_roles;
     use optical::encoder::Role;
 
     let s = setup();
@@ -267,7 +265,7 @@ fn question_bitext_gets_the_teachers_query_prefix_and_trains_with_temperature_sa
     let teacher = Encoder::load(s.root.join("teacher"), &device).unwrap();
     bitext(&s.root.join("questions.tsv"), 20, 9);
     let mut cfg = config(&s, "out-questions");
-    cfg.teacher_side = Some(Side::Document);
+    cfg.teacher_side = Some(Role::Passage);
     cfg.question_train = vec![s.root.join("questions.tsv")];
     cfg.sampling_temperature = Some(3.0);
 
@@ -275,7 +273,7 @@ fn question_bitext_gets_the_teachers_query_prefix_and_trains_with_temperature_sa
     let sentences = read_bitext(&s.root.join("train.tsv")).unwrap();
     let questions = read_bitext(&s.root.join("questions.tsv")).unwrap();
     let pairs: Vec<_> = sentences.iter().take(5).chain(questions.iter().take(5)).cloned().collect();
-    let sides: Vec<Side> = cfg.train_files().iter().flat_map(|(_, side)| std::iter::repeat_n(*side, 5)).collect();
+    let sides: Vec<Role> = cfg.train_files().iter().flat_map(|(_, side)| std::iter::repeat_n(*side, 5)).collect();
     let data = prepare_with_roles(&pairs, &sides, &student, &teacher, &cfg).unwrap();
     let english: Vec<&str> = pairs.iter().map(|p| p.english.as_str()).collect();
     let want_doc = teacher.tokenize(&english[..5], Role::Passage).unwrap();

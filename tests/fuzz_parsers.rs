@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 
 use mutate::{apply, bytes, cases, mutations};
 use optical::corpus::{CorpusReader, CorpusItem};
-use optical::distill::bitext::{BitextPair, read_bitext};
-use optical::distill::config::DistillConfig;
-use optical::distill::metrics::{DevMetrics, Record, plot, read_records};
+use optical::distill::{BitextPair, read_bitext};
+use optical::distill::DistillConfig;
+use optical::distill::{DevMetrics, Record, plot, read_records};
 use optical::encoder::delta::StudentManifest;
 use optical::encoder::q4::{Q4Model, import_e5_q4};
 use optical::encoder::{BertConfig, BertModel, OpticalMeta, TextTokenizer, check_safetensors, load_weights};
@@ -511,7 +511,7 @@ proptest! {
     fn fuzz_beir_queries(b in input(b"{\"_id\":\"q1\",\"text\":\"what is water\",\"lang\":\"eng\"}\n{\"_id\":2,\"text\":\"maji\"}\n".to_vec()), gz in any::<bool>()) {
         let path = if gz { file_with("queries.jsonl.gz", &gzip(&b)) } else { file_with("queries.jsonl", &b) };
         let _ = read_queries(&path);
-        let _ = optical::distill::evaluate::read_corpus(&path);
+        let _ = optical::corpus::read_corpus(&path);
     }
 
     #[test]

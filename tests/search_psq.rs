@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use optical::distill::bitext::BitextPair;
+use optical::distill::BitextPair;
 use optical::engine::{Document, Index, IndexConfig, VectorElem};
 use optical::search::{Fusion, Mode, SearchRequest, Searcher};
 use optical::translate::{Model1Options, Pruning, TranslationTable, train_model1};

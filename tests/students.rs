@@ -5,8 +5,8 @@
 //! embedding space, language and English route.
 use std::path::PathBuf;
 
-use optical::distill::config::{DistillConfig, Objective};
-use optical::distill::train::{RunOptions, distill};
+use optical::distill::{DistillConfig, Objective};
+use optical::distill::{RunOptions, distill};
 use optical::encoder::delta::{
     self, DELTA_FILE, EnglishRoute, ExportInfo, MANIFEST_FILE, StudentManifest, assemble, export,
 };

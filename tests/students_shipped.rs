@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use optical::distill::evaluate::dense_eval;
+use optical::eval::dense_eval;
 use optical::encoder::delta::{MANIFEST_FILE, StudentManifest, assemble, is_assembled};
 use optical::encoder::students::{QueryEncoderChoice, choose, installed, models_dir};
 use optical::encoder::{Encoder, Role, default_device, load_meta_space, weights_fingerprint};

@@ -1,12 +1,10 @@
 //! `optical distill`: train a cross-lingual student encoder from bitext (see docs/distillation.md).
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use optical::distill::config::{DistillConfig, Objective, Side};
-use optical::distill::evaluate::dense_eval;
-use optical::distill::train::{RunOptions, distill};
-use optical::encoder::{Encoder, Role};
+use optical::distill::{DistillConfig, Objective, RunOptions, distill};
+use optical::encoder::Role;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ObjectiveArg {
@@ -22,34 +20,12 @@ enum SideArg {
     Document,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum RoleArg {
-    Query,
-    Passage,
-}
-
 #[derive(Args)]
 pub struct DistillArgs {
-    /// The run's TOML config (see configs/distill-swa.toml).
-    #[arg(long, required_unless_present = "evaluate")]
-    config: Option<PathBuf>,
-    /// Instead of training: exhaustive dense retrieval on these BEIR collections, queries
-    /// through --query-model, corpus through --doc-model (e.g. a student and its teacher).
-    #[arg(long, num_args = 1.., conflicts_with = "config", requires_all = ["query_model", "doc_model"])]
-    evaluate: Vec<PathBuf>,
-    /// Query encoder for --evaluate.
+    /// The run's TOML config (see configs/distill-swa.toml). To measure a student, see
+    /// `optical eval --modes exhaustive` (docs/evaluation.md).
     #[arg(long)]
-    query_model: Option<PathBuf>,
-    /// Document encoder for --evaluate.
-    #[arg(long)]
-    doc_model: Option<PathBuf>,
-    /// Prefix role of the documents for --evaluate (`query` suits sentence-to-sentence sets
-    /// such as Tatoeba and SIB; `passage` suits passage retrieval).
-    #[arg(long, value_enum, default_value = "passage")]
-    doc_role: RoleArg,
-    /// Split for --evaluate (default: `test`, or the only split).
-    #[arg(long)]
-    split: Option<String>,
+    config: PathBuf,
     /// Device: cpu (default), ndarray, cuda, cuda:N. The teacher runs on it without gradients;
     /// the student trains on its autodiff twin.
     #[arg(long, default_value = "cpu")]
@@ -82,11 +58,7 @@ pub struct DistillArgs {
 }
 
 pub fn run(args: DistillArgs) -> Result<()> {
-    if !args.evaluate.is_empty() {
-        return evaluate(&args);
-    }
-    let Some(config) = &args.config else { anyhow::bail!("give --config (or --evaluate)") };
-    let mut cfg = DistillConfig::from_file(config)?;
+    let mut cfg = DistillConfig::from_file(&args.config)?;
     if let Some(o) = args.output {
         cfg.output = o;
     }
@@ -99,8 +71,8 @@ pub fn run(args: DistillArgs) -> Result<()> {
     }
     if let Some(s) = args.teacher_side {
         cfg.teacher_side = Some(match s {
-            SideArg::Query => Side::Query,
-            SideArg::Document => Side::Document,
+            SideArg::Query => Role::Query,
+            SideArg::Document => Role::Passage,
         });
     }
     if args.max_steps.is_some() {
@@ -118,26 +90,5 @@ pub fn run(args: DistillArgs) -> Result<()> {
     };
     let report = distill(&cfg, &opts)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
-}
-
-fn evaluate(args: &DistillArgs) -> Result<()> {
-    let device = optical::encoder::select_device(&args.device)?;
-    let (Some(qm), Some(dm)) = (&args.query_model, &args.doc_model) else {
-        anyhow::bail!("--evaluate needs --query-model and --doc-model")
-    };
-    let q = Encoder::load(qm, &device).with_context(|| format!("loading {}", qm.display()))?;
-    let d = Encoder::load(dm, &device).with_context(|| format!("loading {}", dm.display()))?;
-    let role = match args.doc_role {
-        RoleArg::Query => Role::Query,
-        RoleArg::Passage => Role::Passage,
-    };
-    for c in &args.evaluate {
-        let t0 = std::time::Instant::now();
-        let (summary, _) = dense_eval(c, args.split.as_deref(), &q, &d, role, 100)?;
-        let figures: Vec<String> = summary.metrics.iter().map(|(m, v)| format!("{m} {v:.4}")).collect();
-        eprintln!("{} ({} queries, {} docs, {:.0}s): {}", summary.collection, summary.queries, summary.docs, t0.elapsed().as_secs_f64(), figures.join(", "));
-        println!("{}", serde_json::to_string(&summary)?);
-    }
     Ok(())
 }

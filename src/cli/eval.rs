@@ -5,24 +5,31 @@
 //! values, and a results table (Markdown + JSON) under `--out`. Results accumulate: rows already
 //! in `<out>/results.json` are kept unless the same collection/split/queries/mode is evaluated
 //! again, so one output folder can collect a whole sweep and `--markdown docs/results.md`
-//! renders all of it.
+//! renders all of it. This file reads the arguments, picks the models and prints; the work is
+//! `optical::eval` (`systems`: the modes, `output`: the files).
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser};
+use clap::{Args, Parser, ValueEnum};
 use optical::encoder::students;
-use optical::encoder::{Encoder, WEIGHTS_FILE, weights_fingerprint};
+use optical::encoder::{Encoder, Role, WEIGHTS_FILE, default_device, weights_fingerprint};
 use optical::engine::Index;
-use optical::search::{Fusion, Mode, SearchRequest, Searcher as QuerySearcher};
-use optical::translate::TranslationTable;
-use super::search::PsqQueryLimits;
-use optical::eval::{
-    Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
-    compare, evaluate, evaluate_system, fuse_runs, query_progress,
-};
+use optical::eval::output::{EvalOutput, SplitName, SystemResult, sanitize};
+use optical::eval::systems::{SearchSetup, encode_queries, exhaustive_system, fused_systems, hybrid_legs, score_run_files, search_system};
+use optical::eval::{BeirCollection, BeirSplit, Metric, ResultRow, Run};
+use optical::search::{Fusion, Mode};
+
+/// How the exhaustive mode encodes the documents (`--doc-role`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DocRole {
+    /// With the query prefix (E5's convention for sentence-to-sentence sets: Tatoeba, SIB).
+    Query,
+    /// With the passage prefix, as an index encodes them.
+    Passage,
+}
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -35,9 +42,15 @@ pub struct EvalArgs {
     /// Queries file, e.g. `queries.eng.jsonl` (a bare name is looked up in each collection).
     #[arg(long)]
     pub queries: Option<PathBuf>,
-    /// Retrieval modes to run, comma separated: bm25, dense, hybrid.
+    /// Retrieval modes to run, comma separated: bm25, dense, hybrid (searching an index), and
+    /// exhaustive (dense retrieval without an index: every query scored against every document,
+    /// for small collections and for comparing encoders, e.g. a student with its teacher).
     #[arg(long, value_delimiter = ',', default_value = "bm25")]
     pub modes: Vec<String>,
+    /// How the exhaustive mode encodes the documents: `passage` (as an index does, the default)
+    /// or `query` (E5's convention for sentence-to-sentence sets such as Tatoeba and SIB).
+    #[arg(long, value_enum)]
+    pub doc_role: Option<DocRole>,
     /// Score existing TREC run files instead of searching (mode name = file stem).
     #[arg(long = "run", num_args = 1.., conflicts_with_all = ["modes", "legs"])]
     pub runs: Vec<PathBuf>,
@@ -61,13 +74,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub psq: Option<PathBuf>,
     #[command(flatten)]
-    pub psq_limits: PsqQueryLimits,
-    /// Query encoder model directory (dense and hybrid modes). Default: the shipped student
+    pub psq_limits: super::search::PsqQueryLimits,
+    /// Query encoder model directory (dense, hybrid and exhaustive modes). Default: the shipped student
     /// installed for the document encoder's embedding space (chosen by the queries' `lang`),
     /// else the document encoder (or, with `--index`, the model directory recorded beside it).
     #[arg(long)]
     pub query_model: Option<PathBuf>,
-    /// Document encoder model directory used to build the dense index (dense and hybrid modes).
+    /// Document encoder model directory: builds the dense index (dense and hybrid modes) and
+    /// encodes the corpus in the exhaustive mode.
     /// Default: multilingual-e5-small in the model cache (`$OPTICAL_CACHE/models`, or
     /// `~/.cache/optical/models`).
     #[arg(long)]
@@ -103,252 +117,228 @@ pub struct EvalArgs {
     pub preamble: Option<PathBuf>,
 }
 
-/// Modes the eval command knows. Wiring to the search pipeline lives in [`searcher`].
-const MODES: [&str; 3] = ["bm25", "dense", "hybrid"];
+/// Modes the eval command knows, in the order the results table lists them.
+const MODES: [&str; 4] = ["bm25", "dense", "hybrid", "exhaustive"];
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    let metrics = parse_metrics(&args)?;
+    let fusions = parse_fusions(&args)?;
+    check_arguments(&args)?;
+    let searching = args.runs.is_empty() && args.legs.is_empty();
+    let dense = if searching && args.modes.iter().any(|m| m != "bm25") { Some(DenseSetup::new(&args)?) } else { None };
+    let mut output = EvalOutput::open(&args.out, args.label.clone(), &metrics)?;
+    for dir in &args.collections {
+        let collection = BeirCollection::open(dir)?;
+        let (name, split) = load_split(&collection, &args)?;
+        let systems = if !args.legs.is_empty() {
+            leg_files_systems(&args, &split, &fusions, &metrics)?
+        } else if searching {
+            let ctx = Modes { args: &args, fusions: &fusions, metrics: &metrics, dense: dense.as_ref() };
+            ctx.run(&collection, &name, &split, &output)?
+        } else {
+            score_run_files(&args.runs, &split, &metrics)?
+        };
+        for row in output.record(&name, systems, &metrics)? {
+            print_row(&row, &metrics);
+        }
+    }
+    publish(output, &args)
+}
+
+fn parse_metrics(args: &EvalArgs) -> Result<Vec<Metric>> {
     let metrics = Metric::parse_list(&args.metrics)?;
     if metrics.is_empty() {
         bail!("--metrics names no metric");
     }
+    Ok(metrics)
+}
+
+/// `--fusion`, or the library's default fusion.
+fn parse_fusions(args: &EvalArgs) -> Result<Vec<Fusion>> {
+    let Some(specs) = &args.fusion else { return Ok(vec![Fusion::default()]) };
+    let list = Fusion::parse_list(specs, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight).context("--fusion")?;
+    if list.is_empty() {
+        bail!("--fusion names no fusion");
+    }
+    Ok(list)
+}
+
+/// Rejects combinations of arguments that cannot mean anything.
+fn check_arguments(args: &EvalArgs) -> Result<()> {
     if args.k == 0 {
         bail!("-k must be at least 1");
     }
     if args.runs.is_empty() {
-        for mode in &args.modes {
-            if !MODES.contains(&mode.as_str()) {
-                bail!(
-                    "unknown mode {mode:?} (expected one of {})",
-                    MODES.join(", ")
-                );
-            }
+        if let Some(mode) = args.modes.iter().find(|m| !MODES.contains(&m.as_str())) {
+            bail!("unknown mode {mode:?} (expected one of {})", MODES.join(", "));
         }
     }
-    let fusions = match &args.fusion {
-        Some(specs) => {
-            let list = Fusion::parse_list(specs, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight).context("--fusion")?;
-            if list.is_empty() {
-                bail!("--fusion names no fusion");
-            }
-            list
-        }
-        None => vec![Fusion::default()],
-    };
-    // A hybrid row is named by its fusion unless the default fusion was left implicit.
-    let hybrid_name = |f: &Fusion| match &args.fusion {
-        Some(_) => format!("hybrid[{f}]"),
-        None => "hybrid".to_string(),
-    };
+    if args.doc_role.is_some() && !args.modes.iter().any(|m| m == "exhaustive") {
+        bail!("--doc-role applies to the exhaustive mode only (an index encodes its documents as passages)");
+    }
     if !args.legs.is_empty() && args.collections.len() > 1 {
         bail!("--legs scores one collection's runs: give a single --collection with it");
     }
     if args.index.is_some() && args.collections.len() > 1 {
         bail!("--index names one index: give a single --collection with it");
     }
-    let searching = args.runs.is_empty() && args.legs.is_empty();
-    let dense = if searching && args.modes.iter().any(|m| m != "bm25") {
-        Some(DenseSetup::new(&args)?)
-    } else {
-        None
-    };
-    for dir in ["runs", "per-query"] {
-        let path = args.out.join(dir);
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-    }
-    let results_path = args.out.join("results.json");
-    let mut table = if results_path.is_file() {
-        ResultsTable::read_json(&results_path)?
-    } else {
-        ResultsTable::new(metrics.clone())
-    };
-    let mut fresh = ResultsTable::new(metrics.clone());
+    Ok(())
+}
 
-    for dir in &args.collections {
-        let collection = BeirCollection::open(dir)?;
-        let name = collection.name();
-        let split_name = pick_split(&collection, args.split.as_deref())?;
-        let split = collection.load_split(&split_name, args.queries.as_deref())?;
-        let queries_path = collection.queries_path(args.queries.as_deref());
-        let queries_name = queries_path.file_name().map_or_else(
-            || "queries".to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        eprintln!(
-            "{name}/{split_name}: {} queries ({queries_name}), {} judgements",
-            split.queries.len(),
-            split.qrels.num_judgements()
-        );
-        let systems: Vec<(
-            String,
-            Evaluation,
-            Option<optical::eval::Timing>,
-            Option<Run>,
-        )> = if !args.legs.is_empty() {
-            let sparse = Run::read_trec(&args.legs[0])?;
-            let dense_leg = Run::read_trec(&args.legs[1])?;
-            // As the searcher decides, for indexes built by eval: a query is cross-lingual when
-            // its language is not the documents'.
-            let cross: HashSet<String> = split
-                .queries
-                .iter()
-                .filter(|q| q.lang.as_deref().is_some_and(|l| l != args.doc_lang))
-                .map(|q| q.id.clone())
-                .collect();
-            let mut out = Vec::new();
-            for f in &fusions {
-                let run = fuse_runs(&sparse, &dense_leg, f, args.k, &|q| cross.contains(q))?;
-                let evaluation = evaluate(&run, &split.qrels, &metrics, Averaging::AllQrels);
-                out.push((hybrid_name(f), evaluation, None, Some(run)));
-            }
-            out
-        } else if searching {
-            let mut out = Vec::new();
-            let index_dir = match &dense {
-                Some(d) => dense_index(&collection, &args, d)?,
-                None => text_index(&collection, &args)?,
-            };
-            let index = Index::open_read_only(&index_dir)
-                .with_context(|| format!("opening index {}", index_dir.display()))?;
-            // Query vectors of the split, encoded once in batches and shared by the dense and
-            // hybrid modes (the ms/query column is then search time without query encoding).
-            let query_encoder = match &dense {
-                Some(d) => Some(d.query_encoder(queries_lang(&split))?),
-                None => None,
-            };
-            let space = index.config().encoder.as_ref().map(|e| e.embedding_space.clone());
-            let mut langs: Vec<&str> = split.queries.iter().filter_map(|q| q.lang.as_deref()).collect();
-            langs.sort_unstable();
-            langs.dedup();
-            let tables = super::search::translation_tables(
-                args.psq.as_deref(),
-                space.as_deref(),
-                &langs,
-                Some(&args.doc_lang),
-            )?;
-            for t in tables.iter().filter(|t| langs.contains(&t.source.as_str())) {
-                eprintln!("BM25 leg: {} queries translated with the {} → {} table ({} words, {})", t.source, t.source, t.target, t.len(), t.method);
-            }
-            let query_vectors = match &query_encoder {
-                Some(e) => Arc::new(encode_queries(e, &split, &args.out.join("query-vectors"))?),
-                None => Arc::new(HashMap::new()),
-            };
-            for mode in &args.modes {
-                let context = || format!("{name}: mode {mode} on index {}", index_dir.display());
-                if mode == "hybrid" {
-                    let encoder = query_encoder.as_ref().context("hybrid mode needs a query encoder")?;
-                    let search = with_tables(QuerySearcher::for_index(&index), &tables, &args.psq_limits)
-                        .with_encoder(Arc::clone(encoder))
-                        .with_context(context)?;
-                    let (bm25_leg, dense_leg, cross, timing) =
-                        search_legs(&search, &split, args.k, &query_vectors, &format!("{name} legs"))
-                            .with_context(context)?;
-                    let stem = file_stem(&name, &split_name, &queries_name, &label_mode("legs", args.label.as_deref()));
-                    for (leg, run) in [("bm25", &bm25_leg), ("dense", &dense_leg)] {
-                        let path = args.out.join("runs").join(format!("{stem}.{leg}.trec"));
-                        run.write_trec_file(&path, &format!("{}-leg", leg))?;
-                    }
-                    for f in &fusions {
-                        let run = fuse_runs(&bm25_leg, &dense_leg, f, args.k, &|q| cross.contains(q))?;
-                        let evaluation = evaluate(&run, &split.qrels, &metrics, Averaging::AllQrels);
-                        out.push((hybrid_name(f), evaluation, Some(timing.clone()), Some(run)));
-                    }
-                    continue;
-                }
-                let mut search = searcher(mode, &index, (&tables, &args.psq_limits), query_encoder.as_ref(), &query_vectors)
-                    .with_context(context)?;
-                let label = format!("{name} {mode}");
-                let progress = query_progress(split.queries.len(), &label);
-                let result =
-                    evaluate_system(&split, args.k, &metrics, &progress, |q, k| search(q, k))
-                        .with_context(|| format!("{name}: mode {mode}"))?;
-                out.push((
-                    mode.clone(),
-                    result.evaluation,
-                    Some(result.timing),
-                    Some(result.run),
-                ));
-            }
-            out
-        } else {
-            score_run_files(&args.runs, &split, &metrics)?
+/// The split to evaluate and its queries, with the names its output files carry.
+fn load_split(collection: &BeirCollection, args: &EvalArgs) -> Result<(SplitName, BeirSplit)> {
+    let split_name = collection.choose_split(args.split.as_deref())?;
+    let split = collection.load_split(&split_name, args.queries.as_deref())?;
+    let queries_path = collection.queries_path(args.queries.as_deref());
+    let queries = queries_path.file_name().map_or_else(|| "queries".to_string(), |n| n.to_string_lossy().into_owned());
+    let name = SplitName { collection: collection.name(), split: split_name, queries };
+    eprintln!(
+        "{}/{}: {} queries ({}), {} judgements",
+        name.collection,
+        name.split,
+        split.queries.len(),
+        name.queries,
+        split.qrels.num_judgements()
+    );
+    Ok((name, split))
+}
+
+/// A hybrid row is named by its fusion unless the default fusion was left implicit.
+fn hybrid_name(args: &EvalArgs, f: &Fusion) -> String {
+    match &args.fusion {
+        Some(_) => format!("hybrid[{f}]"),
+        None => "hybrid".to_string(),
+    }
+}
+
+/// `--legs`: the fusions scored from a pair of leg runs written by an earlier hybrid eval.
+fn leg_files_systems(args: &EvalArgs, split: &BeirSplit, fusions: &[Fusion], metrics: &[Metric]) -> Result<Vec<SystemResult>> {
+    let sparse = Run::read_trec(&args.legs[0])?;
+    let dense = Run::read_trec(&args.legs[1])?;
+    // As the searcher decides, for indexes built by eval: a query is cross-lingual when its
+    // language is not the documents'.
+    let cross: HashSet<String> = split
+        .queries
+        .iter()
+        .filter(|q| q.lang.as_deref().is_some_and(|l| l != args.doc_lang))
+        .map(|q| q.id.clone())
+        .collect();
+    fused_systems(&sparse, &dense, &cross, fusions, |f| hybrid_name(args, f), split, (args.k, metrics), None)
+}
+
+/// What running `--modes` on a split needs beside the split.
+struct Modes<'a> {
+    args: &'a EvalArgs,
+    fusions: &'a [Fusion],
+    metrics: &'a [Metric],
+    dense: Option<&'a DenseSetup>,
+}
+
+impl Modes<'_> {
+    /// Every mode of `--modes` on one split, in the order given.
+    fn run(&self, collection: &BeirCollection, name: &SplitName, split: &BeirSplit, output: &EvalOutput) -> Result<Vec<SystemResult>> {
+        let args = self.args;
+        let index_dir = match args.modes.iter().any(|m| m != "exhaustive") {
+            true => Some(match self.dense {
+                Some(d) => dense_index(collection, args, d)?,
+                None => text_index(collection, args)?,
+            }),
+            false => None,
         };
-
-        // Every system after the first is tested against the first, metric by metric.
-        let baseline = systems
-            .first()
-            .map(|(mode, evaluation, _, _)| (mode.clone(), evaluation.clone()));
-        for (mode, evaluation, timing, run) in systems {
-            let mut p_values = std::collections::BTreeMap::new();
-            if let Some((_, base)) = baseline.as_ref().filter(|(m, _)| *m != mode) {
-                for &metric in &metrics {
-                    let c = compare(base, &evaluation, metric, RANDOMIZATION_TRIALS, 0)?;
-                    p_values.insert(metric.to_string(), c.p_value);
+        let index = match &index_dir {
+            Some(dir) => Some(Index::open_read_only(dir).with_context(|| format!("opening index {}", dir.display()))?),
+            None => None,
+        };
+        // Query vectors of the split, encoded once in batches and shared by the dense, hybrid and
+        // exhaustive modes (the ms/query column is then search time without query encoding).
+        let query_encoder = self.dense.map(|d| d.query_encoder(queries_lang(split))).transpose()?;
+        let tables = match &index {
+            Some(index) => psq_tables(index, split, args)?,
+            None => Vec::new(),
+        };
+        let query_vectors = match &query_encoder {
+            Some(e) => encode_queries(e, split, &args.out.join("query-vectors"))?,
+            None => HashMap::new(),
+        };
+        let setup = SearchSetup {
+            tables: &tables,
+            psq_min_idf: args.psq_limits.psq_min_idf,
+            psq_max_terms: args.psq_limits.psq_max_terms,
+            query_encoder: query_encoder.as_ref(),
+            query_vectors: &query_vectors,
+        };
+        let mut out = Vec::new();
+        for mode in &args.modes {
+            let on = index_dir.as_ref().map_or(String::new(), |d| format!(" on index {}", d.display()));
+            let context = || format!("{}: mode {mode}{on}", name.collection);
+            match (mode.as_str(), &index) {
+                ("exhaustive", _) => out.push(self.exhaustive(collection, &setup, split).with_context(context)?),
+                ("hybrid", Some(index)) => out.extend(self.hybrid(index, &setup, name, split, output).with_context(context)?),
+                (_, Some(index)) => {
+                    let label = format!("{} {mode}", name.collection);
+                    out.push(search_system(index, mode.parse::<Mode>()?, &setup, split, args.k, self.metrics, &label).with_context(context)?);
                 }
+                (_, None) => unreachable!("an index is opened for every mode but exhaustive"),
             }
-            let mode = label_mode(&mode, args.label.as_deref());
-            let stem = file_stem(&name, &split_name, &queries_name, &mode);
-            if let Some(run) = run {
-                let path = args.out.join("runs").join(format!("{stem}.trec"));
-                run.write_trec_file(&path, &sanitize(&mode))?;
-            }
-            let per_query = args.out.join("per-query").join(format!("{stem}.json"));
-            std::fs::write(
-                &per_query,
-                serde_json::to_string_pretty(&evaluation)? + "\n",
-            )
-            .with_context(|| format!("writing {}", per_query.display()))?;
-            let mut row = ResultRow::new(
-                &name,
-                &split_name,
-                &queries_name,
-                &mode,
-                &evaluation,
-                timing,
-            );
-            if !p_values.is_empty() {
-                row.baseline = baseline
-                    .as_ref()
-                    .map(|(m, _)| label_mode(m, args.label.as_deref()));
-                row.p_values = p_values;
-            }
-            print_row(&row, &metrics);
-            fresh.upsert(row);
         }
+        Ok(out)
     }
 
-    table.merge(fresh.clone());
-    table.sort(&MODES);
-    table.write_json(&results_path)?;
+    /// The hybrid rows: both legs searched once per query (and written as runs), every fusion
+    /// scored from them.
+    fn hybrid(&self, index: &Index, setup: &SearchSetup, name: &SplitName, split: &BeirSplit, output: &EvalOutput) -> Result<Vec<SystemResult>> {
+        let legs = hybrid_legs(index, setup, split, self.args.k, &format!("{} legs", name.collection))?;
+        let stem = name.file_stem(&output.label_mode("legs"));
+        for (leg, run) in [("bm25", &legs.bm25), ("dense", &legs.dense)] {
+            run.write_trec_file(&output.run_path(&format!("{stem}.{leg}")), &format!("{leg}-leg"))?;
+        }
+        let (k, metrics) = (self.args.k, self.metrics);
+        fused_systems(&legs.bm25, &legs.dense, &legs.cross, self.fusions, |f| hybrid_name(self.args, f), split, (k, metrics), Some(&legs.timing))
+    }
+
+    /// The exhaustive row: the corpus encoded by the document encoder in `--doc-role`.
+    fn exhaustive(&self, collection: &BeirCollection, setup: &SearchSetup, split: &BeirSplit) -> Result<SystemResult> {
+        let dense = self.dense.context("the exhaustive mode needs a document encoder")?;
+        let doc_encoder = Encoder::load(&dense.doc_model, &default_device()).with_context(|| format!("loading model {}", dense.doc_model.display()))?;
+        let role = match self.args.doc_role {
+            Some(DocRole::Query) => Role::Query,
+            Some(DocRole::Passage) | None => Role::Passage,
+        };
+        exhaustive_system(collection, setup, (&doc_encoder, role), split, (self.args.k, self.metrics))
+    }
+}
+
+/// The translation tables of the BM25 leg for the split's query languages (`--psq`, else the
+/// tables shipped with the student of the index's embedding space), each announced.
+fn psq_tables(index: &Index, split: &BeirSplit, args: &EvalArgs) -> Result<Vec<Arc<optical::translate::TranslationTable>>> {
+    let space = index.config().encoder.as_ref().map(|e| e.embedding_space.clone());
+    let mut langs: Vec<&str> = split.queries.iter().filter_map(|q| q.lang.as_deref()).collect();
+    langs.sort_unstable();
+    langs.dedup();
+    let tables = super::search::translation_tables(args.psq.as_deref(), space.as_deref(), &langs, Some(&args.doc_lang))?;
+    for t in tables.iter().filter(|t| langs.contains(&t.source.as_str())) {
+        eprintln!("BM25 leg: {} queries translated with the {} → {} table ({} words, {})", t.source, t.source, t.target, t.len(), t.method);
+    }
+    Ok(tables)
+}
+
+/// Writes the results table and documents, and prints this evaluation's rows.
+fn publish(output: EvalOutput, args: &EvalArgs) -> Result<()> {
     let mut preamble = document_preamble();
     if let Some(path) = &args.preamble {
         let extra = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         preamble = format!("{}\n\n{preamble}", extra.trim_end());
     }
-    let doc = table.to_document("Retrieval results", &preamble);
-    let md_path = args.out.join("results.md");
-    std::fs::write(&md_path, &doc).with_context(|| format!("writing {}", md_path.display()))?;
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, &doc).with_context(|| format!("writing {}", path.display()))?;
-    }
-    fresh.sort(&MODES);
+    let (fresh, rows) = output.publish(&MODES, "Retrieval results", &preamble, args.markdown.as_deref())?;
     println!("\n{}", fresh.to_markdown());
-    eprintln!(
-        "wrote {} ({} rows), {}{}",
-        results_path.display(),
-        table.rows.len(),
-        md_path.display(),
-        args.markdown
-            .as_ref()
-            .map_or(String::new(), |p| format!(", {}", p.display()))
-    );
+    let markdown = args.markdown.as_ref().map_or(String::new(), |p| format!(", {}", p.display()));
+    eprintln!("wrote {} ({rows} rows), {}{markdown}", args.out.join("results.json").display(), args.out.join("results.md").display());
     Ok(())
 }
 
-/// A search function for `mode`: query → ranked (document id, score).
-type Searcher = Box<dyn FnMut(&Query, usize) -> Result<Vec<(String, f64)>>>;
-
-/// The encoders of dense and hybrid modes: the document encoder, and query encoders loaded
-/// once each (the default one can differ per collection, with the queries' language).
+/// The encoders of the dense, hybrid and exhaustive modes: the document encoder, and query
+/// encoders loaded once each (the default one can differ per collection, with the queries'
+/// language).
 struct DenseSetup {
     /// Document encoder directory (builds the dense indexes).
     doc_model: PathBuf,
@@ -371,9 +361,10 @@ impl DenseSetup {
             None => default_doc_model(),
         };
         let weights = doc_model.join(WEIGHTS_FILE);
-        if args.index.is_none() && !weights.is_file() {
+        let exhaustive = args.modes.iter().any(|m| m == "exhaustive");
+        if (args.index.is_none() || exhaustive) && !weights.is_file() {
             bail!(
-                "dense and hybrid modes index the corpus with a document encoder, but {} is missing: pass --doc-model DIR, or prepare multilingual-e5-small with `bash scripts/setup-models.sh`",
+                "dense, hybrid and exhaustive modes encode the corpus with a document encoder, but {} is missing: pass --doc-model DIR, or prepare multilingual-e5-small with `bash scripts/setup-models.sh`",
                 weights.display()
             );
         }
@@ -424,123 +415,6 @@ fn default_doc_model() -> PathBuf {
 fn default_query_model(index_encoder: &Path, query_lang: Option<&str>, doc_lang: &str) -> Result<PathBuf> {
     let space = optical::encoder::load_meta_space(index_encoder)?;
     Ok(students::default_student(&space, query_lang, Some(doc_lang)).unwrap_or_else(|| index_encoder.to_path_buf()))
-}
-
-/// Every query of the split encoded by `encoder` (query prefix), by query id. The vectors are
-/// cached under `cache_dir`, named by the sha256 of the encoder's description (weights
-/// fingerprint, prefixes, length) and of every query's id and text, so that rows of one sweep
-/// that share a query encoder (student, default, no-PSQ) encode each query set once.
-fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Result<HashMap<String, Vec<f32>>> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(serde_json::to_vec(encoder.info())?);
-    for q in &split.queries {
-        for part in [q.id.as_bytes(), b"\t", q.text.as_bytes(), b"\n"] {
-            h.update(part);
-        }
-    }
-    let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let path = cache_dir.join(format!("{key}.f32"));
-    let dim = encoder.info().dim;
-    if let Ok(bytes) = std::fs::read(&path)
-        && bytes.len() == split.queries.len() * dim * 4
-    {
-        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        eprintln!("query vectors reused from {}", path.display());
-        return Ok(split.queries.iter().map(|q| q.id.clone()).zip(values.chunks(dim).map(<[f32]>::to_vec)).collect());
-    }
-    let texts: Vec<&str> = split.queries.iter().map(|q| q.text.as_str()).collect();
-    let vectors = encoder
-        .encode_queries(&texts)
-        .with_context(|| format!("encoding the {} queries with {}", texts.len(), encoder.info().name))?;
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
-    optical::distill::cache::write_atomic(&path, &bytes)?;
-    Ok(split.queries.iter().map(|q| q.id.clone()).zip(vectors).collect())
-}
-
-fn searcher(
-    mode: &str,
-    index: &Index,
-    (tables, psq_limits): (&[Arc<TranslationTable>], &PsqQueryLimits),
-    query_encoder: Option<&Arc<Encoder>>,
-    query_vectors: &Arc<HashMap<String, Vec<f32>>>,
-) -> Result<Searcher> {
-    let mode: Mode = mode.parse()?;
-    let mut searcher = with_tables(QuerySearcher::for_index(index), tables, psq_limits);
-    if mode != Mode::Bm25 {
-        let Some(e) = query_encoder else { bail!("{mode} mode needs a query encoder") };
-        searcher = searcher.with_encoder(Arc::clone(e))?;
-    }
-    let vectors = Arc::clone(query_vectors);
-    Ok(Box::new(move |query: &Query, k: usize| {
-        let mut req = request(query, k, mode);
-        if mode != Mode::Bm25 {
-            let v = vectors
-                .get(&query.id)
-                .with_context(|| format!("query {} was not encoded", query.id))?;
-            req = req.with_query_vector(v.clone());
-        }
-        let results = searcher.search(&req)?;
-        Ok(results
-            .hits
-            .into_iter()
-            .map(|h| (h.key, f64::from(h.score)))
-            .collect())
-    }))
-}
-
-/// The search request of a query: its text, and its language when the query file gives one
-/// (it picks the translation table of the BM25 leg).
-fn request(query: &Query, k: usize, mode: Mode) -> SearchRequest {
-    let req = SearchRequest::new(&query.text).with_k(k).with_mode(mode);
-    match &query.lang {
-        Some(lang) => req.with_query_lang(lang),
-        None => req,
-    }
-}
-
-fn with_tables(mut searcher: QuerySearcher, tables: &[Arc<TranslationTable>], limits: &PsqQueryLimits) -> QuerySearcher {
-    for t in tables {
-        searcher = searcher.with_translation_table(Arc::clone(t));
-    }
-    limits.apply(searcher)
-}
-
-/// Both legs of a hybrid search for every query of the split (one search each, query vectors
-/// encoded beforehand), as a BM25 run and a dense run, the ids of the queries the searcher
-/// counts as cross-lingual, and the search time per query.
-fn search_legs(
-    searcher: &QuerySearcher,
-    split: &BeirSplit,
-    k: usize,
-    vectors: &HashMap<String, Vec<f32>>,
-    label: &str,
-) -> Result<(Run, Run, HashSet<String>, optical::eval::Timing)> {
-    let progress = query_progress(split.queries.len(), label);
-    let (mut bm25, mut dense) = (Run::new(), Run::new());
-    let mut cross = HashSet::new();
-    let mut times = Vec::with_capacity(split.queries.len());
-    for query in &split.queries {
-        let v = vectors
-            .get(&query.id)
-            .with_context(|| format!("query {} was not encoded", query.id))?;
-        let req = request(query, k, Mode::Hybrid).with_query_vector(v.clone());
-        let start = std::time::Instant::now();
-        let legs = searcher
-            .hybrid_legs(&req)
-            .with_context(|| format!("searching query {:?}", query.id))?;
-        times.push(start.elapsed());
-        if legs.cross_lingual {
-            cross.insert(query.id.clone());
-        }
-        let scored = |leg: Vec<(String, f32)>| leg.into_iter().map(|(d, s)| (d, f64::from(s)));
-        bm25.insert(query.id.clone(), scored(legs.bm25))?;
-        dense.insert(query.id.clone(), scored(legs.dense))?;
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    Ok((bm25, dense, cross, optical::eval::Timing::from_durations(times)))
 }
 
 /// The dense index of the collection's corpus: `--index`, or one built with the document
@@ -609,105 +483,6 @@ fn build_index(collection: &BeirCollection, args: &EvalArgs, name: &str, model: 
 struct IndexCli {
     #[command(flatten)]
     args: super::index::IndexArgs,
-}
-
-/// Scores TREC run files against a split. A run file cannot list a query that retrieved nothing,
-/// so the mean is over every judged query (trec_eval `-c`): a missing query counts 0 instead of
-/// silently dropping out.
-fn score_run_files(
-    files: &[PathBuf],
-    split: &BeirSplit,
-    metrics: &[Metric],
-) -> Result<
-    Vec<(
-        String,
-        Evaluation,
-        Option<optical::eval::Timing>,
-        Option<Run>,
-    )>,
-> {
-    let mut out = Vec::new();
-    for file in files {
-        let run = Run::read_trec(file)?;
-        let judged = run.query_ids().filter(|q| split.qrels.contains(q)).count();
-        if judged == 0 {
-            bail!(
-                "{}: none of its {} queries is judged in split {:?} (wrong collection or split?)",
-                file.display(),
-                run.len(),
-                split.split
-            );
-        }
-        if judged < split.qrels.len() {
-            eprintln!(
-                "note: {} has no line for {} of the {} judged queries; they count 0",
-                file.display(),
-                split.qrels.len() - judged,
-                split.qrels.len()
-            );
-        }
-        let evaluation = evaluate(&run, &split.qrels, metrics, Averaging::AllQrels);
-        let mode = file
-            .file_stem()
-            .map_or_else(|| "run".to_string(), |s| s.to_string_lossy().into_owned());
-        out.push((mode, evaluation, None, None));
-    }
-    Ok(out)
-}
-
-/// The mode name shown in tables: `mode (label)` when `--label` is given.
-fn label_mode(mode: &str, label: Option<&str>) -> String {
-    match label {
-        Some(label) => format!("{mode} ({label})"),
-        None => mode.to_string(),
-    }
-}
-
-/// Random sign patterns per significance test: p-values near 0.05 are then good to about ±0.005.
-const RANDOMIZATION_TRIALS: usize = 10_000;
-
-/// `--split`, or `test` when the collection has it, or its only split.
-fn pick_split(collection: &BeirCollection, wanted: Option<&str>) -> Result<String> {
-    if let Some(split) = wanted {
-        return Ok(split.to_string());
-    }
-    let splits = collection.splits()?;
-    if splits.iter().any(|s| s == "test") {
-        return Ok("test".to_string());
-    }
-    match splits.as_slice() {
-        [only] => Ok(only.clone()),
-        [] => bail!("{}: no qrels/<split>.tsv", collection.dir().display()),
-        many => bail!(
-            "{}: several splits ({}); choose one with --split",
-            collection.dir().display(),
-            many.join(", ")
-        ),
-    }
-}
-
-/// `<collection>.<split>[.<queries>].<mode>`, safe as a file name.
-fn file_stem(collection: &str, split: &str, queries: &str, mode: &str) -> String {
-    let queries = queries.trim_end_matches(".gz").trim_end_matches(".jsonl");
-    let queries = if queries == "queries" {
-        String::new()
-    } else {
-        format!(".{queries}")
-    };
-    sanitize(&format!("{collection}.{split}{queries}.{mode}"))
-}
-
-/// Keeps letters, digits, `.`, `-`, `_`; anything else becomes `_` (also makes a valid run tag).
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn print_row(row: &ResultRow, metrics: &[Metric]) {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use optical::distill::{PackageOptions, package_student};
+use optical::encoder::delta::EnglishRoute;
 use optical::encoder::{self, Encoder, EncoderOptions, OpticalMeta, Role};
 
 #[derive(Subcommand)]
@@ -132,23 +134,15 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             Ok(())
         }
         ModelCommand::WriteMeta(a) => {
-            let config = encoder::load_config(&a.dir)?;
-            anyhow::ensure!(
-                a.max_length <= config.max_position_embeddings,
-                "--max-length {} exceeds the model's max_position_embeddings {}",
-                a.max_length,
-                config.max_position_embeddings
-            );
-            let weights_fingerprint = encoder::weights_fingerprint(&a.dir.join(encoder::WEIGHTS_FILE))?;
             let meta = OpticalMeta {
                 name: a.name,
                 query_prefix: a.query_prefix,
                 passage_prefix: a.passage_prefix,
                 max_length: a.max_length,
-                embedding_space: a.embedding_space.unwrap_or_else(|| weights_fingerprint.clone()),
-                weights_fingerprint,
+                embedding_space: a.embedding_space.unwrap_or_default(),
+                weights_fingerprint: String::new(),
             };
-            meta.save(&a.dir.join(encoder::META_FILE))
+            encoder::write_meta(&a.dir, meta)
         }
         ModelCommand::ExportDelta(a) => export_delta(a),
         ModelCommand::ApplyDelta { shipped, base, out } => {
@@ -162,78 +156,38 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(enc.info())?);
             Ok(())
         }
-        ModelCommand::Encode {
-            dir,
-            passages,
-            device,
-            batch_size,
-        } => {
-            let device = encoder::select_device(&device)?;
-            let options = EncoderOptions {
-                batch_size: Some(batch_size),
-                ..Default::default()
-            };
-            let enc = Encoder::load_with(&dir, &device, &options)?;
-            let role = if passages { Role::Passage } else { Role::Query };
-            let lines: Vec<String> = std::io::stdin()
-                .lock()
-                .lines()
-                .collect::<std::io::Result<_>>()
-                .context("reading stdin")?;
-            let mut out = std::io::stdout().lock();
-            let total = Some(lines.len() as u64);
-            for chunk in enc.encode_stream(lines, role, total) {
-                for v in chunk? {
-                    writeln!(out, "{}", serde_json::to_string(&v)?)?;
-                }
-            }
-            Ok(())
+        ModelCommand::Encode { dir, passages, device, batch_size } => {
+            let options = EncoderOptions { batch_size: Some(batch_size), ..Default::default() };
+            let enc = Encoder::load_with(&dir, &encoder::select_device(&device)?, &options)?;
+            encode_stdin(&enc, if passages { Role::Passage } else { Role::Query })
         }
     }
 }
 
-fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+/// Prints the vector of every line of stdin as a JSON array, one per line.
+fn encode_stdin(enc: &Encoder, role: Role) -> Result<()> {
+    let lines: Vec<String> = std::io::stdin().lock().lines().collect::<std::io::Result<_>>().context("reading stdin")?;
+    let mut out = std::io::stdout().lock();
+    let total = Some(lines.len() as u64);
+    for chunk in enc.encode_stream(lines, role, total) {
+        for v in chunk? {
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn export_delta(a: ExportDeltaArgs) -> Result<()> {
-    use optical::distill::config::DistillConfig;
-    let config_path = a.student.join("distill.toml");
-    let cfg = DistillConfig::from_file(&config_path)
-        .with_context(|| format!("{} is not a finished `optical distill` output", a.student.display()))?;
-    let mut data: Vec<PathBuf> = cfg.train_files().into_iter().map(|(p, _)| p).collect();
-    data.extend(cfg.dev.iter().cloned());
-    let mut metrics = serde_json::Map::new();
-    metrics.insert("run".into(), read_json(&a.student.join("summary.json"))?);
-    if let Some(m) = &a.metrics {
-        metrics.insert("evaluation".into(), read_json(m)?);
-    }
-    let info = encoder::delta::ExportInfo {
+    let opts = PackageOptions {
         name: a.name,
         languages: a.languages,
-        training: portable_paths(serde_json::to_value(&cfg)?),
-        data,
-        english_queries: if a.english_to_teacher {
-            encoder::delta::EnglishRoute::Teacher
-        } else {
-            encoder::delta::EnglishRoute::Student
-        },
-        metrics: serde_json::Value::Object(metrics),
+        english_queries: if a.english_to_teacher { EnglishRoute::Teacher } else { EnglishRoute::Student },
+        evaluation: a.metrics,
+        sample: a.sample,
         interpolation: a.interpolate,
         translation_tables: table_files(&a.psq)?,
     };
-    let mut m = encoder::delta::export(&a.student, &a.base, &a.out, info)?;
-    // Score the product (the assembled fp16 student), not the f32 training output.
-    let scratch = std::env::temp_dir().join(format!("optical-export-{}", std::process::id()));
-    encoder::delta::assemble(&a.out, &a.base, &scratch)?;
-    let device = encoder::default_device();
-    let student = Encoder::load(&scratch, &device)?;
-    let base = Encoder::load(&a.base, &device)?;
-    let (sample, _) = optical::distill::evaluate::dense_eval(&a.sample, None, &student, &base, Role::Passage, 100)?;
-    std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
-    m.metrics["sample"] = serde_json::to_value(&sample)?;
-    m.save(&a.out.join(encoder::delta::MANIFEST_FILE))?;
+    let m = package_student(&a.student, &a.base, &a.out, opts)?;
     eprintln!(
         "wrote {}: {} tensors, {} parameters (fp16), assembled fingerprint {}",
         a.out.display(),
@@ -251,24 +205,4 @@ fn table_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         out.extend(optical::translate::table_files(p)?);
     }
     Ok(out)
-}
-
-/// The config with every path cut to its last two components ([`encoder::delta::portable_path`]).
-fn portable_paths(mut config: serde_json::Value) -> serde_json::Value {
-    fn cut(v: &mut serde_json::Value) {
-        if let Some(s) = v.as_str() {
-            *v = serde_json::Value::String(encoder::delta::portable_path(std::path::Path::new(s)));
-        }
-    }
-    for key in ["teacher", "student", "output", "teacher_cache_dir"] {
-        if let Some(v) = config.get_mut(key) {
-            cut(v);
-        }
-    }
-    for key in ["train", "question_train", "dev"] {
-        if let Some(serde_json::Value::Array(items)) = config.get_mut(key) {
-            items.iter_mut().for_each(cut);
-        }
-    }
-    config
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use clap::{Args, Subcommand, ValueEnum};
-use optical::distill::bitext::read_bitexts;
+use optical::distill::read_bitexts;
 use optical::distill::ot::SinkhornSettings;
 use optical::encoder::{self, Encoder, EncoderOptions};
 use optical::translate::{

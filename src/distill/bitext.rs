@@ -4,12 +4,12 @@
 //! Every error names the file and the 1-based line at fault. Blank lines are skipped (a trailing
 //! newline at the end of a file is common); anything else that is not exactly two non-empty
 //! tab-separated fields is an error rather than a silently dropped pair.
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use flate2::read::MultiGzDecoder;
+
+use crate::corpus::open_maybe_gz;
 
 /// One sentence pair: the sentence in the other language and its English translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,30 +18,6 @@ pub struct BitextPair {
     pub foreign: String,
     /// Its English translation (encoded by the teacher).
     pub english: String,
-}
-
-/// Opens a file for reading, transparently decompressing gzip.
-pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut magic = [0u8; 2];
-    let n = read_up_to(&mut file, &mut magic).with_context(|| format!("reading {}", path.display()))?;
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::new(MultiGzDecoder::new(file))))
-    } else {
-        Ok(Box::new(BufReader::new(file)))
-    }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// Reads every pair of one bitext file.

@@ -115,11 +115,6 @@ impl TeacherCache {
         self.filled.len()
     }
 
-    /// Whether the cache has no pairs.
-    pub fn is_empty(&self) -> bool {
-        self.filled.is_empty()
-    }
-
     /// Pairs whose slot is valid.
     pub fn filled_count(&self) -> usize {
         self.filled.iter().filter(|&&b| b == 1).count()
@@ -187,11 +182,6 @@ impl TeacherCache {
         write_atomic(&self.dir.join("filled.bin"), &self.filled)?;
         self.dirty = false;
         Ok(())
-    }
-
-    /// The cache directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

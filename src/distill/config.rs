@@ -1,4 +1,5 @@
-//! `distill.toml`: everything a distillation run needs, with the defaults of DESIGN.md.
+//! `distill.toml`: everything a distillation run needs, with its defaults (the table in
+//! docs/distillation.md lists them).
 //!
 //! Relative paths are resolved against the directory of the config file, so a config can sit
 //! next to its data. Unknown keys are errors (a typo must not silently fall back to a default).
@@ -8,18 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::ot::SinkhornSettings;
-
-/// Which side of retrieval the student will encode (decides the instruction prefix both models
-/// get, e.g. `query: ` or `passage: ` for E5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// Queries in language X → student; English documents → teacher.
-    #[default]
-    Query,
-    /// Documents in language X → student; English queries → teacher.
-    Document,
-}
+use crate::encoder::Role;
 
 /// Training objective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -114,15 +104,17 @@ pub struct DistillConfig {
     /// Output directory: the trained model directory, plus `metrics.jsonl`, `metrics.svg`,
     /// `checkpoint/` and `teacher-cache/`.
     pub output: PathBuf,
-    /// Which side of retrieval the student encodes: its prefix (`query: ` for `query`).
+    /// Which side of retrieval the student encodes (`query` or `document`), which decides the
+    /// instruction prefix both models get (`query: ` or `passage: ` for E5). With `query`, the
+    /// student encodes queries in X and the teacher English documents.
     #[serde(default)]
-    pub side: Side,
+    pub side: Role,
     /// In which role the teacher encodes the English side: `query` or `document` (default: the
     /// same as `side`). With `side = "query"` and `teacher_side = "document"` the student learns
     /// to put a query in X where the teacher puts the English *document* it translates, which
     /// is the vector the index stores.
     #[serde(default)]
-    pub teacher_side: Option<Side>,
+    pub teacher_side: Option<Role>,
     /// Training objective.
     #[serde(default)]
     pub objective: Objective,
@@ -266,15 +258,15 @@ impl DistillConfig {
     }
 
     /// The role the teacher encodes the English side in.
-    pub fn teacher_side(&self) -> Side {
+    pub fn teacher_side(&self) -> Role {
         self.teacher_side.unwrap_or(self.side)
     }
 
     /// Every training file with the role the teacher encodes its English side in: `train`
     /// first (in `teacher_side`), then `question_train` (as queries).
-    pub fn train_files(&self) -> Vec<(PathBuf, Side)> {
+    pub fn train_files(&self) -> Vec<(PathBuf, Role)> {
         let sentences = self.train.iter().map(|p| (p.clone(), self.teacher_side()));
-        sentences.chain(self.question_train.iter().map(|p| (p.clone(), Side::Query))).collect()
+        sentences.chain(self.question_train.iter().map(|p| (p.clone(), Role::Query))).collect()
     }
 
     /// Reads a TOML config; relative paths are resolved against the file's directory.
@@ -374,6 +366,20 @@ pub fn learning_rate(peak: f64, warmup: usize, total: usize, step: usize) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's resume hash is taken over the TOML of its config, and configs say `document`:
+    /// the role must keep the names `distill::config::Side` had.
+    #[test]
+    fn roles_keep_their_config_names() {
+        let mut cfg = DistillConfig::new("t".into(), "s".into(), vec!["a.tsv".into()], "o".into());
+        cfg.teacher_side = Some(Role::Passage);
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("side = \"query\"\n"), "{text}");
+        assert!(text.contains("teacher_side = \"document\"\n"), "{text}");
+        assert_eq!(toml::from_str::<DistillConfig>(&text).unwrap(), cfg);
+        let passage = text.replace("teacher_side = \"document\"", "teacher_side = \"passage\"");
+        assert_eq!(toml::from_str::<DistillConfig>(&passage).unwrap().teacher_side, Some(Role::Passage));
+    }
 
     #[test]
     fn schedule_warms_up_then_decays_to_zero() {

@@ -69,6 +69,46 @@ pub fn sampled_epoch_batches(
     bucket(order, lengths, batch_size, min_batch, &mut rng)
 }
 
+/// The batch order of a run: one call per epoch, always the same batches for the same epoch.
+pub(super) struct Schedule {
+    /// Token count of every training pair.
+    pub lengths: Vec<usize>,
+    /// Pairs per training file (consecutive ranges), for temperature sampling.
+    pub sizes: Vec<usize>,
+    /// `sampling_temperature` of the config.
+    pub temperature: Option<f64>,
+    /// Pairs per batch.
+    pub batch_size: usize,
+    /// Seed of the order.
+    pub seed: u64,
+}
+
+impl Schedule {
+    /// The batches of epoch `epoch`; a batch of a single pair is dropped unless the batch size
+    /// is 1.
+    pub fn epoch(&self, epoch: usize) -> Vec<Vec<usize>> {
+        let min_batch = 2.min(self.batch_size);
+        match self.temperature {
+            Some(t) => sampled_epoch_batches(&self.lengths, &self.sizes, t, self.batch_size, self.seed, epoch, min_batch),
+            None => epoch_batches(&self.lengths, self.batch_size, self.seed, epoch, min_batch),
+        }
+    }
+}
+
+/// Source sizes after keeping only the first `limit` pairs of their concatenation.
+pub(super) fn limit_sizes(sizes: &[usize], limit: usize) -> Vec<usize> {
+    let mut left = limit;
+    sizes
+        .iter()
+        .map(|&n| {
+            let k = n.min(left);
+            left -= k;
+            k
+        })
+        .filter(|&k| k > 0)
+        .collect()
+}
+
 /// Cuts a shuffled order into windows, sorts each by length, batches, and shuffles the batches.
 fn bucket(mut order: Vec<usize>, lengths: &[usize], batch_size: usize, min_batch: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
     let bs = batch_size.max(1);

@@ -182,59 +182,62 @@ pub fn plot(records: &[Record], path: &Path, title: &str) -> Result<()> {
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(340);
+    draw_loss(&top, &loss, max_step).map_err(|e| err(&e))?;
+    draw_dev(&bottom, &dev, max_step).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
 
+type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type DrawResult<'a> = std::result::Result<(), DrawingAreaErrorKind<<SVGBackend<'a> as DrawingBackend>::ErrorType>>;
+
+/// The top panel: the loss of every step and its moving average.
+fn draw_loss<'a>(area: &Panel<'a>, loss: &[(f64, f64)], max_step: f64) -> DrawResult<'a> {
     let (lo, hi) = loss.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-6)) } else { (0.0, 1.0) };
     let pad = (hi - lo) * 0.05;
-    let mut chart = ChartBuilder::on(&top)
+    let mut chart = ChartBuilder::on(area)
         .caption("training loss", ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..max_step, (lo - pad)..(hi + pad))
-        .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| err(&e))?;
+        .build_cartesian_2d(0f64..max_step, (lo - pad)..(hi + pad))?;
+    chart.configure_mesh().x_desc("step").y_desc("loss").draw()?;
     chart
-        .draw_series(LineSeries::new(loss.iter().copied(), RGBColor(160, 190, 230)))
-        .map_err(|e| err(&e))?
+        .draw_series(LineSeries::new(loss.iter().copied(), RGBColor(160, 190, 230)))?
         .label("per step")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(160, 190, 230)));
     let window = (loss.len() / 50).clamp(1, 100);
     chart
-        .draw_series(LineSeries::new(moving_average(&loss, window), BLUE.stroke_width(2)))
-        .map_err(|e| err(&e))?
+        .draw_series(LineSeries::new(moving_average(loss, window), BLUE.stroke_width(2)))?
         .label(format!("moving average ({window})"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()
+}
 
-    let mut chart = ChartBuilder::on(&bottom)
+/// The bottom panel: dev accuracy and mean cosine, and the accuracy in the search setting.
+fn draw_dev<'a>(area: &Panel<'a>, dev: &[&DevMetrics], max_step: f64) -> DrawResult<'a> {
+    let mut chart = ChartBuilder::on(area)
         .caption("dev: top-1 accuracy x → e, mean cosine", ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..max_step, 0f64..1f64)
-        .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("step").draw().map_err(|e| err(&e))?;
+        .build_cartesian_2d(0f64..max_step, 0f64..1f64)?;
+    chart.configure_mesh().x_desc("step").draw()?;
     // Old metrics files have no search-setting figures (they read back as 0): skip those.
     let search: Vec<&DevMetrics> = dev.iter().copied().filter(|m| m.search_accuracy > 0.0).collect();
     let series: [(&str, &[&DevMetrics], fn(&DevMetrics) -> f32, RGBColor); 3] = [
-        ("accuracy", &dev, |m| m.accuracy, RED),
-        ("mean cosine", &dev, |m| m.mean_cos, GREEN),
+        ("accuracy", dev, |m| m.accuracy, RED),
+        ("mean cosine", dev, |m| m.mean_cos, GREEN),
         ("accuracy, search setting", &search, |m| m.search_accuracy, RGBColor(230, 140, 0)),
     ];
     for (label, points, value, color) in series {
         let xy: Vec<(f64, f64)> = points.iter().map(|m| (m.step as f64, value(m) as f64)).collect();
         chart
-            .draw_series(LineSeries::new(xy.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
+            .draw_series(LineSeries::new(xy.iter().copied(), color.stroke_width(2)))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
+        chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
     chart
         .configure_series_labels()
@@ -242,9 +245,6 @@ pub fn plot(records: &[Record], path: &Path, title: &str) -> Result<()> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
 }
 
 #[cfg(test)]

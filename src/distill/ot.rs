@@ -15,7 +15,7 @@
 use burn::prelude::*;
 
 /// Log-marginal given to masked tokens. Large and finite on purpose (see the module docs).
-pub const MASKED_LOG: f32 = -1e9;
+pub(crate) const MASKED_LOG: f32 = -1e9;
 
 /// Smallest norm used when normalising token states, so that an all-zero state gives cost 1
 /// instead of NaN.
@@ -37,7 +37,7 @@ impl Default for SinkhornSettings {
 }
 
 /// `log Σ exp(x)` along `dim`, keeping the dimension (size 1), stabilised by the maximum.
-pub fn log_sum_exp<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+pub(crate) fn log_sum_exp<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     let max = x.clone().max_dim(dim);
     (x - max.clone()).exp().sum_dim(dim).log() + max
 }
@@ -45,7 +45,7 @@ pub fn log_sum_exp<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
 /// Log-marginals for a `[batch, len]` 0/1 mask: `log(1/count)` on unmasked tokens, [`MASKED_LOG`]
 /// elsewhere. A row with no unmasked token gets `log(1/1)` spread over nothing: callers must make
 /// sure every row has at least one unmasked token ([`ensure_nonempty`] does).
-pub fn log_marginals(mask: Tensor<2>) -> Tensor<2> {
+pub(crate) fn log_marginals(mask: Tensor<2>) -> Tensor<2> {
     let count = mask.clone().sum_dim(1).clamp_min(1.0); // [B, 1]
     let log_uniform = count.log().neg(); // [B, 1]
     let [b, l] = mask.dims();
@@ -56,14 +56,14 @@ pub fn log_marginals(mask: Tensor<2>) -> Tensor<2> {
 /// Cosine cost `C[b,j,k] = 1 − cos(S[b,j], T[b,k])`, shape `[batch, m, n]`.
 ///
 /// Differentiable in both arguments; callers decide which side is on the autodiff graph.
-pub fn cosine_cost(student: Tensor<3>, teacher: Tensor<3>) -> Tensor<3> {
+pub(crate) fn cosine_cost(student: Tensor<3>, teacher: Tensor<3>) -> Tensor<3> {
     let s = l2_normalize(student);
     let t = l2_normalize(teacher);
     s.matmul(t.swap_dims(1, 2)).neg().add_scalar(1.0)
 }
 
 /// Normalises the last dimension to unit L2 norm (floor [`NORM_FLOOR`]).
-pub fn l2_normalize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub(crate) fn l2_normalize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let norm = x.clone().square().sum_dim(D - 1).sqrt().clamp_min(NORM_FLOOR);
     x / norm
 }
@@ -75,7 +75,7 @@ pub fn l2_normalize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// number of iterations. The input is taken off the autodiff graph first, so the result is
 /// always a constant (no gradient path through the solver, and no autodiff bookkeeping for
 /// the 2 × `iterations` log-sum-exps).
-pub fn sinkhorn_log(
+pub(crate) fn sinkhorn_log(
     cost: Tensor<3>,
     log_a: Tensor<2>,
     log_b: Tensor<2>,
@@ -135,7 +135,7 @@ pub fn ot_loss(
 }
 
 /// Masked mean pooling: `Σ_j mask_j · x_j / Σ_j mask_j`, `[B, L, d]` → `[B, d]`.
-pub fn masked_mean(states: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
+pub(crate) fn masked_mean(states: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
     let [b, l, d] = states.dims();
     let m = mask.reshape([b, l, 1]);
     let count = m.clone().sum_dim(1).clamp_min(1e-9); // [B, 1, 1]
@@ -159,7 +159,7 @@ pub fn mse_loss(
 /// Makes every row of a 0/1 mask keep at least one token: a row whose content mask is empty (a
 /// sentence made only of special or prefix tokens after truncation) falls back to its attention
 /// mask, so the marginals stay well defined.
-pub fn ensure_nonempty(content: &mut [f32], attention: &[f32], len: usize) {
+pub(crate) fn ensure_nonempty(content: &mut [f32], attention: &[f32], len: usize) {
     for (row, att) in content.chunks_mut(len).zip(attention.chunks(len)) {
         if row.iter().all(|&x| x == 0.0) {
             row.copy_from_slice(att);

@@ -16,7 +16,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::distill::cache::write_atomic;
+use crate::distill::write_atomic;
 
 use super::{CONFIG_FILE, META_FILE, OpticalMeta, TOKENIZER_FILE, WEIGHTS_FILE};
 

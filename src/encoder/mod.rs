@@ -36,13 +36,17 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// Optical's metadata file name.
 pub const META_FILE: &str = "optical.json";
 
-/// Which side of retrieval a text is on: it selects the instruction prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which side of retrieval a text is on: it selects the instruction prefix. Distillation configs
+/// name it too (`side = "query"`, `teacher_side = "document"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A search query (`query: ` for e5).
+    #[default]
     Query,
-    /// A document or passage (`passage: ` for e5).
+    /// A document or passage (`passage: ` for e5). Written `document` in configs, the name they
+    /// have always used (a run's resume hash is taken over that text); `passage` is read too.
+    #[serde(rename = "document", alias = "passage")]
     Passage,
 }
 
@@ -223,6 +227,24 @@ pub fn load_config(dir: &Path) -> Result<BertConfig> {
         dir.display()
     );
     BertConfig::load(&path)
+}
+
+/// Writes `optical.json` into the model directory `dir`, recording the fingerprint of its
+/// weights; an empty `meta.embedding_space` becomes that fingerprint (a model's own space).
+/// Errors when `meta.max_length` exceeds the model's position embeddings.
+pub fn write_meta(dir: &Path, mut meta: OpticalMeta) -> Result<()> {
+    let config = load_config(dir)?;
+    ensure!(
+        meta.max_length <= config.max_position_embeddings,
+        "max_length {} exceeds the model's max_position_embeddings {}",
+        meta.max_length,
+        config.max_position_embeddings
+    );
+    meta.weights_fingerprint = weights_fingerprint(&dir.join(WEIGHTS_FILE))?;
+    if meta.embedding_space.is_empty() {
+        meta.embedding_space = meta.weights_fingerprint.clone();
+    }
+    meta.save(&dir.join(META_FILE))
 }
 
 /// Loads the network of a model directory (`config.json` + `model.safetensors`) onto `device`

@@ -4,7 +4,8 @@
 //! every tantivy document are the truth; sled is a fast lookup for the writer. It records the
 //! generation it reflects, and [`KeyMap::open_or_rebuild`] rebuilds it from tantivy whenever that
 //! generation differs from the committed one, its counts disagree, or sled fails to open (sled
-//! 0.34 has known crash-consistency gaps, see RUST-NOTES).
+//! 0.34 has reported corruption after an abrupt stop and crash-consistency gaps: spacejam/sled
+//! issues #1533 and #1077).
 
 use std::path::{Path, PathBuf};
 

@@ -4,13 +4,14 @@
 //! This module loads queries and qrels and selects the queries of a split. Reading the corpus
 //! itself is the document reader's job; here we only locate the corpus file.
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::qrels::Qrels;
+use crate::corpus::open_maybe_gz;
 
 /// One query of a collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +100,7 @@ impl BeirCollection {
     pub fn corpus_fingerprint(&self) -> Result<String> {
         use sha2::Digest as _;
         let path = self.corpus_path()?;
-        let mut reader = open_text(&path)?;
+        let mut reader = open_maybe_gz(&path)?;
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -130,6 +131,23 @@ impl BeirCollection {
         }
         splits.sort();
         Ok(splits)
+    }
+
+    /// The split to evaluate: `wanted` when given, else `test` when the collection has it, else
+    /// its only split. Errors when there is no split, or several and none is `test`.
+    pub fn choose_split(&self, wanted: Option<&str>) -> Result<String> {
+        if let Some(split) = wanted {
+            return Ok(split.to_string());
+        }
+        let splits = self.splits()?;
+        if splits.iter().any(|s| s == "test") {
+            return Ok("test".to_string());
+        }
+        match splits.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => bail!("{}: no qrels/<split>.tsv", self.dir.display()),
+            many => bail!("{}: several splits ({}); choose one with --split", self.dir.display(), many.join(", ")),
+        }
     }
 
     /// The qrels file of `split`.
@@ -218,7 +236,7 @@ enum RawId {
 /// Reads a BEIR queries file (JSON lines `{"_id", "text", "lang"?}`; plain or `.gz`), in file order.
 /// Blank lines are skipped. Errors name the file and line, including on a repeated `_id`.
 pub fn read_queries(path: &Path) -> Result<Vec<Query>> {
-    let reader = open_text(path)?;
+    let reader = open_maybe_gz(path)?;
     let source = path.display().to_string();
     let mut queries = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -248,14 +266,4 @@ pub fn read_queries(path: &Path) -> Result<Vec<Query>> {
         });
     }
     Ok(queries)
-}
-
-/// Opens a text file, decompressing it when its name ends in `.gz`.
-fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    })
 }

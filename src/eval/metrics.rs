@@ -63,14 +63,6 @@ impl Metric {
             .collect()
     }
 
-    /// The cut-off, when the metric has one.
-    pub fn cutoff(self) -> Option<usize> {
-        match self {
-            Metric::Ndcg(k) | Metric::Mrr(k) | Metric::Recall(k) | Metric::Precision(k) => Some(k),
-            Metric::Map => None,
-        }
-    }
-
     /// Scores one query. `ranking` must be in trec_eval order (see [`Run::ranking`]);
     /// `judged` holds the query's judgements (empty when it has none).
     pub fn score(self, ranking: &[&ScoredDoc], judged: &HashMap<String, i32>) -> f64 {

@@ -12,7 +12,7 @@ use tantivy::tokenizer::Language;
 
 use super::Vocab;
 use super::table::{Pruning, TranslationTable};
-use crate::distill::bitext::BitextPair;
+use crate::distill::BitextPair;
 use crate::text::{analyze, stemmed_analyzer, words_analyzer};
 
 /// Training settings.

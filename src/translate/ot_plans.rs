@@ -20,7 +20,7 @@ use tantivy::tokenizer::Language;
 
 use super::Vocab;
 use super::table::{Pruning, TranslationTable};
-use crate::distill::bitext::BitextPair;
+use crate::distill::BitextPair;
 use crate::distill::ot::{SinkhornSettings, cosine_cost, log_marginals, sinkhorn_log};
 use crate::encoder::{Encoder, Role, TokenStates, to_vec};
 use crate::text::{analyze_spans, stemmed_analyzer, words_analyzer};

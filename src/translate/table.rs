@@ -183,7 +183,7 @@ impl TranslationTable {
     /// Writes the table to `path` (through a temporary file renamed into place).
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = self.to_tsv().with_context(|| format!("writing {}", path.display()))?;
-        crate::distill::cache::write_atomic(path, text.as_bytes())
+        crate::distill::write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing translation table {}", path.display()))
     }
 

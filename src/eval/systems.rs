@@ -1,0 +1,221 @@
+//! The systems an evaluation scores on a split: searches of an index in a mode (bm25, dense,
+//! hybrid with its fusions), exhaustive dense retrieval, and existing TREC run files. Each
+//! gives [`SystemResult`]s for [`super::output::EvalOutput::record`].
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use super::beir::{BeirSplit, Query};
+use super::exhaustive::{corpus_passages, encode_documents, rank_documents};
+use super::fused::fuse_runs;
+use super::harness::{Timing, evaluate_system, query_progress};
+use super::metrics::{Averaging, Metric, evaluate};
+use super::output::SystemResult;
+use super::run::Run;
+use crate::encoder::{Encoder, Role};
+use crate::engine::Index;
+use crate::eval::BeirCollection;
+use crate::search::{Fusion, Mode, SearchRequest, Searcher};
+use crate::translate::TranslationTable;
+
+/// Query vectors of a split, by query id.
+pub type QueryVectors = HashMap<String, Vec<f32>>;
+
+/// What a search of an index needs besides the index: translation tables for the BM25 leg,
+/// the query encoder and the split's query vectors (dense and hybrid).
+pub struct SearchSetup<'a> {
+    /// Tables for the BM25 leg (PSQ), by source language.
+    pub tables: &'a [Arc<TranslationTable>],
+    /// The PSQ common-term cut ([`Searcher::with_psq_min_idf`]).
+    pub psq_min_idf: f32,
+    /// The most translated terms a PSQ query searches ([`Searcher::with_psq_max_terms`]).
+    pub psq_max_terms: usize,
+    /// The query encoder (dense and hybrid modes).
+    pub query_encoder: Option<&'a Arc<Encoder>>,
+    /// The split's query vectors, encoded beforehand.
+    pub query_vectors: &'a QueryVectors,
+}
+
+impl SearchSetup<'_> {
+    /// A searcher of `index` with the tables, and the query encoder when `mode` needs one.
+    fn searcher(&self, index: &Index, mode: Mode) -> Result<Searcher> {
+        let mut searcher = Searcher::for_index(index);
+        for t in self.tables {
+            searcher = searcher.with_translation_table(Arc::clone(t));
+        }
+        searcher = searcher.with_psq_min_idf(self.psq_min_idf).with_psq_max_terms(self.psq_max_terms);
+        if mode == Mode::Bm25 {
+            return Ok(searcher);
+        }
+        let Some(e) = self.query_encoder else { bail!("{mode} mode needs a query encoder") };
+        searcher.with_encoder(Arc::clone(e))
+    }
+
+    /// The vector of query `id`.
+    fn vector(&self, id: &str) -> Result<Vec<f32>> {
+        self.query_vectors.get(id).cloned().with_context(|| format!("query {id} was not encoded"))
+    }
+}
+
+/// The search request of a query: its text, and its language when the query file gives one
+/// (it picks the translation table of the BM25 leg).
+fn request(query: &Query, k: usize, mode: Mode) -> SearchRequest {
+    let req = SearchRequest::new(&query.text).with_k(k).with_mode(mode);
+    match &query.lang {
+        Some(lang) => req.with_query_lang(lang),
+        None => req,
+    }
+}
+
+/// Searches `index` in `mode` (bm25 or dense) for every query of the split and scores the run;
+/// `label` names the progress bar.
+pub fn search_system(index: &Index, mode: Mode, setup: &SearchSetup, split: &BeirSplit, k: usize, metrics: &[Metric], label: &str) -> Result<SystemResult> {
+    let searcher = setup.searcher(index, mode)?;
+    let progress = query_progress(split.queries.len(), label);
+    let result = evaluate_system(split, k, metrics, &progress, |query, k| {
+        let mut req = request(query, k, mode);
+        if mode != Mode::Bm25 {
+            req = req.with_query_vector(setup.vector(&query.id)?);
+        }
+        let hits = searcher.search(&req)?.hits;
+        Ok(hits.into_iter().map(|h| (h.key, f64::from(h.score))).collect())
+    })?;
+    Ok(SystemResult { mode: mode.to_string(), evaluation: result.evaluation, timing: Some(result.timing), run: Some(result.run) })
+}
+
+/// The two legs of a hybrid search of every query (one search each), as a BM25 run and a dense
+/// run, with the ids of the queries the searcher counts as cross-lingual and the search time.
+pub struct HybridLegRuns {
+    /// The BM25 leg.
+    pub bm25: Run,
+    /// The dense leg.
+    pub dense: Run,
+    /// Queries searched cross-lingually (the fusions weigh them differently).
+    pub cross: HashSet<String>,
+    /// Search time per query, both legs.
+    pub timing: Timing,
+}
+
+/// Runs both legs of a hybrid search for every query of the split; `label` names the progress bar.
+pub fn hybrid_legs(index: &Index, setup: &SearchSetup, split: &BeirSplit, k: usize, label: &str) -> Result<HybridLegRuns> {
+    let searcher = setup.searcher(index, Mode::Hybrid)?;
+    let progress = query_progress(split.queries.len(), label);
+    let (mut bm25, mut dense, mut cross) = (Run::new(), Run::new(), HashSet::new());
+    let mut times = Vec::with_capacity(split.queries.len());
+    for query in &split.queries {
+        let req = request(query, k, Mode::Hybrid).with_query_vector(setup.vector(&query.id)?);
+        let start = std::time::Instant::now();
+        let legs = searcher.hybrid_legs(&req).with_context(|| format!("searching query {:?}", query.id))?;
+        times.push(start.elapsed());
+        if legs.cross_lingual {
+            cross.insert(query.id.clone());
+        }
+        let scored = |leg: Vec<(String, f32)>| leg.into_iter().map(|(d, s)| (d, f64::from(s)));
+        bm25.insert(query.id.clone(), scored(legs.bm25))?;
+        dense.insert(query.id.clone(), scored(legs.dense))?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(HybridLegRuns { bm25, dense, cross, timing: Timing::from_durations(times) })
+}
+
+/// One system per fusion, fused from a pair of legs; `name` names a fusion's row.
+pub fn fused_systems(
+    bm25: &Run,
+    dense: &Run,
+    cross: &HashSet<String>,
+    fusions: &[Fusion],
+    name: impl Fn(&Fusion) -> String,
+    split: &BeirSplit,
+    (k, metrics): (usize, &[Metric]),
+    timing: Option<&Timing>,
+) -> Result<Vec<SystemResult>> {
+    let mut out = Vec::with_capacity(fusions.len());
+    for f in fusions {
+        let run = fuse_runs(bm25, dense, f, k, &|q| cross.contains(q))?;
+        let evaluation = evaluate(&run, &split.qrels, metrics, Averaging::AllQrels);
+        out.push(SystemResult { mode: name(f), evaluation, timing: timing.cloned(), run: Some(run) });
+    }
+    Ok(out)
+}
+
+/// Exhaustive dense retrieval (no index) as the system `exhaustive`: every query (its vector in
+/// `setup`) against every document of the collection, encoded by `doc_encoder` in `doc_role`.
+/// The time per query is the scan alone (queries and documents are encoded beforehand).
+pub fn exhaustive_system(
+    collection: &BeirCollection,
+    setup: &SearchSetup,
+    (doc_encoder, doc_role): (&Encoder, Role),
+    split: &BeirSplit,
+    (k, metrics): (usize, &[Metric]),
+) -> Result<SystemResult> {
+    if let Some(q) = setup.query_encoder {
+        q.info().check_compatible(doc_encoder.info()).context("query and document encoders")?;
+    }
+    let docs = encode_documents(&corpus_passages(collection)?, doc_encoder, doc_role)?;
+    let progress = query_progress(split.queries.len(), &format!("{} exhaustive", collection.name()));
+    let result = evaluate_system(split, k, metrics, &progress, |query, k| Ok(rank_documents(&setup.vector(&query.id)?, &docs, k)))?;
+    Ok(SystemResult { mode: "exhaustive".to_string(), evaluation: result.evaluation, timing: Some(result.timing), run: Some(result.run) })
+}
+
+/// Scores TREC run files against a split (mode name = file stem). A run file cannot list a
+/// query that retrieved nothing, so the mean is over every judged query (trec_eval `-c`): a
+/// missing query counts 0 instead of silently dropping out; a note says how many.
+pub fn score_run_files(files: &[PathBuf], split: &BeirSplit, metrics: &[Metric]) -> Result<Vec<SystemResult>> {
+    let mut out = Vec::new();
+    for file in files {
+        let run = Run::read_trec(file)?;
+        let judged = run.query_ids().filter(|q| split.qrels.contains(q)).count();
+        if judged == 0 {
+            bail!(
+                "{}: none of its {} queries is judged in split {:?} (wrong collection or split?)",
+                file.display(),
+                run.len(),
+                split.split
+            );
+        }
+        if judged < split.qrels.len() {
+            let missing = split.qrels.len() - judged;
+            eprintln!("note: {} has no line for {missing} of the {} judged queries; they count 0", file.display(), split.qrels.len());
+        }
+        let evaluation = evaluate(&run, &split.qrels, metrics, Averaging::AllQrels);
+        let mode = file.file_stem().map_or_else(|| "run".to_string(), |s| s.to_string_lossy().into_owned());
+        out.push(SystemResult { mode, evaluation, timing: None, run: None });
+    }
+    Ok(out)
+}
+
+/// Every query of the split encoded by `encoder` (query prefix), by query id. The vectors are
+/// cached under `cache_dir`, named by the sha256 of the encoder's description (weights
+/// fingerprint, prefixes, length) and of every query's id and text, so that rows of one sweep
+/// that share a query encoder (student, default, no-PSQ) encode each query set once.
+pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Result<QueryVectors> {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(encoder.info())?);
+    for q in &split.queries {
+        for part in [q.id.as_bytes(), b"\t", q.text.as_bytes(), b"\n"] {
+            h.update(part);
+        }
+    }
+    let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let path = cache_dir.join(format!("{key}.f32"));
+    let dim = encoder.info().dim;
+    if let Ok(bytes) = std::fs::read(&path)
+        && bytes.len() == split.queries.len() * dim * 4
+    {
+        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        eprintln!("query vectors reused from {}", path.display());
+        return Ok(split.queries.iter().map(|q| q.id.clone()).zip(values.chunks(dim).map(<[f32]>::to_vec)).collect());
+    }
+    let texts: Vec<&str> = split.queries.iter().map(|q| q.text.as_str()).collect();
+    let vectors = encoder
+        .encode_queries(&texts)
+        .with_context(|| format!("encoding the {} queries with {}", texts.len(), encoder.info().name))?;
+    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+    let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    crate::distill::write_atomic(&path, &bytes)?;
+    Ok(split.queries.iter().map(|q| q.id.clone()).zip(vectors).collect())
+}
