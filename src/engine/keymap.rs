@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::codec;
 use super::meta::IndexConfig;
-use crate::text;
+use super::snapshot::Snapshot;
+use super::text;
 
 const KEYS_TREE: &str = "keys";
 const META_KEY: &[u8] = b"optical_meta";
@@ -98,16 +99,11 @@ pub fn decode_id(bytes: &[u8]) -> Result<u64> {
 }
 
 impl KeyMap {
-    /// Opens the key map at `path` and checks it against the committed state (`generation`,
-    /// `docs` live documents); rebuilds it from `searcher` when it is stale, inconsistent or
-    /// unreadable.
-    pub fn open_or_rebuild(
-        path: &Path,
-        generation: u64,
-        docs: u64,
-        config: &IndexConfig,
-        searcher: &tantivy::Searcher,
-    ) -> Result<(KeyMap, KeyMapState)> {
+    /// Opens the key map at `path` and checks it against the commit `snap` shows (its
+    /// generation and live documents); rebuilds it from the snapshot's text index when it is
+    /// stale, inconsistent or unreadable.
+    pub fn open_or_rebuild(path: &Path, snap: &Snapshot) -> Result<(KeyMap, KeyMapState)> {
+        let (generation, docs) = (snap.generation(), snap.num_docs());
         let why = match open_sled_waiting(path) {
             Ok((db, keys)) => {
                 let map = KeyMap { path: path.to_path_buf(), db, keys };
@@ -133,20 +129,20 @@ impl KeyMap {
             ),
             Err(e) => format!("{e:#}"),
         };
-        let map = KeyMap::rebuild(path, generation, config, searcher)
+        let map = KeyMap::rebuild(path, snap)
             .with_context(|| format!("rebuilding the key map {} ({why})", path.display()))?;
         Ok((map, KeyMapState::Rebuilt(why)))
     }
 
     /// Deletes the sled directory and rebuilds it from the key and id fast fields of every live
-    /// tantivy document.
-    pub fn rebuild(path: &Path, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<KeyMap> {
+    /// document of `snap`.
+    pub fn rebuild(path: &Path, snap: &Snapshot) -> Result<KeyMap> {
         if path.exists() {
             std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
         }
         let (db, keys) = open_sled(path)?;
         let map = KeyMap { path: path.to_path_buf(), db, keys };
-        map.resync(generation, config, searcher)?;
+        map.resync(snap)?;
         Ok(map)
     }
 
@@ -155,13 +151,12 @@ impl KeyMap {
         matches!(self.meta(), Ok(Some(m)) if m.generation == generation && m.docs == docs && self.keys.len() as u64 == docs)
     }
 
-    /// Replaces every key with those of the live tantivy documents of `searcher` (commit
-    /// `generation`), in the open database: used when a commit reached tantivy but not sled, and
-    /// the index stays open.
-    pub fn resync(&self, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<()> {
+    /// Replaces every key with those of the live documents of `snap`, in the open database:
+    /// used when a commit reached tantivy but not sled, and the index stays open.
+    pub fn resync(&self, snap: &Snapshot) -> Result<()> {
         self.keys.clear().context("clearing the key map")?;
         let mut docs = 0u64;
-        for seg in searcher.segment_readers() {
+        for seg in snap.searcher().segment_readers() {
             let mut batch = sled::Batch::default();
             for doc in seg.doc_ids_alive() {
                 let (key, id) = text::key_and_id(seg, doc)?;
@@ -170,7 +165,7 @@ impl KeyMap {
             }
             self.keys.apply_batch(batch).context("writing the rebuilt key map")?;
         }
-        self.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
+        self.set_meta(&KeyMapMeta { generation: snap.generation(), docs, config: snap.config().clone() })?;
         self.flush()
     }
 

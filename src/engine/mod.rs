@@ -22,13 +22,17 @@
 //! differs, so it is rebuilt from tantivy on open. Readers only ever see whole commits because a
 //! [`Snapshot`] pairs a tantivy searcher with the vector files named by *that* searcher's payload.
 
+mod bm25;
 pub mod check;
 mod codec;
+mod dense;
 mod failpoint;
 pub(crate) mod guard;
 pub mod keymap;
+mod lookup;
 pub mod meta;
 mod snapshot;
+pub mod text;
 pub mod vectors;
 mod writer;
 
@@ -48,10 +52,11 @@ pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
 pub use self::writer::{CommitInfo, IndexWriter, MAX_KEY_BYTES};
-pub use crate::text::{Bm25Fields, TextHit};
+pub use self::bm25::{MIN_DOCS_FOR_COMMON_TERMS, SparseHit};
+pub use self::text::Bm25Fields;
 pub use optical_storage::Hit;
 
-use crate::text::{self, TextFields};
+use self::text::TextFields;
 
 const TEXT_DIR: &str = "text";
 const TEXT_STAGING_DIR: &str = "text.tmp";
@@ -219,13 +224,7 @@ impl Index {
         let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
         let snap = Snapshot::new(dir, searcher, fields.clone(), meta, vecs);
         snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
-        let (keymap, state) = keymap::KeyMap::open_or_rebuild(
-            &dir.join(KEYMAP_DIR),
-            snap.generation(),
-            snap.num_docs(),
-            snap.config(),
-            snap.searcher(),
-        )?;
+        let (keymap, state) = keymap::KeyMap::open_or_rebuild(&dir.join(KEYMAP_DIR), &snap)?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             vectors_dir,

@@ -13,8 +13,7 @@ use tantivy::{IndexReader, Searcher, TantivyDocument, Term};
 use super::guard::{Damaged, guard};
 use super::meta::{CommitMeta, IndexConfig};
 use super::vectors::VectorSet;
-use crate::text::{self, Bm25Fields, TextFields, TextHit};
-use optical_storage::Hit;
+use super::text::{self, TextFields};
 
 /// A document as stored in the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +56,7 @@ impl Snapshot {
 
     /// Runs `f` (which reads tantivy segment data of this snapshot), turning a panic inside
     /// tantivy into an error naming the index (see [`guard`](super::guard)).
-    pub fn guarded<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(crate) fn guarded<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         guard(&self.0.dir, what, f)
     }
 
@@ -81,12 +80,12 @@ impl Snapshot {
     }
 
     /// The tantivy searcher of this commit.
-    pub fn searcher(&self) -> &Searcher {
+    pub(crate) fn searcher(&self) -> &Searcher {
         &self.0.searcher
     }
 
     /// The tantivy fields.
-    pub fn fields(&self) -> &TextFields {
+    pub(crate) fn fields(&self) -> &TextFields {
         &self.0.fields
     }
 
@@ -100,6 +99,11 @@ impl Snapshot {
         self.0.vectors.live
     }
 
+    /// Number of tantivy segments of the text index.
+    pub fn num_text_segments(&self) -> usize {
+        self.0.searcher.segment_readers().len()
+    }
+
     /// Number of vector segments.
     pub fn num_vector_segments(&self) -> usize {
         self.0.vectors.segments.len()
@@ -108,16 +112,6 @@ impl Snapshot {
     /// Number of tombstoned rows still held by vector segments.
     pub fn num_tombstones(&self) -> usize {
         self.0.vectors.tombstones.len()
-    }
-
-    /// BM25 top-`k`: (key, id, score), best first; `lang` keeps only documents of that language.
-    pub fn bm25(&self, query: &str, k: usize, lang: Option<&str>) -> Result<Vec<TextHit>> {
-        self.bm25_with(query, k, lang, Bm25Fields::default())
-    }
-
-    /// [`Snapshot::bm25`] over a chosen field set (for measuring analyzer choices).
-    pub fn bm25_with(&self, query: &str, k: usize, lang: Option<&str>, fields: Bm25Fields) -> Result<Vec<TextHit>> {
-        self.guarded("running a BM25 query", || text::bm25_search(&self.0.searcher, &self.0.fields, query, k, lang, fields))
     }
 
     /// The internal id of a key in this snapshot.
@@ -183,28 +177,6 @@ impl Snapshot {
         self.0.vectors.get(id)
     }
 
-    /// Exhaustive dense top-`k` by dot product over all live vectors.
-    pub fn dense_top_k(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.check_query_dim(query)?;
-        self.0.vectors.top_k(query, k)
-    }
-
-    /// Dot-product scores for chosen ids (e.g. BM25 candidates); `None` where an id has no live
-    /// vector.
-    pub fn score_ids(&self, query: &[f32], ids: &[u64]) -> Result<Vec<Option<f32>>> {
-        self.check_query_dim(query)?;
-        Ok(self.0.vectors.score_ids(query, ids))
-    }
-
-    fn check_query_dim(&self, query: &[f32]) -> Result<()> {
-        match self.config().dim {
-            None => bail!("this index is text-only: it has no vectors to search"),
-            Some(d) if d != query.len() => {
-                bail!("query vector has dimension {}, the index stores dimension {d}", query.len())
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Reloads `reader` and returns a searcher together with the commit payload it corresponds to.
@@ -275,8 +247,7 @@ pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()>
     }
     let vectors = snap.vectors();
     let files = || {
-        let names: Vec<&str> = vectors.segments.iter().map(|(n, _)| n.as_str()).collect();
-        format!("{} [{}]", vectors_dir.display(), names.join(", "))
+        format!("{} [{}]", vectors_dir.display(), vectors.names.join(", "))
     };
     let mut docs = 0u64;
     for seg in snap.searcher().segment_readers() {

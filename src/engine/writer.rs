@@ -13,7 +13,7 @@ use super::meta::{CommitMeta, FORMAT_VERSION};
 use super::snapshot::{self, Snapshot};
 use super::vectors::{self, VectorSet};
 use super::{Document, Shared};
-use crate::text;
+use super::text;
 
 /// Memory budget of the tantivy writer.
 pub(crate) const WRITER_HEAP: usize = 64 * 1024 * 1024;
@@ -402,7 +402,7 @@ fn latest_commit(shared: &Shared) -> Result<Snapshot> {
     vectors::remove_orphans(&shared.vectors_dir, snap.meta())?;
     if !keymap.is_current(snap.generation(), snap.num_docs()) {
         keymap
-            .resync(snap.generation(), snap.config(), snap.searcher())
+            .resync(&snap)
             .with_context(|| format!("rebuilding the key map of {} from the text index", shared.dir.display()))?;
     }
     *shared.current.write().expect("snapshot lock poisoned") = snap.clone();

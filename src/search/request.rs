@@ -11,7 +11,7 @@ use super::fusion::Fusion;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// tantivy BM25 only (no encoder, no vectors needed).
+    /// BM25 only (no encoder, no vectors needed).
     Bm25,
     /// Exhaustive dense search only: finds documents that share no word with the query.
     Dense,
