@@ -47,8 +47,10 @@ pub mod corpus;
 pub mod distill;
 pub mod encoder;
 pub mod engine;
+mod error;
 pub mod eval;
+pub mod ingest;
 pub mod search;
 pub mod translate;
 
-pub use anyhow::{Error, Result};
+pub use error::{Error, Result};

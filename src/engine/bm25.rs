@@ -34,32 +34,42 @@ pub const MIN_DOCS_FOR_COMMON_TERMS: u64 = 100;
 impl Snapshot {
     /// BM25 top-`n` of `query` over `fields` (best first; [`Bm25Fields::default`] reaches every
     /// document); `lang` keeps only documents of that language.
-    pub fn bm25_candidates(&self, query: &str, n: usize, lang: Option<&str>, fields: Bm25Fields) -> Result<Vec<SparseHit>> {
-        self.guarded("running a BM25 query", || match text::bm25_query(self.fields(), query, lang, fields) {
+    pub fn bm25_candidates(
+        &self,
+        query: &str,
+        n: usize,
+        lang: Option<&str>,
+        fields: Bm25Fields,
+    ) -> crate::Result<Vec<SparseHit>> {
+        Ok(self.guarded("running a BM25 query", || match text::bm25_query(self.fields(), query, lang, fields) {
             Some(q) => self.top_n(q.as_ref(), n),
             None => Ok(Vec::new()),
-        })
+        })?)
     }
 
     /// BM25 top-`n` of a query translated through a table (PSQ, [`crate::translate`]), best first.
-    pub fn psq_candidates(&self, terms: &[TranslatedTerm], n: usize, lang: Option<&str>) -> Result<Vec<SparseHit>> {
-        self.guarded("running a translated BM25 query", || match psq_query(self.fields(), terms, lang) {
+    pub fn psq_candidates(&self, terms: &[TranslatedTerm], n: usize, lang: Option<&str>) -> crate::Result<Vec<SparseHit>> {
+        Ok(self.guarded("running a translated BM25 query", || match psq_query(self.fields(), terms, lang) {
             Some(q) => self.top_n(q.as_ref(), n),
             None => Ok(Vec::new()),
-        })
+        })?)
     }
 
     /// `terms` without the translations whose BM25 idf in this snapshot (on the English body
     /// field, tantivy's formula) is below `min_idf`; words kept untranslated always stay, and so
     /// does everything in an index of fewer than [`MIN_DOCS_FOR_COMMON_TERMS`] documents.
-    pub fn without_common_translations(&self, terms: Vec<TranslatedTerm>, min_idf: f32) -> Result<Vec<TranslatedTerm>> {
+    pub fn without_common_translations(
+        &self,
+        terms: Vec<TranslatedTerm>,
+        min_idf: f32,
+    ) -> crate::Result<Vec<TranslatedTerm>> {
         let searcher = self.searcher();
         if min_idf <= 0.0 || searcher.num_docs() < MIN_DOCS_FOR_COMMON_TERMS {
             return Ok(terms);
         }
         let n = searcher.num_docs() as f32;
         let field = self.fields().body_eng;
-        self.guarded("reading document frequencies", || {
+        let kept = self.guarded("reading document frequencies", || {
             let mut kept = Vec::with_capacity(terms.len());
             for t in terms {
                 if t.translated {
@@ -73,7 +83,8 @@ impl Snapshot {
                 kept.push(t);
             }
             Ok(kept)
-        })
+        })?;
+        Ok(kept)
     }
 
     /// tantivy's top-`n` of `q` with internal ids.

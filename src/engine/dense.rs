@@ -8,7 +8,8 @@
 
 use std::collections::HashSet;
 
-use anyhow::{Result, bail};
+use crate::Result;
+use crate::error::invalid;
 use optical_storage::{Hit, score_ids, top_k_segments};
 
 use super::snapshot::Snapshot;
@@ -63,9 +64,9 @@ impl Snapshot {
 
     fn check_query_dim(&self, query: &[f32]) -> Result<()> {
         match self.config().dim {
-            None => bail!("this index is text-only: it has no vectors to search"),
+            None => invalid!("the index {} is text-only: it has no vectors to search", self.dir().display()),
             Some(d) if d != query.len() => {
-                bail!("query vector has dimension {}, the index stores dimension {d}", query.len())
+                invalid!("query vector has dimension {}, the index stores dimension {d}", query.len())
             }
             _ => Ok(()),
         }

@@ -8,12 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::codec;
 use super::meta::IndexConfig;
 use super::snapshot::Snapshot;
+use crate::error::Error;
 use super::text;
 
 const KEYS_TREE: &str = "keys";
@@ -102,7 +103,7 @@ impl KeyMap {
     /// Opens the key map at `path` and checks it against the commit `snap` shows (its
     /// generation and live documents); rebuilds it from the snapshot's text index when it is
     /// stale, inconsistent or unreadable.
-    pub fn open_or_rebuild(path: &Path, snap: &Snapshot) -> Result<(KeyMap, KeyMapState)> {
+    pub fn open_or_rebuild(path: &Path, snap: &Snapshot) -> crate::Result<(KeyMap, KeyMapState)> {
         let (generation, docs) = (snap.generation(), snap.num_docs());
         let why = match open_sled_waiting(path) {
             Ok((db, keys)) => {
@@ -123,10 +124,15 @@ impl KeyMap {
             }
             // Another writer has the database open: that is a lock, not damage. Rebuilding
             // would delete the live key map under it.
-            Err(e) if is_lock_busy(&e) => bail!(
-                "key map {} is locked by another writer (sled's lock is held): the index is open for writing elsewhere ({e:#})",
-                path.display()
-            ),
+            Err(e) if is_lock_busy(&e) => {
+                return Err(Error::Locked {
+                    dir: snap.dir().to_path_buf(),
+                    message: format!(
+                        "key map {} is locked by another writer (sled's lock is held): the index is open for writing elsewhere ({e:#})",
+                        path.display()
+                    ),
+                });
+            }
             Err(e) => format!("{e:#}"),
         };
         let map = KeyMap::rebuild(path, snap)

@@ -5,27 +5,28 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, DocSet, TERMINATED, Term};
 
 use super::bm25::{SparseHit, segment_column};
 use super::snapshot::Snapshot;
 use super::text;
+use crate::error::damaged;
 
 impl Snapshot {
     /// The external key of each of `ids`, in order. Ids among the BM25 candidates `known` are
     /// read at the address their hit carries, the others found through the `id` postings. Errors
     /// when an id has no live document: dense ids always have one in a consistent snapshot.
-    pub fn keys_of(&self, ids: &[u64], known: &[SparseHit]) -> Result<Vec<String>> {
-        self.guarded("reading document keys", || {
+    pub fn keys_of(&self, ids: &[u64], known: &[SparseHit]) -> crate::Result<Vec<String>> {
+        Ok(self.guarded("reading document keys", || {
             let addrs = self.addresses(ids, known)?;
             self.keys_at(&addrs)
-        })
+        })?)
     }
 
     /// Whether any live document is in language `lang`.
-    pub fn has_lang(&self, lang: &str) -> Result<bool> {
+    pub fn has_lang(&self, lang: &str) -> crate::Result<bool> {
         let mut found = false;
         self.guarded("reading the `lang` postings", || {
             self.for_each_live_with_lang(lang, |_, _| {
@@ -37,7 +38,7 @@ impl Snapshot {
     }
 
     /// The internal ids of every live document whose language is `lang` (a language filter).
-    pub fn ids_with_lang(&self, lang: &str) -> Result<HashSet<u64>> {
+    pub fn ids_with_lang(&self, lang: &str) -> crate::Result<HashSet<u64>> {
         let mut out = HashSet::new();
         let mut ids = None;
         self.guarded("reading the `lang` postings", || {
@@ -67,7 +68,11 @@ impl Snapshot {
             match a {
                 Some(a) => found.insert(*id, a),
                 // A vector without a document cannot happen in a consistent snapshot.
-                None => bail!("vector id {id} has no live document in generation {}", self.generation()),
+                None => damaged!(
+                    "vector id {id} has no live document in generation {} of {}",
+                    self.generation(),
+                    self.dir().display()
+                ),
             };
         }
         Ok(ids.iter().map(|id| known.get(id).copied().unwrap_or_else(|| found[id])).collect())

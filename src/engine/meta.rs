@@ -7,6 +7,8 @@
 //! exactly the vector files of that commit.
 
 use anyhow::{Context, Result, bail};
+
+use crate::error::invalid;
 use serde::{Deserialize, Serialize};
 
 /// Version of the commit payload and index directory layout written by this build.
@@ -53,13 +55,13 @@ impl std::fmt::Display for VectorElem {
 }
 
 impl std::str::FromStr for VectorElem {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
         match s {
             "f32" => Ok(VectorElem::F32),
             "i8" => Ok(VectorElem::I8),
             "f32+i8" => Ok(VectorElem::F32I8),
-            other => bail!("unknown vector element type `{other}` (expected f32, i8 or f32+i8)"),
+            other => invalid!("unknown vector element type `{other}` (expected f32, i8 or f32+i8)"),
         }
     }
 }
@@ -101,15 +103,15 @@ impl IndexConfig {
     }
 
     /// Checks the configuration is self-consistent.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         if self.dim == Some(0) {
-            bail!("vector dimension must be at least 1");
+            invalid!("vector dimension must be at least 1");
         }
         if let Some(enc) = &self.encoder {
             match self.dim {
-                None => bail!("encoder `{}` is set but the index has no vectors (dim is none)", enc.name),
+                None => invalid!("encoder `{}` is set but the index has no vectors (dim is none)", enc.name),
                 Some(d) if d != enc.dim => {
-                    bail!("encoder `{}` has dimension {} but the index dimension is {d}", enc.name, enc.dim)
+                    invalid!("encoder `{}` has dimension {} but the index dimension is {d}", enc.name, enc.dim)
                 }
                 _ => {}
             }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
@@ -14,6 +14,7 @@ use super::guard::{Damaged, guard};
 use super::meta::{CommitMeta, IndexConfig};
 use super::vectors::VectorSet;
 use super::text::{self, TextFields};
+use crate::error::damaged;
 
 /// A document as stored in the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl Snapshot {
     }
 
     /// The internal id of a key in this snapshot.
-    pub fn id_of(&self, key: &str) -> Result<Option<u64>> {
+    pub fn id_of(&self, key: &str) -> crate::Result<Option<u64>> {
         let term = Term::from_field_text(self.0.fields.key, key);
         Ok(self.guarded("looking up a key", || self.find_one(term))?.map(|(_, id)| id))
     }
@@ -124,7 +125,7 @@ impl Snapshot {
         let q = TermQuery::new(term, IndexRecordOption::Basic);
         let top = self.0.searcher.search(&q, &TopDocs::with_limit(2).order_by_score())?;
         if top.len() > 1 {
-            bail!("index holds two live documents for one key or id: the index is inconsistent");
+            damaged!("index {} holds two live documents for one key or id: the index is inconsistent", self.0.dir.display());
         }
         match top.first() {
             None => Ok(None),
@@ -136,15 +137,15 @@ impl Snapshot {
     }
 
     /// The stored document with internal id `id`.
-    pub fn document(&self, id: u64) -> Result<Option<StoredDoc>> {
+    pub fn document(&self, id: u64) -> crate::Result<Option<StoredDoc>> {
         let q = TermQuery::new(Term::from_field_u64(self.0.fields.id, id), IndexRecordOption::Basic);
-        self.guarded("reading a stored document", || self.stored(&q))
+        Ok(self.guarded("reading a stored document", || self.stored(&q))?)
     }
 
     /// The stored document with external key `key`.
-    pub fn document_by_key(&self, key: &str) -> Result<Option<StoredDoc>> {
+    pub fn document_by_key(&self, key: &str) -> crate::Result<Option<StoredDoc>> {
         let q = TermQuery::new(Term::from_field_text(self.0.fields.key, key), IndexRecordOption::Basic);
-        self.guarded("reading a stored document", || self.stored(&q))
+        Ok(self.guarded("reading a stored document", || self.stored(&q))?)
     }
 
     fn stored(&self, q: &TermQuery) -> Result<Option<StoredDoc>> {
@@ -160,8 +161,8 @@ impl Snapshot {
     }
 
     /// Every live document's (key, id), in no particular order.
-    pub fn keys(&self) -> Result<Vec<(String, u64)>> {
-        self.guarded("listing the keys", || {
+    pub fn keys(&self) -> crate::Result<Vec<(String, u64)>> {
+        Ok(self.guarded("listing the keys", || {
             let mut out = Vec::with_capacity(self.num_docs() as usize);
             for seg in self.0.searcher.segment_readers() {
                 for doc in seg.doc_ids_alive() {
@@ -169,7 +170,7 @@ impl Snapshot {
                 }
             }
             Ok(out)
-        })
+        })?)
     }
 
     /// The vector of a live document, by internal id.
@@ -256,7 +257,7 @@ pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()>
             let id = ids.first(doc).context("a tantivy document has no internal id")?;
             if !vectors.has_live(id) {
                 let (key, _) = text::key_and_id(seg, doc)?;
-                bail!(
+                damaged!(
                     "the index is inconsistent: document `{key}` (id {id}) has no vector in the vector segments of generation {} in {}",
                     snap.generation(),
                     files()
@@ -266,7 +267,7 @@ pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()>
         }
     }
     if docs != vectors.live {
-        bail!(
+        damaged!(
             "the index is inconsistent: the vector segments of generation {} in {} hold {} live vectors for {docs} documents",
             snap.generation(),
             files(),

@@ -1,5 +1,5 @@
 //! Query pipeline: composes the engine's sparse and dense candidates, exact rescoring, fusion
-//! and explain; and indexing with an encoder. Every read of the index is a
+//! and explain. Every read of the index is a
 //! [`Snapshot`](crate::engine::Snapshot) method: this module knows neither the text index nor the
 //! vector segments.
 //!
@@ -19,12 +19,10 @@
 
 pub mod compat;
 pub mod fusion;
-pub mod indexing;
 pub mod request;
 mod searcher;
 
-pub use compat::{check_document_encoder, check_query_encoder, encoder_record, index_config_for};
+pub use compat::check_query_encoder;
 pub use fusion::Fusion;
-pub use indexing::{EncodingWriter, index_documents, open_or_create_for, passage_text};
 pub use request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 pub use searcher::{HybridLegs, Searcher, millis};

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use crate::Result;
+use crate::error::invalid;
 use serde::{Deserialize, Serialize};
 
 use super::fusion::Fusion;
@@ -31,13 +32,13 @@ impl std::fmt::Display for Mode {
 }
 
 impl std::str::FromStr for Mode {
-    type Err = anyhow::Error;
+    type Err = crate::Error;
     fn from_str(s: &str) -> Result<Mode> {
         match s {
             "bm25" => Ok(Mode::Bm25),
             "dense" => Ok(Mode::Dense),
             "hybrid" => Ok(Mode::Hybrid),
-            other => bail!("unknown search mode `{other}` (expected bm25, dense or hybrid)"),
+            other => invalid!("unknown search mode `{other}` (expected bm25, dense or hybrid)"),
         }
     }
 }
@@ -147,7 +148,7 @@ impl SearchRequest {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.rescore_factor == 0 {
-            bail!("rescore_factor must be at least 1");
+            invalid!("rescore_factor must be at least 1");
         }
         self.fusion.validate()?;
         Ok(())

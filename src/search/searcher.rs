@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
 
 use super::compat::check_query_encoder;
 use super::fusion::Fusion;
 use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
+use crate::Result;
 use crate::encoder::Encoder;
+use crate::error::{Error, invalid};
 use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
 use crate::translate::{DEFAULT_PSQ_MIN_IDF, TranslatedTerm, TranslationTable, translate_query};
 
@@ -178,13 +180,12 @@ impl Searcher {
     /// Encodes a query with the encoder for `lang` (see [`Searcher::query_encoder`]).
     pub fn encode_query(&self, text: &str, lang: Option<&str>) -> Result<Vec<f32>> {
         let Some(enc) = self.query_encoder(lang) else {
-            bail!(
+            invalid!(
                 "dense search needs a query encoder (a model) or a ready query vector; none was given"
             )
         };
-        let mut v = enc.encode_queries(&[text]).context("encoding the query")?;
-        v.pop()
-            .context("the encoder returned no vector for the query")
+        let mut v = enc.encode_queries(&[text]).context("encoding the query").map_err(Error::encoder)?;
+        v.pop().ok_or_else(|| Error::Encoder { message: "the encoder returned no vector for the query".into() })
     }
 
     /// Runs one search. A damaged text index, even one that makes the text engine panic, comes
@@ -197,7 +198,7 @@ impl Searcher {
         let capped = capped_to(req, snap.num_docs());
         let req = capped.as_ref().unwrap_or(req);
         if req.mode != Mode::Bm25 && snap.config().dim.is_none() {
-            bail!(
+            invalid!(
                 "the index is text-only (no vectors): {} search is impossible, use bm25 mode",
                 req.mode
             );
@@ -242,7 +243,7 @@ impl Searcher {
             Some(v) => {
                 let dim = self.snapshot.config().dim.expect("checked by the caller");
                 if v.len() != dim {
-                    bail!(
+                    invalid!(
                         "query vector has dimension {}, the index holds dimension {dim}",
                         v.len()
                     );
@@ -257,7 +258,7 @@ impl Searcher {
             }
         };
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            bail!("query vector component {i} is not finite");
+            invalid!("query vector component {i} is not finite");
         }
         Ok(v)
     }
@@ -273,7 +274,7 @@ impl Searcher {
         let capped = capped_to(req, self.snapshot.num_docs());
         let req = capped.as_ref().unwrap_or(req);
         if self.snapshot.config().dim.is_none() {
-            bail!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
+            invalid!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
         }
         let mut t = StageTimings::default();
         let q = self.query_vector(req, &mut t)?;
