@@ -283,7 +283,7 @@ impl Batch<'_, '_> {
             if self.writer.id_of(&doc.key)?.is_some() {
                 self.replaced += 1;
             }
-            self.writer.upsert(doc).with_context(|| format!("{}:{line}", self.input.display()))?;
+            self.writer.upsert_encoded(doc).with_context(|| format!("{}:{line}", self.input.display()))?;
             self.added += 1;
             self.options.progress.inc(1);
         }

@@ -115,7 +115,7 @@ impl IndexWriter {
     /// Computes the vectors of `docs` with the writer's encoder in one encoder call (cheaper
     /// than one document at a time); a no-op without an encoder. With one, no document may
     /// bring its own vector.
-    pub fn encode(&self, docs: &mut [Document]) -> crate::Result<()> {
+    pub(crate) fn encode(&self, docs: &mut [Document]) -> crate::Result<()> {
         match &self.encoder {
             Some(encoder) => encode_documents(encoder, docs),
             None => Ok(()),
@@ -202,6 +202,13 @@ impl IndexWriter {
     pub fn upsert(&mut self, mut doc: Document) -> crate::Result<u64> {
         self.check_usable()?;
         self.encode(std::slice::from_mut(&mut doc))?;
+        self.upsert_encoded(doc)
+    }
+
+    /// [`IndexWriter::upsert`] of a document whose vector [`IndexWriter::encode`] has computed
+    /// (ingest encodes a chunk of documents in one encoder call).
+    pub(crate) fn upsert_encoded(&mut self, doc: Document) -> crate::Result<u64> {
+        self.check_usable()?;
         self.validate(&doc)?;
         self.delete(&doc.key)?;
         Ok(self.insert(doc)?)

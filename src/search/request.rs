@@ -121,13 +121,6 @@ impl SearchRequest {
         self
     }
 
-    /// Sets both candidate depths of hybrid mode.
-    pub fn with_depths(mut self, sparse: usize, dense: usize) -> Self {
-        self.sparse_depth = sparse;
-        self.dense_depth = dense;
-        self
-    }
-
     /// Sets the fusion.
     pub fn with_fusion(mut self, fusion: Fusion) -> Self {
         self.fusion = fusion;
