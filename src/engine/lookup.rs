@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocAddress, DocSet, TERMINATED, Term};
+use tantivy::{DocAddress, DocId, DocSet, SegmentReader, TERMINATED, Term};
 
 use super::bm25::{SparseHit, segment_column};
 use super::snapshot::Snapshot;
@@ -80,28 +80,15 @@ impl Snapshot {
 
     /// The address of each id's live document (`None` for ids with none in this snapshot).
     fn addresses_of(&self, ids: &[u64]) -> Result<Vec<Option<DocAddress>>> {
-        let searcher = self.searcher();
         let field = self.fields().id;
         let mut out = Vec::with_capacity(ids.len());
-        'ids: for &id in ids {
-            let term = Term::from_field_u64(field, id);
-            for (ord, seg) in searcher.segment_readers().iter().enumerate() {
-                let inverted = seg.inverted_index(field).context("opening the `id` postings")?;
-                let Some(mut postings) =
-                    inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `id` postings")?
-                else {
-                    continue;
-                };
-                let mut doc = postings.doc();
-                while doc != TERMINATED {
-                    if !seg.is_deleted(doc) {
-                        out.push(Some(DocAddress::new(ord as u32, doc)));
-                        continue 'ids;
-                    }
-                    doc = postings.advance();
-                }
-            }
-            out.push(None);
+        for &id in ids {
+            let mut found = None;
+            self.for_each_live_with(&Term::from_field_u64(field, id), text::field::ID, |ord, _, doc| {
+                found = Some(DocAddress::new(ord, doc));
+                Ok(false)
+            })?;
+            out.push(found);
         }
         Ok(out)
     }
@@ -131,20 +118,31 @@ impl Snapshot {
     fn for_each_live_with_lang(
         &self,
         lang: &str,
-        mut f: impl FnMut(&tantivy::SegmentReader, tantivy::DocId) -> Result<bool>,
+        mut f: impl FnMut(&SegmentReader, DocId) -> Result<bool>,
     ) -> Result<()> {
-        let field = self.fields().lang;
-        let term = Term::from_field_text(field, lang);
-        for seg in self.searcher().segment_readers() {
-            let inverted = seg.inverted_index(field).context("opening the `lang` postings")?;
-            let Some(mut postings) =
-                inverted.read_postings(&term, IndexRecordOption::Basic).context("reading the `lang` postings")?
+        let term = Term::from_field_text(self.fields().lang, lang);
+        self.for_each_live_with(&term, text::field::LANG, |_, seg, doc| f(seg, doc))
+    }
+
+    /// Calls `f(segment ordinal, segment, doc)` for every live document whose indexed field
+    /// `name` holds `term`, segment by segment, until it returns `false`.
+    fn for_each_live_with(
+        &self,
+        term: &Term,
+        name: &str,
+        mut f: impl FnMut(u32, &SegmentReader, DocId) -> Result<bool>,
+    ) -> Result<()> {
+        for (ord, seg) in self.searcher().segment_readers().iter().enumerate() {
+            let inverted = seg.inverted_index(term.field()).with_context(|| format!("opening the `{name}` postings"))?;
+            let Some(mut postings) = inverted
+                .read_postings(term, IndexRecordOption::Basic)
+                .with_context(|| format!("reading the `{name}` postings"))?
             else {
                 continue;
             };
             let mut doc = postings.doc();
             while doc != TERMINATED {
-                if !seg.is_deleted(doc) && !f(seg, doc)? {
+                if !seg.is_deleted(doc) && !f(ord as u32, seg, doc)? {
                     return Ok(());
                 }
                 doc = postings.advance();
