@@ -81,7 +81,7 @@ pub struct IngestReport {
     pub encoder_from_index: Option<PathBuf>,
     /// Why the key map was rebuilt when the index was opened, if it was.
     pub keymap_rebuilt: Option<String>,
-    /// Wall time of reading, encoding and committing.
+    /// Wall time of reading, encoding and committing the file (not of loading the model).
     pub elapsed: Duration,
 }
 
@@ -96,7 +96,6 @@ impl IngestReport {
 /// `dir` (created if absent) as one commit. A failure leaves no index this call created.
 pub fn ingest(dir: impl AsRef<Path>, input: impl AsRef<Path>, mut options: IngestOptions) -> Result<IngestReport> {
     let (dir, input) = (dir.as_ref(), input.as_ref());
-    let start = Instant::now();
     let existed = Index::exists(dir);
     let (model_dir, from_index) = model_dir(dir, &options)?;
     let encoder = model_dir.as_deref().map(load_encoder).transpose()?.map(Arc::new);
@@ -135,7 +134,6 @@ pub fn ingest(dir: impl AsRef<Path>, input: impl AsRef<Path>, mut options: Inges
     };
     report.encoder_from_index = from_index;
     report.keymap_rebuilt = keymap_rebuilt;
-    report.elapsed = start.elapsed();
     Ok(report)
 }
 
@@ -204,6 +202,7 @@ struct Batch<'o, 'a> {
 
 /// Indexes one file as one commit (or nothing, on a bad line without `skip_invalid`).
 fn index_file(index: &Index, encoder: Option<Arc<Encoder>>, mut reader: CorpusReader, options: &mut IngestOptions) -> Result<IngestReport> {
+    let start = Instant::now();
     let encoder_name = encoder.as_ref().map(|e| e.info().name.clone());
     let writer = match encoder {
         Some(enc) => index.writer()?.with_encoder(enc)?,
@@ -236,7 +235,7 @@ fn index_file(index: &Index, encoder: Option<Arc<Encoder>>, mut reader: CorpusRe
         encoder: encoder_name,
         encoder_from_index: None,
         keymap_rebuilt: None,
-        elapsed: Duration::ZERO,
+        elapsed: start.elapsed(),
     })
 }
 

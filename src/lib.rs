@@ -41,7 +41,10 @@
 //! ```
 //!
 //! Every search goes through [`search::Searcher`]; with an encoder it runs the dense and hybrid
-//! modes from query text.
+//! modes from query text. [`ingest::ingest`] indexes a JSONL or BEIR file in one call (what
+//! `optical index` runs). The engine, search and ingest return [`Error`], whose variants
+//! ([`Error::Locked`], [`Error::NotAnIndex`], [`Error::IncompatibleEncoder`], …) an application
+//! can match on.
 
 pub mod corpus;
 pub mod distill;

@@ -8,12 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::codec;
 use super::meta::IndexConfig;
 use super::snapshot::Snapshot;
+use crate::Result;
 use crate::error::Error;
 use super::text;
 
@@ -47,7 +48,7 @@ pub struct KeyMap {
     keys: sled::Tree,
 }
 
-fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+fn open_sled(path: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
     // sled may panic on some corrupt files instead of returning an error: treat a panic as a
     // failed open (the map is rebuilt from tantivy anyway).
     let opened = std::panic::catch_unwind(|| sled::Config::new().path(path).open());
@@ -66,7 +67,7 @@ fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
 const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// [`open_sled`], waiting up to [`SLED_LOCK_WAIT`] while sled's lock is busy.
-fn open_sled_waiting(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+fn open_sled_waiting(path: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
     let start = std::time::Instant::now();
     loop {
         match open_sled(path) {
@@ -95,7 +96,7 @@ fn is_lock_busy(err: &anyhow::Error) -> bool {
 pub fn decode_id(bytes: &[u8]) -> Result<u64> {
     let a: [u8; 8] = bytes
         .try_into()
-        .map_err(|_| anyhow::anyhow!("damaged key map entry: the id is {} bytes long, not 8", bytes.len()))?;
+        .map_err(|_| Error::damaged(format!("damaged key map entry: the id is {} bytes long, not 8", bytes.len())))?;
     Ok(u64::from_be_bytes(a))
 }
 
@@ -193,6 +194,7 @@ impl KeyMap {
         let v = self.keys.get(key.as_bytes()).with_context(|| format!("reading key `{key}` from sled"))?;
         v.map(|b| decode_id(&b).with_context(|| format!("key `{key}` in sled database {}", self.path.display())))
             .transpose()
+            .map_err(Error::from)
     }
 
     /// Applies one commit's key changes (`Some(id)` = set, `None` = remove), records the new

@@ -6,9 +6,11 @@
 //! keeps it across its background merges, so whatever commit tantivy opens, its payload names
 //! exactly the vector files of that commit.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
 
-use crate::error::invalid;
+use crate::Result;
+use crate::error::{damaged, invalid};
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the commit payload and index directory layout written by this build.
@@ -145,15 +147,17 @@ impl CommitMeta {
 
     /// Parses a payload; errors when it is missing, malformed or from a newer format.
     pub fn from_payload(payload: Option<&str>) -> Result<CommitMeta> {
-        let payload = payload.context("the tantivy index has no Optical commit payload (not an Optical index, or its creation never completed)")?;
+        let Some(payload) = payload else {
+            damaged!("the tantivy index has no Optical commit payload (not an Optical index, or its creation never completed)")
+        };
         let meta: CommitMeta = serde_json::from_str(payload).context("parsing the Optical commit payload in meta.json")?;
         if meta.format > FORMAT_VERSION {
-            bail!("index format version {} is newer than this build understands ({FORMAT_VERSION})", meta.format);
+            invalid!("index format version {} is newer than this build understands ({FORMAT_VERSION})", meta.format);
         }
         for name in meta.segments.iter().chain(meta.tombstones.iter()) {
             // File names come from disk: never let one escape the vectors directory.
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-                bail!("commit payload names an invalid vector file `{name}`");
+                damaged!("commit payload names an invalid vector file `{name}`");
             }
         }
         Ok(meta)

@@ -429,7 +429,7 @@ fn damage_a_segment_file(text_dir: &std::path::Path, segments: &[tantivy::index:
 /// The commit payload `meta.json` holds now.
 fn committed_meta(shared: &Shared) -> Result<CommitMeta> {
     let metas = shared.tantivy.load_metas().context("reading tantivy meta.json")?;
-    CommitMeta::from_payload(metas.payload.as_deref())
+    Ok(CommitMeta::from_payload(metas.payload.as_deref())?)
 }
 
 /// The latest commit on disk, published as the index's snapshot, with the key map brought up to
