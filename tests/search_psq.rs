@@ -130,6 +130,26 @@ fn translations_into_the_index_s_most_common_terms_are_left_out() {
 }
 
 #[test]
+fn a_translated_query_searches_only_its_heaviest_terms_after_the_idf_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = index(tmp.path());
+    let mut t = TranslationTable::new("hau", "eng", "test");
+    t.insert("ruwa", vec![("water".into(), 0.6), ("clean".into(), 0.3), ("home".into(), 0.1)]);
+    t.insert("gari", vec![("town".into(), 0.5), ("council".into(), 0.4), ("monday".into(), 0.1)]);
+    let req = SearchRequest::new("ruwa gari Abuja").with_mode(Mode::Bm25).with_query_lang("hau").with_k(5);
+    let terms = |max: usize| -> Vec<String> {
+        let s = Searcher::for_index(&index).with_translation_table(Arc::new(t.clone())).with_psq_max_terms(max);
+        s.translated_query(&req).unwrap().unwrap().into_iter().map(|t| t.term).collect()
+    };
+    assert_eq!(terms(2), vec!["water", "town", "abuja"], "the two heaviest, and the untranslated name");
+    assert_eq!(terms(4), vec!["water", "town", "council", "clean", "abuja"]);
+    assert_eq!(terms(100).len(), 7);
+    // The default cap (16) leaves a query this short whole.
+    let s = Searcher::for_index(&index).with_translation_table(Arc::new(t));
+    assert_eq!(s.translated_query(&req).unwrap().unwrap().len(), 7);
+}
+
+#[test]
 fn table_files_round_trip_and_corruption_names_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("hau.tsv");
@@ -236,4 +256,28 @@ fn psq_build_and_search_explain_through_the_binary() {
     let (ok, _, err) = run(&["search", idx.to_str().unwrap(), "ruwa", "--mode", "bm25", "--query-lang", "hau", "--psq", table.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("hau.tsv") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn translations_search_titles_in_bm25_mode_and_only_bodies_in_the_hybrid_leg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let mut w = index.writer().unwrap();
+    w.add(Document::new("titled", "Rivers and lakes of the region").with_title("Water").with_lang("eng").with_vector(vec![1.0, 0.0, 0.0, 0.0]))
+        .unwrap();
+    w.add(Document::new("body", "Clean water reaches every home").with_title("Homes").with_lang("eng").with_vector(vec![0.0, 1.0, 0.0, 0.0]))
+        .unwrap();
+    w.add(Document::new("other", "Football results").with_title("Sport").with_lang("eng").with_vector(vec![0.0, 0.0, 1.0, 0.0]))
+        .unwrap();
+    w.commit().unwrap();
+    let mut t = TranslationTable::new("hau", "eng", "test");
+    t.insert("ruwa", vec![("water".into(), 1.0)]);
+    let s = Searcher::for_index(&index).with_translation_table(Arc::new(t));
+    let req = SearchRequest::new("ruwa").with_query_lang("hau").with_k(5);
+    let bm25: Vec<String> = s.search(&req.clone().with_mode(Mode::Bm25)).unwrap().hits.into_iter().map(|h| h.key).collect();
+    assert_eq!(bm25.len(), 2, "BM25 mode finds the title match too: {bm25:?}");
+    assert!(bm25.contains(&"titled".to_string()));
+    let legs = s.hybrid_legs(&req.with_mode(Mode::Hybrid).with_query_vector(vec![0.0, 0.0, 1.0, 0.0])).unwrap();
+    let keys: Vec<&str> = legs.bm25.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["body"], "the hybrid leg searches translations in bodies only");
 }

@@ -18,6 +18,7 @@ use optical::engine::Index;
 use optical::ingest::IngestOptions;
 use optical::search::{Fusion, Mode, SearchRequest, Searcher as QuerySearcher};
 use optical::translate::TranslationTable;
+use super::search::PsqQueryLimits;
 use optical::eval::{
     Averaging, BeirCollection, BeirSplit, Evaluation, Metric, Query, ResultRow, ResultsTable, Run,
     compare, evaluate, evaluate_system, fuse_runs, query_progress,
@@ -60,7 +61,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub psq: Option<PathBuf>,
     #[command(flatten)]
-    pub psq_min_idf: super::search::PsqMinIdf,
+    pub psq_limits: PsqQueryLimits,
     /// Query encoder model directory (dense and hybrid modes). Default: the shipped student
     /// installed for the document encoder's embedding space (chosen by the queries' `lang`),
     /// else the document encoder (or, with `--index`, the model directory recorded beside it).
@@ -235,7 +236,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 let context = || format!("{name}: mode {mode} on index {}", index_dir.display());
                 if mode == "hybrid" {
                     let encoder = query_encoder.as_ref().context("hybrid mode needs a query encoder")?;
-                    let search = with_tables(QuerySearcher::for_index(&index), &tables, args.psq_min_idf.psq_min_idf)
+                    let search = with_tables(QuerySearcher::for_index(&index), &tables, &args.psq_limits)
                         .with_encoder(Arc::clone(encoder))
                         .with_context(context)?;
                     let (bm25_leg, dense_leg, cross, timing) =
@@ -253,7 +254,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     }
                     continue;
                 }
-                let mut search = searcher(mode, &index, (&tables, args.psq_min_idf.psq_min_idf), query_encoder.as_ref(), &query_vectors)
+                let mut search = searcher(mode, &index, (&tables, &args.psq_limits), query_encoder.as_ref(), &query_vectors)
                     .with_context(context)?;
                 let label = format!("{name} {mode}");
                 let progress = query_progress(split.queries.len(), &label);
@@ -461,12 +462,12 @@ fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Res
 fn searcher(
     mode: &str,
     index: &Index,
-    (tables, psq_min_idf): (&[Arc<TranslationTable>], f32),
+    (tables, psq_limits): (&[Arc<TranslationTable>], &PsqQueryLimits),
     query_encoder: Option<&Arc<Encoder>>,
     query_vectors: &Arc<HashMap<String, Vec<f32>>>,
 ) -> Result<Searcher> {
     let mode: Mode = mode.parse()?;
-    let mut searcher = with_tables(QuerySearcher::for_index(index), tables, psq_min_idf);
+    let mut searcher = with_tables(QuerySearcher::for_index(index), tables, psq_limits);
     if mode != Mode::Bm25 {
         let Some(e) = query_encoder else { bail!("{mode} mode needs a query encoder") };
         searcher = searcher.with_encoder(Arc::clone(e))?;
@@ -499,11 +500,11 @@ fn request(query: &Query, k: usize, mode: Mode) -> SearchRequest {
     }
 }
 
-fn with_tables(mut searcher: QuerySearcher, tables: &[Arc<TranslationTable>], psq_min_idf: f32) -> QuerySearcher {
+fn with_tables(mut searcher: QuerySearcher, tables: &[Arc<TranslationTable>], limits: &PsqQueryLimits) -> QuerySearcher {
     for t in tables {
         searcher = searcher.with_translation_table(Arc::clone(t));
     }
-    searcher.with_psq_min_idf(psq_min_idf)
+    limits.apply(searcher)
 }
 
 /// Both legs of a hybrid search for every query of the split (one search each, query vectors

@@ -55,7 +55,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub psq: Option<PathBuf>,
     #[command(flatten)]
-    pub psq_min_idf: PsqMinIdf,
+    pub psq_limits: PsqQueryLimits,
     /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
     #[arg(long)]
     pub explain: bool,
@@ -66,11 +66,21 @@ pub struct SearchArgs {
 
 /// How much of a translated query the BM25 leg keeps; `optical search` and `optical eval` share it.
 #[derive(Args, Debug, Clone)]
-pub struct PsqMinIdf {
+pub struct PsqQueryLimits {
     /// Leave out translations into terms whose BM25 idf in the index is below this (function
     /// words such as "the"; 0 keeps all).
     #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_MIN_IDF)]
     pub psq_min_idf: f32,
+    /// Search at most this many translated terms per query, the heaviest (after the idf cut).
+    #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_MAX_TERMS)]
+    pub psq_max_terms: usize,
+}
+
+impl PsqQueryLimits {
+    /// `searcher` with these limits on its translated queries.
+    pub fn apply(&self, searcher: optical::search::Searcher) -> optical::search::Searcher {
+        searcher.with_psq_min_idf(self.psq_min_idf).with_psq_max_terms(self.psq_max_terms)
+    }
 }
 
 /// The numbers a fusion spec without its own takes (`--fusion rrf`, `--fusion linear`, …);
@@ -117,7 +127,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     for table in translation_tables(args.psq.as_deref(), space, &query_langs, args.lang.as_deref())? {
         searcher = searcher.with_translation_table(table);
     }
-    searcher = searcher.with_psq_min_idf(args.psq_min_idf.psq_min_idf);
+    searcher = args.psq_limits.apply(searcher);
     let fusion = match &args.fusion {
         Some(spec) => Fusion::parse_with_defaults(spec, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight)
             .context("--fusion")?,

@@ -13,7 +13,7 @@ use tantivy::{DocAddress, Searcher, SegmentOrdinal, SegmentReader, Term};
 
 use super::snapshot::Snapshot;
 use super::text::{self, Bm25Fields};
-use crate::translate::{TranslatedTerm, psq_query};
+use crate::translate::{PsqFields, TranslatedTerm, psq_query};
 
 /// One BM25 candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,9 +47,16 @@ impl Snapshot {
         })?)
     }
 
-    /// BM25 top-`n` of a query translated through a table (PSQ, [`crate::translate`]), best first.
-    pub fn psq_candidates(&self, terms: &[TranslatedTerm], n: usize, lang: Option<&str>) -> crate::Result<Vec<SparseHit>> {
-        Ok(self.guarded("running a translated BM25 query", || match psq_query(self.fields(), terms, lang) {
+    /// BM25 top-`n` of a query translated through a table (PSQ, [`crate::translate`]), best
+    /// first, its translations searched in the English fields `which` names.
+    pub fn psq_candidates(
+        &self,
+        terms: &[TranslatedTerm],
+        which: PsqFields,
+        n: usize,
+        lang: Option<&str>,
+    ) -> crate::Result<Vec<SparseHit>> {
+        Ok(self.guarded("running a translated BM25 query", || match psq_query(self.fields(), terms, which, lang) {
             Some(q) => self.top_n(q.as_ref(), n),
             None => Ok(Vec::new()),
         })?)

@@ -14,7 +14,9 @@ use crate::Result;
 use crate::encoder::Encoder;
 use crate::error::{Error, invalid};
 use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
-use crate::translate::{DEFAULT_PSQ_MIN_IDF, TranslatedTerm, TranslationTable, translate_query};
+use crate::translate::{
+    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, TranslationTable, heaviest_translations, translate_query,
+};
 
 #[derive(Clone)]
 struct Encoders {
@@ -24,11 +26,19 @@ struct Encoders {
     tables: HashMap<String, Arc<TranslationTable>>,
     /// Translations into terms with a lower BM25 idf in this index are left out of PSQ queries.
     psq_min_idf: f32,
+    /// At most this many translated terms (the heaviest) are searched per PSQ query.
+    psq_max_terms: usize,
 }
 
 impl Default for Encoders {
     fn default() -> Self {
-        Encoders { default: None, by_lang: HashMap::new(), tables: HashMap::new(), psq_min_idf: DEFAULT_PSQ_MIN_IDF }
+        Encoders {
+            default: None,
+            by_lang: HashMap::new(),
+            tables: HashMap::new(),
+            psq_min_idf: DEFAULT_PSQ_MIN_IDF,
+            psq_max_terms: DEFAULT_PSQ_MAX_TERMS,
+        }
     }
 }
 
@@ -124,14 +134,28 @@ impl Searcher {
         }
     }
 
+    /// Searches at most `max_terms` translated terms per PSQ query, the heaviest (the words kept
+    /// untranslated are not counted). A query of eight words can expand to forty terms, each a
+    /// posting list for the BM25 stage to walk; the light ones barely move a score.
+    pub fn with_psq_max_terms(self, max_terms: usize) -> Searcher {
+        let mut enc = self.take_encoders();
+        enc.psq_max_terms = max_terms;
+        Searcher {
+            snapshot: self.snapshot,
+            encoders: Arc::new(enc),
+        }
+    }
+
     /// The query's terms after translation (common terms left out, see
-    /// [`Searcher::with_psq_min_idf`]), when a table is registered for its language.
+    /// [`Searcher::with_psq_min_idf`], then at most [`Searcher::with_psq_max_terms`] of them),
+    /// when a table is registered for its language.
     pub fn translated_query(&self, req: &SearchRequest) -> Result<Option<Vec<TranslatedTerm>>> {
         let Some(table) = req.query_lang.as_deref().and_then(|l| self.encoders.tables.get(l)) else {
             return Ok(None);
         };
         let terms = translate_query(table, &req.query);
-        self.snapshot.without_common_translations(terms, self.encoders.psq_min_idf).map(Some)
+        let terms = self.snapshot.without_common_translations(terms, self.encoders.psq_min_idf)?;
+        Ok(Some(heaviest_translations(terms, self.encoders.psq_max_terms)))
     }
 
     /// Whether the request's query is in another language than the documents: its language has a
@@ -145,10 +169,11 @@ impl Searcher {
         Ok(!self.snapshot.has_lang(lang)?)
     }
 
-    /// BM25 candidates of the request: of the translated query when its language has a table.
-    fn bm25_leg(&self, req: &SearchRequest, n: usize) -> Result<Vec<SparseHit>> {
+    /// BM25 candidates of the request: of the translated query when its language has a table,
+    /// its translations searched in the English fields `which` names.
+    fn bm25_leg(&self, req: &SearchRequest, which: PsqFields, n: usize) -> Result<Vec<SparseHit>> {
         match self.translated_query(req)? {
-            Some(terms) => self.snapshot.psq_candidates(&terms, n, req.lang.as_deref()),
+            Some(terms) => self.snapshot.psq_candidates(&terms, which, n, req.lang.as_deref()),
             None => self.snapshot.bm25_candidates(&req.query, n, req.lang.as_deref(), Bm25Fields::default()),
         }
     }
@@ -303,7 +328,7 @@ impl Searcher {
 
     fn bm25_only(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Ranked> {
         let t0 = Instant::now();
-        let bm25 = self.bm25_leg(req, req.k)?;
+        let bm25 = self.bm25_leg(req, PsqFields::TitleAndBody, req.k)?;
         t.bm25 = t0.elapsed();
         let order = bm25.iter().map(|h| (h.id, h.score)).collect();
         Ok(Ranked {
@@ -362,7 +387,7 @@ impl Searcher {
         // One after the other: running BM25 beside the (already parallel) dense scan was
         // measured slower on 2 cores (p50 10.7 vs 9.5 ms, p99 26 vs 18 ms).
         let t0 = Instant::now();
-        let bm25 = self.bm25_leg(req, req.sparse_depth.max(req.k))?;
+        let bm25 = self.bm25_leg(req, PsqFields::Body, req.sparse_depth.max(req.k))?;
         t.bm25 = t0.elapsed();
         // The int8 pass keeps max(rescore_factor·k, dense_depth) rows, all rescored exactly: the
         // exact top-k is (with the storage's measured int8 recall) among them, and the whole
