@@ -8,6 +8,7 @@
 //!
 //! ```
 //! use optical::engine::{Document, Index, IndexConfig};
+//! use optical::search::{Mode, SearchRequest, Searcher};
 //!
 //! # fn main() -> optical::Result<()> {
 //! let dir = tempfile::tempdir()?;
@@ -25,24 +26,34 @@
 //! )?;
 //! writer.commit()?; // both documents become visible in BM25 and dense search at once
 //!
-//! let snapshot = index.reload()?;
-//! let bm25 = snapshot.bm25("capital of Kenya", 10, None)?;
-//! assert_eq!(bm25[0].key, "nairobi");
-//! let dense = snapshot.dense_top_k(&[0.0, 1.0, 0.0], 1)?;
-//! assert_eq!(snapshot.document(dense[0].id)?.unwrap().key, "berlin");
+//! let searcher = Searcher::new(index.reload()?);
+//! let bm25 = searcher.search(&SearchRequest::new("capital of Kenya").with_mode(Mode::Bm25))?;
+//! assert_eq!(bm25.hits[0].key, "nairobi");
+//! let dense = searcher.search(
+//!     &SearchRequest::new("")
+//!         .with_mode(Mode::Dense)
+//!         .with_query_vector(vec![0.0, 1.0, 0.0])
+//!         .with_k(1),
+//! )?;
+//! assert_eq!(searcher.snapshot().document(dense.hits[0].id)?.unwrap().key, "berlin");
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! With an encoder, [`search::Searcher`] runs the dense and hybrid modes from query text.
+//! Every search goes through [`search::Searcher`]; with an encoder it runs the dense and hybrid
+//! modes from query text. [`ingest::ingest`] indexes a JSONL or BEIR file in one call (what
+//! `optical index` runs). The engine, search and ingest return [`Error`], whose variants
+//! ([`Error::Locked`], [`Error::NotAnIndex`], [`Error::IncompatibleEncoder`], …) an application
+//! can match on.
 
 pub mod corpus;
 pub mod distill;
 pub mod encoder;
 pub mod engine;
+mod error;
 pub mod eval;
+pub mod ingest;
 pub mod search;
-pub mod text;
 pub mod translate;
 
-pub use anyhow::{Error, Result};
+pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! The JSONL corpus reader and `optical index` on bad input: every kind of bad line is reported
 //! with its file and line number, and the index is left intact.
+mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -111,8 +112,8 @@ fn cli_reports_bad_lines_and_leaves_the_index_intact() {
         let index = Index::open(&dir).unwrap(); // opens cleanly: nothing corrupt, nothing half-written
         let snap = index.snapshot();
         assert_eq!(snap.num_docs(), 2);
-        assert!(snap.bm25("zebra", 5, None).unwrap().is_empty());
-        assert_eq!(snap.bm25("lions", 5, None).unwrap()[0].key, "a");
+        assert!(common::bm25(&snap, "zebra", 5, None).unwrap().is_empty());
+        assert_eq!(common::bm25(&snap, "lions", 5, None).unwrap()[0].key, "a");
     }
 
     // --skip-invalid: the good lines go in, the bad ones are still reported.
@@ -123,8 +124,8 @@ fn cli_reports_bad_lines_and_leaves_the_index_intact() {
     let index = Index::open_read_only(&dir).unwrap();
     let snap = index.snapshot();
     assert_eq!(snap.num_docs(), 4);
-    assert_eq!(snap.bm25("zebra", 5, None).unwrap()[0].key, "g1");
-    assert_eq!(snap.bm25("yak", 5, None).unwrap()[0].key, "g2");
+    assert_eq!(common::bm25(&snap, "zebra", 5, None).unwrap()[0].key, "g1");
+    assert_eq!(common::bm25(&snap, "yak", 5, None).unwrap()[0].key, "g2");
 
     // Search and info work on it; search filters by language.
     let out = optical(&["search".as_ref(), dir.as_os_str(), "document".as_ref(), "--json".as_ref()]);
@@ -168,6 +169,6 @@ fn cli_indexes_vectors_from_jsonl_and_upserts() {
     let snap = index.snapshot();
     assert_eq!(snap.num_docs(), 2);
     assert_eq!(snap.num_vectors(), 2);
-    let top = snap.dense_top_k(&[0.0, 0.0, 1.0], 1).unwrap();
+    let top = common::dense(&snap, &[0.0, 0.0, 1.0], 1).unwrap();
     assert_eq!(snap.document(top[0].id).unwrap().unwrap().body, "uno");
 }

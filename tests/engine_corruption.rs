@@ -1,5 +1,6 @@
 //! Corrupt tantivy files: a search over them returns an error naming the index, never a panic
 //! in the caller (issue 13, D5).
+mod common;
 use std::path::{Path, PathBuf};
 
 use optical::engine::{Document, Index, IndexConfig};
@@ -70,7 +71,7 @@ fn search_everything(dir: &Path) -> anyhow::Result<usize> {
     }
     snap.keys()?;
     snap.document_by_key("d7")?;
-    snap.bm25("mills", 5, Some("eng"))?;
+    common::bm25(&snap, "mills", 5, Some("eng"))?;
     s.search(
         &SearchRequest::new("mills")
             .with_mode(Mode::Bm25)

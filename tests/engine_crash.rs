@@ -104,7 +104,7 @@ fn verify(dir: &Path, acked: Option<u64>, before: u64, acked_now: Option<u64>) -
     let base = acked_now.map_or(before, |a| before.max(a + 1));
     assert!(commits <= base + 1, "{commits} commits present, expected at most {}", base + 1);
     for c in 0..commits {
-        let hits = snap.bm25(&format!("bc{c}"), 100, None).unwrap();
+        let hits = common::bm25(&snap, &format!("bc{c}"), 100, None).unwrap();
         let want = (0..BATCH).filter(|&i| live(c, i, commits)).count();
         assert_eq!(hits.len(), want, "commit {c}: BM25 finds {} of its {want} live documents", hits.len());
         for i in 0..BATCH {
@@ -121,7 +121,7 @@ fn verify(dir: &Path, acked: Option<u64>, before: u64, acked_now: Option<u64>) -
         }
     }
     // The first commit that did not land left nothing behind.
-    assert!(snap.bm25(&format!("bc{commits}"), 10, None).unwrap().is_empty());
+    assert!(common::bm25(&snap, &format!("bc{commits}"), 10, None).unwrap().is_empty());
     assert_eq!(snap.id_of(&key(commits, 1)).unwrap(), None);
     // Only the files the commit names remain in vectors/.
     let mut files: Vec<String> =

@@ -37,7 +37,7 @@ fn assert_state(index: &Index, state: &State, when: &str) {
     for (k, &v) in state {
         let id = snap.id_of(k).unwrap().unwrap_or_else(|| panic!("{when}: {k} missing"));
         assert_eq!(snap.vector(id), Some(vector_for(k, v)), "{when}: vector of {k}");
-        let hits = snap.bm25(&format!("v{v}x{k}"), 5, None).unwrap();
+        let hits = common::bm25(&snap, &format!("v{v}x{k}"), 5, None).unwrap();
         assert_eq!(hits.len(), 1, "{when}: BM25 finds {k} version {v} {} times", hits.len());
         if index.keymap_state().is_some() {
             assert_eq!(index.keymap_lookup(k).unwrap(), Some(id), "{when}: sled entry of {k}");

@@ -1,4 +1,5 @@
 //! Index directory tests with real files, real tantivy, real sled and real vector segments.
+mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -74,14 +75,14 @@ fn vectors_round_trip_through_commit_and_reopen() {
     for (key, &id) in &ids {
         let v = vector_for(key, DIM);
         assert_eq!(snap.vector(id).unwrap(), v);
-        let top = snap.dense_top_k(&v, 3).unwrap();
+        let top = common::dense(&snap, &v, 3).unwrap();
         assert_eq!(top[0].id, id, "dense top-1 for {key}");
         assert!((top[0].score - 1.0).abs() < 1e-5);
         assert_eq!(index.keymap_lookup(key).unwrap(), Some(id));
-        let scored = snap.score_ids(&v, &[id]).unwrap();
-        assert!((scored[0].unwrap() - 1.0).abs() < 1e-5);
+        let scored = snap.exact_scores(&v, &[id]).unwrap();
+        assert!((scored[0].score - 1.0).abs() < 1e-5);
     }
-    let hits = snap.bm25("topic3", 100, None).unwrap();
+    let hits = common::bm25(&snap, "topic3", 100, None).unwrap();
     assert_eq!(hits.len(), (0..100).filter(|i| i % 7 == 3).count());
     for h in &hits {
         assert_eq!(ids[&h.key], h.id);
@@ -90,7 +91,7 @@ fn vectors_round_trip_through_commit_and_reopen() {
     assert_eq!(stored.body, "document number 5 about topic5");
     assert_eq!(stored.lang, "eng");
     // Wrong query dimension is an error, not a panic.
-    assert!(snap.dense_top_k(&[1.0; 3], 1).is_err());
+    assert!(common::dense(&snap, &[1.0; 3], 1).is_err());
 }
 
 #[test]
@@ -111,7 +112,7 @@ fn int8_index_round_trips_approximately() {
         let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
             / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt());
         assert!(cos > 0.99, "int8 row of {key} has cosine {cos}");
-        assert_eq!(snap.dense_top_k(&b, 1).unwrap()[0].id, id);
+        assert_eq!(common::dense(&snap, &b, 1).unwrap()[0].id, id);
     }
 }
 
@@ -145,19 +146,19 @@ fn deletes_and_upserts() {
 
     // Nothing is visible until the commit: the old snapshot stays as it was.
     assert_eq!(index.snapshot().generation(), before.generation());
-    assert_eq!(before.bm25("alpha3", 10, None).unwrap().len(), 1);
+    assert_eq!(common::bm25(&before, "alpha3", 10, None).unwrap().len(), 1);
 
     let info = w.commit().unwrap();
     assert_eq!(info.docs, 20); // 20 - d3 + d20
     let snap = index.snapshot();
     assert_eq!(snap.num_docs(), snap.num_vectors());
-    assert!(snap.bm25("alpha3", 10, None).unwrap().is_empty());
-    assert!(snap.bm25("alpha4", 10, None).unwrap().is_empty());
-    assert!(snap.bm25("gamma", 10, None).unwrap().is_empty());
-    let beta = snap.bm25("beta", 10, None).unwrap();
+    assert!(common::bm25(&snap, "alpha3", 10, None).unwrap().is_empty());
+    assert!(common::bm25(&snap, "alpha4", 10, None).unwrap().is_empty());
+    assert!(common::bm25(&snap, "gamma", 10, None).unwrap().is_empty());
+    let beta = common::bm25(&snap, "beta", 10, None).unwrap();
     assert_eq!(beta.len(), 1);
     assert_eq!((beta[0].key.as_str(), beta[0].id), ("d4", new4));
-    let delta = snap.bm25("delta", 10, None).unwrap();
+    let delta = common::bm25(&snap, "delta", 10, None).unwrap();
     assert_eq!(delta.len(), 1);
     assert_eq!(delta[0].id, d20);
     assert_eq!(snap.document(d20).unwrap().unwrap().body, "second pending delta");
@@ -165,12 +166,12 @@ fn deletes_and_upserts() {
     assert_eq!(snap.vector(old3), None);
     assert_eq!(snap.vector(old4), None);
     assert_eq!(snap.vector(new4).unwrap(), vector_for("d4-v2", DIM));
-    let top = snap.dense_top_k(&vector_for("d4", DIM), 20).unwrap();
+    let top = common::dense(&snap, &vector_for("d4", DIM), 20).unwrap();
     assert!(top.iter().all(|h| h.id != old4 && h.id != old3), "a deleted row was returned");
-    assert_eq!(snap.dense_top_k(&vector_for("d4-v2", DIM), 1).unwrap()[0].id, new4);
+    assert_eq!(common::dense(&snap, &vector_for("d4-v2", DIM), 1).unwrap()[0].id, new4);
     // The old snapshot still sees its own commit.
     assert_eq!(before.vector(old3).unwrap(), vector_for("d3", DIM));
-    assert_eq!(before.bm25("alpha3", 10, None).unwrap().len(), 1);
+    assert_eq!(common::bm25(&before, "alpha3", 10, None).unwrap().len(), 1);
 
     // sled followed the commit, and survives a reopen.
     drop(w);
@@ -205,8 +206,8 @@ fn rollback_drops_pending_changes() {
     let snap = index.snapshot();
     assert_eq!(snap.num_docs(), 2);
     assert_eq!(snap.num_vectors(), 2);
-    assert!(snap.bm25("dropped", 5, None).unwrap().is_empty());
-    assert_eq!(snap.bm25("kept", 5, None).unwrap().len(), 1);
+    assert!(common::bm25(&snap, "dropped", 5, None).unwrap().is_empty());
+    assert_eq!(common::bm25(&snap, "kept", 5, None).unwrap().len(), 1);
 }
 
 #[test]
@@ -235,8 +236,8 @@ fn validation_errors_name_the_document() {
     let snap = text.snapshot();
     assert_eq!(snap.num_docs(), 1);
     assert_eq!(snap.num_vectors(), 0);
-    assert!(snap.dense_top_k(&[1.0; DIM], 1).is_err());
-    assert_eq!(snap.bm25("plain", 1, None).unwrap()[0].key, "t1");
+    assert!(common::dense(&snap, &[1.0; DIM], 1).is_err());
+    assert_eq!(common::bm25(&snap, "plain", 1, None).unwrap()[0].key, "t1");
     // Creating over an existing index is refused.
     assert!(Index::create(tmp.path().join("t"), IndexConfig::text_only()).is_err());
 }
@@ -275,11 +276,11 @@ fn lang_filter() {
     w.add(Document::new("s", "Nairobi ni mji mkuu").with_lang("swa")).unwrap();
     w.commit().unwrap();
     let snap = index.snapshot();
-    assert_eq!(snap.bm25("nairobi", 10, None).unwrap().len(), 2);
-    let swa = snap.bm25("nairobi", 10, Some("swa")).unwrap();
+    assert_eq!(common::bm25(&snap, "nairobi", 10, None).unwrap().len(), 2);
+    let swa = common::bm25(&snap, "nairobi", 10, Some("swa")).unwrap();
     assert_eq!(swa.len(), 1);
     assert_eq!(swa[0].key, "s");
-    assert!(snap.bm25("nairobi", 10, Some("amh")).unwrap().is_empty());
+    assert!(common::bm25(&snap, "nairobi", 10, Some("amh")).unwrap().is_empty());
 }
 
 #[test]
@@ -304,12 +305,12 @@ fn readers_never_see_half_a_commit() {
                 assert!(snap.generation() >= last_gen, "generations went backwards");
                 last_gen = snap.generation();
                 // Every BM25 hit has a live vector in the same snapshot, and the counts agree.
-                let hits = snap.bm25("common", 10_000, None).unwrap();
+                let hits = common::bm25(&snap, "common", 10_000, None).unwrap();
                 assert_eq!(hits.len() as u64, docs);
                 for h in hits.iter().take(20) {
                     assert!(snap.vector(h.id).is_some(), "BM25 hit {} has no vector", h.key);
                 }
-                let dense = snap.dense_top_k(&vector_for("probe", DIM), 5).unwrap();
+                let dense = common::dense(&snap, &vector_for("probe", DIM), 5).unwrap();
                 for h in dense {
                     assert!(snap.document(h.id).unwrap().is_some(), "dense hit {} has no document", h.id);
                 }

@@ -186,13 +186,7 @@ fn a_key_map_held_by_a_writer_is_reported_locked_not_rebuilt() {
     let dir = tmp.path().join("idx");
     let index = index_with_a0(&dir);
     let snap = index.snapshot();
-    let opened = optical::engine::keymap::KeyMap::open_or_rebuild(
-        &dir.join("keymap"),
-        snap.generation(),
-        snap.num_docs(),
-        snap.config(),
-        snap.searcher(),
-    );
+    let opened = optical::engine::keymap::KeyMap::open_or_rebuild(&dir.join("keymap"), &snap);
     let err = format!(
         "{:#}",
         opened.err().expect("sled is held by the open index")
@@ -339,7 +333,7 @@ fn bm25_queries_without_words_find_nothing() {
     let searcher = optical::search::Searcher::for_index(&index);
     for q in ["", "  ", "?!", "…—"] {
         assert!(
-            index.snapshot().bm25(q, 10, None).unwrap().is_empty(),
+            common::bm25(&index.snapshot(), q, 10, None).unwrap().is_empty(),
             "{q:?}"
         );
         let req = optical::search::SearchRequest::new(q).with_mode(optical::search::Mode::Bm25);

@@ -53,8 +53,10 @@ fn scifact_bm25_ndcg_at_10() {
     for (name, fields) in [("eng-stemmed", Bm25Fields::English), ("default", Bm25Fields::Both)] {
         let mut run = Run::default();
         for query in &split.queries {
-            let hits = snap.bm25_with(&query.text, 10, None, fields).unwrap();
-            run.insert(&query.id, hits.into_iter().map(|h| (h.key, f64::from(h.score)))).unwrap();
+            let hits = snap.bm25_candidates(&query.text, 10, None, fields).unwrap();
+            let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            let keys = snap.keys_of(&ids, &hits).unwrap();
+            run.insert(&query.id, keys.into_iter().zip(&hits).map(|(k, h)| (k, f64::from(h.score)))).unwrap();
         }
         let ndcg = evaluate(&run, &split.qrels, &[Metric::Ndcg(10)], Averaging::AllQrels).mean[0];
         eprintln!("scifact test (300 queries) BM25 nDCG@10 [{name}] = {ndcg:.4}");

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use optical::engine::{Document, Index, IndexConfig};
-use optical::text::{analyze, stemmed_analyzer, words_analyzer};
+use optical::engine::text::{analyze, stemmed_analyzer, words_analyzer};
 use tantivy::tokenizer::{Language, SimpleTokenizer, TextAnalyzer};
 
 /// (foreign, english) pairs from `<lang>.dev.tsv`.
@@ -96,7 +96,7 @@ fn bm25_finds_real_sentences_by_their_words() {
     for (lang, p) in &sets {
         let (mut top1, mut n) = (0, 0);
         for (i, (s, _)) in p.iter().enumerate() {
-            let hits = snap.bm25(s, 5, Some(lang)).unwrap();
+            let hits = common::bm25(&snap, s, 5, Some(lang)).unwrap();
             assert!(hits.iter().all(|h| h.key.starts_with(lang) && !h.key.contains("-eng-")), "lang filter leaked");
             // Duplicate sentences exist in the dev sets: accept any document with the same text.
             if let Some(h) = hits.first() {
@@ -108,7 +108,7 @@ fn bm25_finds_real_sentences_by_their_words() {
             n += 1;
             // Every hit for a single word really contains that word.
             if let Some(word) = analyze(&mut analyzer, s).into_iter().max_by_key(|t| t.chars().count()) {
-                let hits = snap.bm25(&word, 20, Some(lang)).unwrap();
+                let hits = common::bm25(&snap, &word, 20, Some(lang)).unwrap();
                 assert!(!hits.is_empty(), "{lang}: no hit for `{word}`");
                 for h in hits {
                     let body = snap.document(h.id).unwrap().unwrap().body;

@@ -658,7 +658,7 @@ proptest! {
     fn fuzz_query_text(q in prop_oneof![".{0,40}", "[a-z ():+\"*^~\\[\\]{}!-]{0,30}"], lang in prop::option::of(".{0,5}"), k in 0usize..5) {
         let index = query_index();
         let snap = index.snapshot();
-        let _ = snap.bm25(&q, k, lang.as_deref());
+        let _ = common::bm25(&snap, &q, k, lang.as_deref());
         let searcher = Searcher::for_index(index);
         for mode in [Mode::Bm25, Mode::Dense, Mode::Hybrid] {
             let mut req = SearchRequest::new(q.clone()).with_mode(mode).with_k(k).with_query_vector(vec![0.1, 0.2, 0.3, 0.4]);

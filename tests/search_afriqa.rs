@@ -11,11 +11,11 @@ mod common;
 
 use std::sync::Arc;
 
-use optical::corpus::CorpusReader;
 use optical::encoder::{Encoder, default_device};
-use optical::engine::{Document, Index};
+use optical::engine::Index;
+use optical::ingest::{IngestOptions, ingest};
 use optical::eval::{BeirCollection, Metric, evaluate_system};
-use optical::search::{self, Fusion, Mode, SearchRequest, Searcher};
+use optical::search::{Fusion, Mode, SearchRequest, Searcher};
 
 /// Marker written once the cached index is complete.
 const COMPLETE: &str = "optical-test-index-complete";
@@ -48,29 +48,18 @@ fn cached_index(collection: &BeirCollection, encoder: &Encoder) -> Index {
             dir.display()
         );
         let t0 = std::time::Instant::now();
-        let index = search::open_or_create_for(&tmp, encoder).unwrap();
-        let mut reader = CorpusReader::open(collection.corpus_path().unwrap()).unwrap();
-        let mut docs = Vec::new();
-        while let Some(item) = reader.next_line().unwrap() {
-            let (line, d) = item.unwrap_or_else(|bad| panic!("bad corpus line: {bad}"));
-            assert!(d.vector.is_none(), "line {line} has a vector");
-            // AfriQA passages are English Wikipedia: `eng` turns on English stemming for BM25.
-            docs.push(Document {
-                key: d.id,
-                title: d.title,
-                body: d.text,
-                lang: d.lang.unwrap_or("eng".into()),
-                vector: None,
-            });
-        }
-        let info = search::index_documents(&index, encoder, docs, indicatif::ProgressBar::hidden())
-            .unwrap();
+        // AfriQA passages are English Wikipedia: `eng` turns on English stemming for BM25.
+        let options = IngestOptions {
+            lang: "eng".into(),
+            model: Some(encoder.dir().to_path_buf()),
+            ..IngestOptions::default()
+        };
+        let info = ingest(&tmp, collection.corpus_path().unwrap(), options).unwrap();
         eprintln!(
             "indexed {} passages in {:.0} s",
             info.docs,
             t0.elapsed().as_secs_f64()
         );
-        drop(index);
         std::fs::write(tmp.join(COMPLETE), b"").unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.parent().unwrap()).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use optical::encoder::{Encoder, default_device};
 use optical::engine::{Document, Index, IndexConfig, VectorElem};
-use optical::search::{self, EncodingWriter, Mode, SearchRequest, Searcher};
+use optical::search::{Mode, SearchRequest, Searcher};
 
 fn docs() -> Vec<Document> {
     [
@@ -35,18 +35,20 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     );
     let tmp = tempfile::tempdir().unwrap();
 
-    let index = search::open_or_create_for(tmp.path(), &e5).unwrap();
-    let info =
-        search::index_documents(&index, &e5, docs(), indicatif::ProgressBar::hidden()).unwrap();
+    let index = Index::open_or_create_for(tmp.path(), &e5).unwrap();
+    let mut w = index.writer().unwrap().with_encoder(Arc::clone(&e5)).unwrap();
+    w.add_batch(docs()).unwrap();
+    let info = w.commit().unwrap();
+    drop(w);
     assert_eq!(info.docs, 5);
     let cfg = index.config();
     assert_eq!(cfg.elem, VectorElem::F32I8);
-    assert_eq!(cfg.encoder, Some(search::encoder_record(e5.info())));
+    assert_eq!(cfg.encoder, Some(optical::engine::encoder_record(e5.info())));
     // The stored vectors are the encoder's passage embeddings of title + body.
     let snap = index.snapshot();
     let id = snap.id_of("rice").unwrap().unwrap();
     let want = e5
-        .encode_passages(&[search::passage_text("Rice", &docs()[3].body)])
+        .encode_passages(&[optical::engine::passage_text("Rice", &docs()[3].body)])
         .unwrap()
         .remove(0);
     let got = snap.vector(id).unwrap();
@@ -89,12 +91,12 @@ fn e5_index_records_its_encoder_and_refuses_others() {
         .expect("must refuse");
     assert!(format!("{err:#}").contains("hau"), "{err:#}");
     // ... and so is another document encoder.
-    let err = EncodingWriter::new(&index, &minilm)
+    let err = index.writer().unwrap().with_encoder(Arc::clone(&minilm))
         .err()
         .expect("must refuse");
     assert!(format!("{err:#}").contains("refusing to mix"), "{err:#}");
     drop(index);
-    let err = search::open_or_create_for(tmp.path(), &minilm)
+    let err = Index::open_or_create_for(tmp.path(), &minilm)
         .err()
         .expect("must refuse");
     assert!(format!("{err:#}").contains("refusing to mix"), "{err:#}");
@@ -102,7 +104,7 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     // Reopened, the index takes more documents from the same encoder; a document bringing its
     // own vector is refused.
     let index = Index::open(tmp.path()).unwrap();
-    let mut w = EncodingWriter::new(&index, &e5).unwrap();
+    let mut w = index.writer().unwrap().with_encoder(Arc::clone(&e5)).unwrap();
     let err = w
         .upsert(Document::new("v", "text").with_vector(vec![0.0; 384]))
         .unwrap_err();
@@ -110,7 +112,7 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     w.upsert(Document::new("paris", "Paris is the capital of France.").with_lang("eng"))
         .unwrap();
     assert!(
-        w.contains("paris").unwrap() && w.contains("kano").unwrap() && !w.contains("nope").unwrap()
+        w.id_of("paris").unwrap().is_some() && w.id_of("kano").unwrap().is_some() && w.id_of("nope").unwrap().is_none()
     );
     assert!(w.delete("volcano").unwrap());
     let info = w.commit().unwrap();
@@ -120,7 +122,7 @@ fn e5_index_records_its_encoder_and_refuses_others() {
     // Vectors from an unrecorded source and text-only indexes are refused as well.
     let tmp2 = tempfile::tempdir().unwrap();
     let raw = Index::create(tmp2.path().join("raw"), IndexConfig::with_vectors(384)).unwrap();
-    let err = EncodingWriter::new(&raw, &e5).err().expect("must refuse");
+    let err = raw.writer().unwrap().with_encoder(Arc::clone(&e5)).err().expect("must refuse");
     assert!(format!("{err:#}").contains("unrecorded"), "{err:#}");
     let text = Index::create(tmp2.path().join("text"), IndexConfig::text_only()).unwrap();
     let err = Searcher::for_index(&text)

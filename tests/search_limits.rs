@@ -2,7 +2,7 @@
 //! matching document instead of trying to allocate room for `k` hits (issue 13, D6: `-k
 //! 4294967296` aborted the process on an allocation failure, `usize::MAX` panicked on capacity
 //! overflow).
-use optical::engine::{Document, Index, IndexConfig};
+use optical::engine::{Bm25Fields, Document, Index, IndexConfig};
 use optical::search::{Mode, SearchRequest, Searcher};
 
 const DIM: usize = 4;
@@ -41,7 +41,8 @@ fn huge_k_returns_every_match_in_every_mode() {
                 .search(&req)
                 .unwrap_or_else(|e| panic!("{mode} k={k}: {e:#}"));
             assert_eq!(res.hits.len(), 6, "{mode} k={k}");
-            let deep = req.clone().with_depths(k, k).with_explain(true);
+            let mut deep = req.clone().with_explain(true);
+            (deep.sparse_depth, deep.dense_depth) = (k, k);
             assert_eq!(
                 searcher.search(&deep).unwrap().hits.len(),
                 6,
@@ -50,14 +51,14 @@ fn huge_k_returns_every_match_in_every_mode() {
         }
         let snap = index.snapshot();
         assert_eq!(
-            snap.bm25("river", k, None).unwrap().len(),
+            snap.bm25_candidates("river", k, None, Bm25Fields::default()).unwrap().len(),
             6,
-            "Snapshot::bm25 k={k}"
+            "Snapshot::bm25_candidates k={k}"
         );
         assert_eq!(
-            snap.dense_top_k(&[1.0, 0.0, 0.0, 0.0], k).unwrap().len(),
+            snap.dense_first_pass(&[1.0, 0.0, 0.0, 0.0], k, None).unwrap().len(),
             6,
-            "Snapshot::dense_top_k k={k}"
+            "Snapshot::dense_first_pass k={k}"
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use optical::engine::{Document, Index, IndexConfig, VectorElem};
+use optical::engine::{Bm25Fields, Document, Index, IndexConfig, VectorElem};
 use optical::search::{Fusion, Mode, SearchRequest, Searcher};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -242,12 +242,15 @@ fn hybrid_fuses_bm25_and_dense_and_explains() {
     assert_eq!(plain.hits[0].explain.as_ref().unwrap().bm25_rank, Some(1));
     assert_eq!(plain.hits[0].explain.as_ref().unwrap().dense_score, None);
     // The BM25 stage is the engine's BM25: same documents, same scores, same order.
-    let engine: Vec<(String, u64, f32)> = index
-        .snapshot()
-        .bm25("word3", 10, None)
+    let snap = index.snapshot();
+    let candidates = snap.bm25_candidates("word3", 10, None, Bm25Fields::default()).unwrap();
+    let ids: Vec<u64> = candidates.iter().map(|h| h.id).collect();
+    let engine: Vec<(String, u64, f32)> = snap
+        .keys_of(&ids, &candidates)
         .unwrap()
         .into_iter()
-        .map(|h| (h.key, h.id, h.score))
+        .zip(&candidates)
+        .map(|(key, h)| (key, h.id, h.score))
         .collect();
     let ours: Vec<(String, u64, f32)> = plain
         .hits

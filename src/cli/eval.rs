@@ -8,15 +8,15 @@
 //! renders all of it. This file reads the arguments, picks the models and prints; the work is
 //! `optical::eval` (`systems`: the modes, `output`: the files).
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 use optical::encoder::students;
 use optical::encoder::{Encoder, Role, WEIGHTS_FILE, default_device, weights_fingerprint};
 use optical::engine::Index;
+use optical::ingest::IngestOptions;
 use optical::eval::output::{EvalOutput, SplitName, SystemResult, sanitize};
 use optical::eval::systems::{SearchSetup, encode_queries, exhaustive_system, fused_systems, hybrid_legs, score_run_files, search_system};
 use optical::eval::{BeirCollection, BeirSplit, Metric, ResultRow, Run};
@@ -370,7 +370,7 @@ impl DenseSetup {
         }
         let doc_fingerprint = if args.index.is_none() { weights_fingerprint(&weights)? } else { String::new() };
         let index_encoder = match &args.index {
-            Some(index) => super::index::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
+            Some(index) => optical::engine::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
             None => doc_model.clone(),
         };
         Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default() })
@@ -385,7 +385,7 @@ impl DenseSetup {
         if let Some(e) = self.loaded.borrow().get(&dir) {
             return Ok(Arc::clone(e));
         }
-        let encoder = Arc::new(super::index::load_encoder(&dir)?);
+        let encoder = Arc::new(optical::engine::load_encoder(&dir)?);
         eprintln!(
             "query encoder {} ({}), document encoder {}",
             encoder.info().name,
@@ -458,31 +458,12 @@ fn build_index(collection: &BeirCollection, args: &EvalArgs, name: &str, model: 
     std::fs::create_dir_all(staging.parent().expect("staging has a parent"))?;
     let corpus = collection.corpus_path()?;
     eprintln!("indexing {} into {}", corpus.display(), dir.display());
-    // `optical index` itself, so that eval measures exactly what users build.
-    let mut argv = vec![
-        OsStr::new("index"),
-        staging.as_os_str(),
-        OsStr::new("--input"),
-        corpus.as_os_str(),
-        OsStr::new("--lang"),
-        OsStr::new(&args.doc_lang),
-    ];
-    if let Some(model) = model {
-        argv.extend([OsStr::new("--model"), model.as_os_str()]);
-    }
-    let index_args = IndexCli::try_parse_from(argv)
-    .context("building the `optical index` arguments")?;
-    super::index::run(index_args.args).with_context(|| format!("indexing {}", corpus.display()))?;
+    // What `optical index` runs, so that eval measures exactly what users build.
+    let options = IngestOptions { lang: args.doc_lang.clone(), model: model.map(Path::to_path_buf), ..IngestOptions::default() };
+    super::index::index_and_print(&staging, &corpus, options).with_context(|| format!("indexing {}", corpus.display()))?;
     std::fs::rename(&staging, &dir)
         .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
     Ok(dir)
-}
-
-/// Parses `optical index` arguments, so that options added there later keep their defaults here.
-#[derive(Parser)]
-struct IndexCli {
-    #[command(flatten)]
-    args: super::index::IndexArgs,
 }
 
 fn print_row(row: &ResultRow, metrics: &[Metric]) {

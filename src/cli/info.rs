@@ -33,7 +33,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "vector_segments": meta.segments,
             "tombstones": snap.num_tombstones(),
             "next_id": meta.next_id,
-            "text_segments": snap.searcher().segment_readers().len(),
+            "text_segments": snap.num_text_segments(),
             "bytes": bytes,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -60,7 +60,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             e.name, e.dim, e.embedding_space, e.fingerprint
         ),
     }
-    println!("text         {} tantivy segment(s)", snap.searcher().segment_readers().len());
+    println!("text         {} tantivy segment(s)", snap.num_text_segments());
     println!("next id      {}", meta.next_id);
     println!("size         {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
     Ok(())

@@ -16,7 +16,7 @@ use optical::engine::{Index, Snapshot};
 use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
 use optical::translate::{TranslatedTerm, TranslationTable, read_tables};
 
-use super::index::{load_encoder, recorded_model_dir};
+use optical::engine::{load_encoder, recorded_model_dir};
 
 #[derive(Args)]
 pub struct SearchArgs {

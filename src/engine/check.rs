@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use optical_storage::{Segment, Tombstones};
 
 use super::guard::guard;
@@ -38,14 +38,10 @@ pub struct CheckReport {
 
 /// Checks the last commit of the index at `dir` without modifying anything (no lock needed).
 /// Errors only when `dir` is not an index at all; damage is reported in the [`CheckReport`].
-pub fn check(dir: &Path) -> Result<CheckReport> {
+pub fn check(dir: &Path) -> crate::Result<CheckReport> {
     let text_dir = dir.join(TEXT_DIR);
-    if !text_dir.join("meta.json").exists() {
-        anyhow::bail!(
-            "{} is not an Optical index (no {})",
-            dir.display(),
-            text_dir.join("meta.json").display()
-        );
+    if !Index::exists(dir) {
+        return Err(super::not_an_index(dir));
     }
     let mut report = CheckReport::default();
     let tantivy = tantivy::Index::open_in_dir(&text_dir)

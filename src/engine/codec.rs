@@ -2,7 +2,10 @@
 //! `=2.0.1`: the crate is unmaintained and 3.0.0 is a tombstone). Every encoded record starts with
 //! a format version byte so that the encoding can change, or bincode be swapped, later.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
+
+use crate::Result;
+use crate::error::damaged;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -22,16 +25,16 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
 
 /// Decodes a record written by [`encode`]; rejects unknown versions and trailing bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let Some((&version, body)) = bytes.split_first() else { bail!("empty metadata record") };
+    let Some((&version, body)) = bytes.split_first() else { damaged!("empty metadata record") };
     if version != CODEC_VERSION {
-        bail!("metadata record has encoding version {version}, this build reads {CODEC_VERSION}");
+        damaged!("metadata record has encoding version {version}, this build reads {CODEC_VERSION}");
     }
     // The limit bounds what a length field read from disk may make bincode allocate: without
     // it, one damaged length aborts the process ("memory allocation of … bytes failed").
     let config = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
     let (record, used) = bincode::serde::decode_from_slice(body, config).context("decoding a metadata record")?;
     if used != body.len() {
-        bail!("metadata record has {} trailing bytes", body.len() - used);
+        damaged!("metadata record has {} trailing bytes", body.len() - used);
     }
     Ok(record)
 }

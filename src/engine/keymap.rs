@@ -9,12 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::codec;
 use super::meta::IndexConfig;
-use crate::text;
+use super::snapshot::Snapshot;
+use crate::Result;
+use crate::error::Error;
+use super::text;
 
 const KEYS_TREE: &str = "keys";
 const META_KEY: &[u8] = b"optical_meta";
@@ -46,7 +49,7 @@ pub struct KeyMap {
     keys: sled::Tree,
 }
 
-fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+fn open_sled(path: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
     // sled may panic on some corrupt files instead of returning an error: treat a panic as a
     // failed open (the map is rebuilt from tantivy anyway).
     let opened = std::panic::catch_unwind(|| sled::Config::new().path(path).open());
@@ -65,7 +68,7 @@ fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree)> {
 const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// [`open_sled`], waiting up to [`SLED_LOCK_WAIT`] while sled's lock is busy.
-fn open_sled_waiting(path: &Path) -> Result<(sled::Db, sled::Tree)> {
+fn open_sled_waiting(path: &Path) -> anyhow::Result<(sled::Db, sled::Tree)> {
     let start = std::time::Instant::now();
     loop {
         match open_sled(path) {
@@ -94,21 +97,16 @@ fn is_lock_busy(err: &anyhow::Error) -> bool {
 pub fn decode_id(bytes: &[u8]) -> Result<u64> {
     let a: [u8; 8] = bytes
         .try_into()
-        .map_err(|_| anyhow::anyhow!("damaged key map entry: the id is {} bytes long, not 8", bytes.len()))?;
+        .map_err(|_| Error::damaged(format!("damaged key map entry: the id is {} bytes long, not 8", bytes.len())))?;
     Ok(u64::from_be_bytes(a))
 }
 
 impl KeyMap {
-    /// Opens the key map at `path` and checks it against the committed state (`generation`,
-    /// `docs` live documents); rebuilds it from `searcher` when it is stale, inconsistent or
-    /// unreadable.
-    pub fn open_or_rebuild(
-        path: &Path,
-        generation: u64,
-        docs: u64,
-        config: &IndexConfig,
-        searcher: &tantivy::Searcher,
-    ) -> Result<(KeyMap, KeyMapState)> {
+    /// Opens the key map at `path` and checks it against the commit `snap` shows (its
+    /// generation and live documents); rebuilds it from the snapshot's text index when it is
+    /// stale, inconsistent or unreadable.
+    pub fn open_or_rebuild(path: &Path, snap: &Snapshot) -> crate::Result<(KeyMap, KeyMapState)> {
+        let (generation, docs) = (snap.generation(), snap.num_docs());
         let why = match open_sled_waiting(path) {
             Ok((db, keys)) => {
                 let map = KeyMap { path: path.to_path_buf(), db, keys };
@@ -128,26 +126,31 @@ impl KeyMap {
             }
             // Another writer has the database open: that is a lock, not damage. Rebuilding
             // would delete the live key map under it.
-            Err(e) if is_lock_busy(&e) => bail!(
-                "key map {} is locked by another writer (sled's lock is held): the index is open for writing elsewhere ({e:#})",
-                path.display()
-            ),
+            Err(e) if is_lock_busy(&e) => {
+                return Err(Error::Locked {
+                    dir: snap.dir().to_path_buf(),
+                    message: format!(
+                        "key map {} is locked by another writer (sled's lock is held): the index is open for writing elsewhere ({e:#})",
+                        path.display()
+                    ),
+                });
+            }
             Err(e) => format!("{e:#}"),
         };
-        let map = KeyMap::rebuild(path, generation, config, searcher)
+        let map = KeyMap::rebuild(path, snap)
             .with_context(|| format!("rebuilding the key map {} ({why})", path.display()))?;
         Ok((map, KeyMapState::Rebuilt(why)))
     }
 
     /// Deletes the sled directory and rebuilds it from the key and id fast fields of every live
-    /// tantivy document.
-    pub fn rebuild(path: &Path, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<KeyMap> {
+    /// document of `snap`.
+    pub fn rebuild(path: &Path, snap: &Snapshot) -> Result<KeyMap> {
         if path.exists() {
             std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
         }
         let (db, keys) = open_sled(path)?;
         let map = KeyMap { path: path.to_path_buf(), db, keys };
-        map.resync(generation, config, searcher)?;
+        map.resync(snap)?;
         Ok(map)
     }
 
@@ -156,13 +159,12 @@ impl KeyMap {
         matches!(self.meta(), Ok(Some(m)) if m.generation == generation && m.docs == docs && self.keys.len() as u64 == docs)
     }
 
-    /// Replaces every key with those of the live tantivy documents of `searcher` (commit
-    /// `generation`), in the open database: used when a commit reached tantivy but not sled, and
-    /// the index stays open.
-    pub fn resync(&self, generation: u64, config: &IndexConfig, searcher: &tantivy::Searcher) -> Result<()> {
+    /// Replaces every key with those of the live documents of `snap`, in the open database:
+    /// used when a commit reached tantivy but not sled, and the index stays open.
+    pub fn resync(&self, snap: &Snapshot) -> Result<()> {
         self.keys.clear().context("clearing the key map")?;
         let mut docs = 0u64;
-        for seg in searcher.segment_readers() {
+        for seg in snap.searcher().segment_readers() {
             let mut batch = sled::Batch::default();
             for doc in seg.doc_ids_alive() {
                 let (key, id) = text::key_and_id(seg, doc)?;
@@ -171,7 +173,7 @@ impl KeyMap {
             }
             self.keys.apply_batch(batch).context("writing the rebuilt key map")?;
         }
-        self.set_meta(&KeyMapMeta { generation, docs, config: config.clone() })?;
+        self.set_meta(&KeyMapMeta { generation: snap.generation(), docs, config: snap.config().clone() })?;
         self.flush()
     }
 
@@ -193,6 +195,7 @@ impl KeyMap {
         let v = self.keys.get(key.as_bytes()).with_context(|| format!("reading key `{key}` from sled"))?;
         v.map(|b| decode_id(&b).with_context(|| format!("key `{key}` in sled database {}", self.path.display())))
             .transpose()
+            .map_err(Error::from)
     }
 
     /// Applies one commit's key changes (`Some(id)` = set, `None` = remove), records the new

@@ -6,7 +6,11 @@
 //! keeps it across its background merges, so whatever commit tantivy opens, its payload names
 //! exactly the vector files of that commit.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
+
+use crate::Result;
+use crate::error::{damaged, invalid};
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the commit payload and index directory layout written by this build.
@@ -53,13 +57,13 @@ impl std::fmt::Display for VectorElem {
 }
 
 impl std::str::FromStr for VectorElem {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
         match s {
             "f32" => Ok(VectorElem::F32),
             "i8" => Ok(VectorElem::I8),
             "f32+i8" => Ok(VectorElem::F32I8),
-            other => bail!("unknown vector element type `{other}` (expected f32, i8 or f32+i8)"),
+            other => invalid!("unknown vector element type `{other}` (expected f32, i8 or f32+i8)"),
         }
     }
 }
@@ -101,15 +105,15 @@ impl IndexConfig {
     }
 
     /// Checks the configuration is self-consistent.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         if self.dim == Some(0) {
-            bail!("vector dimension must be at least 1");
+            invalid!("vector dimension must be at least 1");
         }
         if let Some(enc) = &self.encoder {
             match self.dim {
-                None => bail!("encoder `{}` is set but the index has no vectors (dim is none)", enc.name),
+                None => invalid!("encoder `{}` is set but the index has no vectors (dim is none)", enc.name),
                 Some(d) if d != enc.dim => {
-                    bail!("encoder `{}` has dimension {} but the index dimension is {d}", enc.name, enc.dim)
+                    invalid!("encoder `{}` has dimension {} but the index dimension is {d}", enc.name, enc.dim)
                 }
                 _ => {}
             }
@@ -143,15 +147,17 @@ impl CommitMeta {
 
     /// Parses a payload; errors when it is missing, malformed or from a newer format.
     pub fn from_payload(payload: Option<&str>) -> Result<CommitMeta> {
-        let payload = payload.context("the tantivy index has no Optical commit payload (not an Optical index, or its creation never completed)")?;
+        let Some(payload) = payload else {
+            damaged!("the tantivy index has no Optical commit payload (not an Optical index, or its creation never completed)")
+        };
         let meta: CommitMeta = serde_json::from_str(payload).context("parsing the Optical commit payload in meta.json")?;
         if meta.format > FORMAT_VERSION {
-            bail!("index format version {} is newer than this build understands ({FORMAT_VERSION})", meta.format);
+            invalid!("index format version {} is newer than this build understands ({FORMAT_VERSION})", meta.format);
         }
         for name in meta.segments.iter().chain(meta.tombstones.iter()) {
             // File names come from disk: never let one escape the vectors directory.
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-                bail!("commit payload names an invalid vector file `{name}`");
+                damaged!("commit payload names an invalid vector file `{name}`");
             }
         }
         Ok(meta)

@@ -22,13 +22,18 @@
 //! differs, so it is rebuilt from tantivy on open. Readers only ever see whole commits because a
 //! [`Snapshot`] pairs a tantivy searcher with the vector files named by *that* searcher's payload.
 
+mod bm25;
 pub mod check;
 mod codec;
+mod dense;
+mod encoding;
 mod failpoint;
 pub(crate) mod guard;
 pub mod keymap;
+mod lookup;
 pub mod meta;
 mod snapshot;
+pub mod text;
 pub mod vectors;
 mod writer;
 
@@ -37,21 +42,28 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
+
+use crate::error::{Error, Result};
 use tantivy::{IndexReader, ReloadPolicy};
 
 pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
+pub use self::encoding::{
+    ENCODER_SOURCE_FILE, check_document_encoder, encoder_record, index_config_for, load_encoder, passage_text,
+    recorded_model_dir,
+};
 #[doc(hidden)]
 pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
 pub use self::writer::{CommitInfo, IndexWriter, MAX_KEY_BYTES};
-pub use crate::text::{Bm25Fields, TextHit};
+pub use self::bm25::{MIN_DOCS_FOR_COMMON_TERMS, SparseHit};
+pub use self::text::Bm25Fields;
 pub use optical_storage::Hit;
 
-use crate::text::{self, TextFields};
+use self::text::TextFields;
 
 const TEXT_DIR: &str = "text";
 const TEXT_STAGING_DIR: &str = "text.tmp";
@@ -136,8 +148,11 @@ impl Index {
     pub fn create(dir: impl AsRef<Path>, config: IndexConfig) -> Result<Index> {
         let dir = dir.as_ref();
         config.validate()?;
-        if dir.join(TEXT_DIR).join("meta.json").exists() {
-            bail!("{} already holds an index", dir.display());
+        if Index::exists(dir) {
+            return Err(Error::AlreadyExists {
+                dir: dir.to_path_buf(),
+                message: format!("{} already holds an index", dir.display()),
+            });
         }
         check_creatable(dir)?;
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).with_context(|| format!("creating {}", dir.display()))?;
@@ -188,8 +203,8 @@ impl Index {
     pub fn open(dir: impl AsRef<Path>) -> Result<Index> {
         let dir = dir.as_ref();
         let text_dir = dir.join(TEXT_DIR);
-        if !text_dir.join("meta.json").exists() {
-            bail!("{} is not an Optical index (no {})", dir.display(), text_dir.join("meta.json").display());
+        if !Index::exists(dir) {
+            return Err(not_an_index(dir));
         }
         let lock = lock_dir(dir)?;
         let index = tantivy::Index::open_in_dir(&text_dir)
@@ -202,7 +217,7 @@ impl Index {
     /// index keeps its own configuration.
     pub fn open_or_create(dir: impl AsRef<Path>, config: IndexConfig) -> Result<Index> {
         let dir = dir.as_ref();
-        if dir.join(TEXT_DIR).join("meta.json").exists() {
+        if Index::exists(dir) {
             Index::open(dir)
         } else {
             Index::create(dir, config)
@@ -219,13 +234,7 @@ impl Index {
         let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
         let snap = Snapshot::new(dir, searcher, fields.clone(), meta, vecs);
         snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
-        let (keymap, state) = keymap::KeyMap::open_or_rebuild(
-            &dir.join(KEYMAP_DIR),
-            snap.generation(),
-            snap.num_docs(),
-            snap.config(),
-            snap.searcher(),
-        )?;
+        let (keymap, state) = keymap::KeyMap::open_or_rebuild(&dir.join(KEYMAP_DIR), &snap)?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             vectors_dir,
@@ -246,8 +255,8 @@ impl Index {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Index> {
         let dir = dir.as_ref();
         let text_dir = dir.join(TEXT_DIR);
-        if !text_dir.join("meta.json").exists() {
-            bail!("{} is not an Optical index (no {})", dir.display(), text_dir.join("meta.json").display());
+        if !Index::exists(dir) {
+            return Err(not_an_index(dir));
         }
         let index = tantivy::Index::open_in_dir(&text_dir)
             .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
@@ -299,9 +308,9 @@ impl Index {
     /// A writer (one per index at a time; errors when one exists or the index is read-only).
     pub fn writer(&self) -> Result<IndexWriter> {
         if self.shared.keymap.is_none() {
-            bail!("index {} is open read-only", self.shared.dir.display());
+            return Err(Error::invalid(format!("index {} is open read-only", self.shared.dir.display())));
         }
-        IndexWriter::new(Arc::clone(&self.shared))
+        Ok(IndexWriter::new(Arc::clone(&self.shared))?)
     }
 
     /// Deletes an index that holds no commit but the empty one of its creation (generation 0):
@@ -312,14 +321,20 @@ impl Index {
     pub fn discard_empty(self) -> Result<()> {
         let dir = self.shared.dir.clone();
         if self.shared.keymap.is_none() {
-            bail!("index {} is open read-only: cannot discard it", dir.display());
+            return Err(Error::invalid(format!("index {} is open read-only: cannot discard it", dir.display())));
         }
         let generation = self.snapshot().generation();
         if generation != 0 {
-            bail!("index {} holds commits (generation {generation}): refusing to discard it", dir.display());
+            return Err(Error::invalid(format!(
+                "index {} holds commits (generation {generation}): refusing to discard it",
+                dir.display()
+            )));
         }
         let shared = Arc::try_unwrap(self.shared)
-            .map_err(|_| anyhow::anyhow!("index {} is still in use by another handle: cannot discard it", dir.display()))?;
+            .map_err(|_| Error::Locked {
+                dir: dir.clone(),
+                message: format!("index {} is still in use by another handle: cannot discard it", dir.display()),
+            })?;
         // Close tantivy and sled but keep the lock until the files are gone.
         let Shared { _lock: lock, .. } = shared;
         for sub in [TEXT_DIR, TEXT_STAGING_DIR, VECTORS_DIR, KEYMAP_DIR] {
@@ -332,6 +347,11 @@ impl Index {
         std::fs::remove_file(&lock_path).with_context(|| format!("removing {}", lock_path.display()))?;
         drop(lock);
         Ok(())
+    }
+
+    /// Whether `dir` holds an index (its last commit's text index).
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        dir.as_ref().join(TEXT_DIR).join("meta.json").exists()
     }
 
     /// The index configuration (dimension, element type, encoder).
@@ -357,8 +377,8 @@ impl Index {
     /// The internal id sled holds for a key (the writer's view of the last commit).
     pub fn keymap_lookup(&self, key: &str) -> Result<Option<u64>> {
         match &self.shared.keymap {
-            Some(k) => k.get(key),
-            None => bail!("index {} is open read-only: no key map", self.shared.dir.display()),
+            Some(k) => Ok(k.get(key)?),
+            None => Err(Error::invalid(format!("index {} is open read-only: no key map", self.shared.dir.display()))),
         }
     }
 
@@ -393,18 +413,28 @@ impl Index {
     }
 }
 
+/// The error of opening `dir`, which holds no index.
+pub(crate) fn not_an_index(dir: &Path) -> Error {
+    let meta = dir.join(TEXT_DIR).join("meta.json");
+    Error::NotAnIndex {
+        dir: dir.to_path_buf(),
+        message: format!("{} is not an Optical index (no {})", dir.display(), meta.display()),
+    }
+}
+
 /// Refuses to create an index in a directory that holds anything but the leftovers of an
 /// interrupted creation: creating removes `text.tmp/`, and a writable open deletes every file
 /// of `vectors/` that no commit names and rebuilds `keymap/`, so a user's folder with those
 /// names would lose its files.
 fn check_creatable(dir: &Path) -> Result<()> {
+    let refuse = |message: String| Err(Error::AlreadyExists { dir: dir.to_path_buf(), message });
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            bail!("{} is not a directory: cannot create an index there", dir.display())
+            return Err(Error::invalid(format!("{} is not a directory: cannot create an index there", dir.display())));
         }
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display()))?,
     };
     let mut names = Vec::new();
     for entry in entries {
@@ -432,13 +462,13 @@ fn check_creatable(dir: &Path) -> Result<()> {
     if names.len() > SHOWN {
         listed.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
-    bail!(
+    refuse(format!(
         "{} is not empty and is not an Optical index (it holds {listed}): refusing to create an index there, which would delete or overwrite those files; choose an empty or new directory",
         dir.display()
-    )
+    ))
 }
 
-fn make_reader(dir: &Path, index: &tantivy::Index) -> Result<IndexReader> {
+fn make_reader(dir: &Path, index: &tantivy::Index) -> anyhow::Result<IndexReader> {
     // The reader opens the segments of the last commit at once: damage can panic there.
     guard::guard(dir, "opening the segments of the last commit", || {
         index
@@ -487,19 +517,20 @@ fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
     let key = held_key(dir);
     let busy = |what: &Path| {
-        if HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
-            anyhow::anyhow!(
+        let message = if HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            format!(
                 "index {} is already open for writing in this process (another Index handle holds lock {}); share that handle (Index is cheap to clone) or drop it first, or open the index read-only to search",
                 dir.display(),
                 what.display()
             )
         } else {
-            anyhow::anyhow!(
+            format!(
                 "index {} is already open for writing by another process (lock {} is held); open it read-only to search",
                 dir.display(),
                 what.display()
             )
-        }
+        };
+        Error::Locked { dir: dir.to_path_buf(), message }
     };
     let file = OpenOptions::new()
         .create(true)
@@ -510,7 +541,7 @@ fn lock_dir(dir: &Path) -> Result<DirLock> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Err(busy(&path)),
-        Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display()))?,
     }
     #[cfg(unix)]
     {
@@ -519,7 +550,7 @@ fn lock_dir(dir: &Path) -> Result<DirLock> {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(busy(dir)),
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("locking directory {}", dir.display()));
+                return Err(e).with_context(|| format!("locking directory {}", dir.display()))?;
             }
         }
         HELD_HERE.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());

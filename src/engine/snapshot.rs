@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
@@ -13,8 +13,8 @@ use tantivy::{IndexReader, Searcher, TantivyDocument, Term};
 use super::guard::{Damaged, guard};
 use super::meta::{CommitMeta, IndexConfig};
 use super::vectors::VectorSet;
-use crate::text::{self, Bm25Fields, TextFields, TextHit};
-use optical_storage::Hit;
+use super::text::{self, TextFields};
+use crate::error::damaged;
 
 /// A document as stored in the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Snapshot {
 
     /// Runs `f` (which reads tantivy segment data of this snapshot), turning a panic inside
     /// tantivy into an error naming the index (see [`guard`](super::guard)).
-    pub fn guarded<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(crate) fn guarded<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         guard(&self.0.dir, what, f)
     }
 
@@ -81,12 +81,12 @@ impl Snapshot {
     }
 
     /// The tantivy searcher of this commit.
-    pub fn searcher(&self) -> &Searcher {
+    pub(crate) fn searcher(&self) -> &Searcher {
         &self.0.searcher
     }
 
     /// The tantivy fields.
-    pub fn fields(&self) -> &TextFields {
+    pub(crate) fn fields(&self) -> &TextFields {
         &self.0.fields
     }
 
@@ -100,6 +100,11 @@ impl Snapshot {
         self.0.vectors.live
     }
 
+    /// Number of tantivy segments of the text index.
+    pub fn num_text_segments(&self) -> usize {
+        self.0.searcher.segment_readers().len()
+    }
+
     /// Number of vector segments.
     pub fn num_vector_segments(&self) -> usize {
         self.0.vectors.segments.len()
@@ -110,18 +115,8 @@ impl Snapshot {
         self.0.vectors.tombstones.len()
     }
 
-    /// BM25 top-`k`: (key, id, score), best first; `lang` keeps only documents of that language.
-    pub fn bm25(&self, query: &str, k: usize, lang: Option<&str>) -> Result<Vec<TextHit>> {
-        self.bm25_with(query, k, lang, Bm25Fields::default())
-    }
-
-    /// [`Snapshot::bm25`] over a chosen field set (for measuring analyzer choices).
-    pub fn bm25_with(&self, query: &str, k: usize, lang: Option<&str>, fields: Bm25Fields) -> Result<Vec<TextHit>> {
-        self.guarded("running a BM25 query", || text::bm25_search(&self.0.searcher, &self.0.fields, query, k, lang, fields))
-    }
-
     /// The internal id of a key in this snapshot.
-    pub fn id_of(&self, key: &str) -> Result<Option<u64>> {
+    pub fn id_of(&self, key: &str) -> crate::Result<Option<u64>> {
         let term = Term::from_field_text(self.0.fields.key, key);
         Ok(self.guarded("looking up a key", || self.find_one(term))?.map(|(_, id)| id))
     }
@@ -130,7 +125,7 @@ impl Snapshot {
         let q = TermQuery::new(term, IndexRecordOption::Basic);
         let top = self.0.searcher.search(&q, &TopDocs::with_limit(2).order_by_score())?;
         if top.len() > 1 {
-            bail!("index holds two live documents for one key or id: the index is inconsistent");
+            damaged!("index {} holds two live documents for one key or id: the index is inconsistent", self.0.dir.display());
         }
         match top.first() {
             None => Ok(None),
@@ -142,15 +137,15 @@ impl Snapshot {
     }
 
     /// The stored document with internal id `id`.
-    pub fn document(&self, id: u64) -> Result<Option<StoredDoc>> {
+    pub fn document(&self, id: u64) -> crate::Result<Option<StoredDoc>> {
         let q = TermQuery::new(Term::from_field_u64(self.0.fields.id, id), IndexRecordOption::Basic);
-        self.guarded("reading a stored document", || self.stored(&q))
+        Ok(self.guarded("reading a stored document", || self.stored(&q))?)
     }
 
     /// The stored document with external key `key`.
-    pub fn document_by_key(&self, key: &str) -> Result<Option<StoredDoc>> {
+    pub fn document_by_key(&self, key: &str) -> crate::Result<Option<StoredDoc>> {
         let q = TermQuery::new(Term::from_field_text(self.0.fields.key, key), IndexRecordOption::Basic);
-        self.guarded("reading a stored document", || self.stored(&q))
+        Ok(self.guarded("reading a stored document", || self.stored(&q))?)
     }
 
     fn stored(&self, q: &TermQuery) -> Result<Option<StoredDoc>> {
@@ -166,8 +161,8 @@ impl Snapshot {
     }
 
     /// Every live document's (key, id), in no particular order.
-    pub fn keys(&self) -> Result<Vec<(String, u64)>> {
-        self.guarded("listing the keys", || {
+    pub fn keys(&self) -> crate::Result<Vec<(String, u64)>> {
+        Ok(self.guarded("listing the keys", || {
             let mut out = Vec::with_capacity(self.num_docs() as usize);
             for seg in self.0.searcher.segment_readers() {
                 for doc in seg.doc_ids_alive() {
@@ -175,7 +170,7 @@ impl Snapshot {
                 }
             }
             Ok(out)
-        })
+        })?)
     }
 
     /// The vector of a live document, by internal id.
@@ -183,28 +178,6 @@ impl Snapshot {
         self.0.vectors.get(id)
     }
 
-    /// Exhaustive dense top-`k` by dot product over all live vectors.
-    pub fn dense_top_k(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.check_query_dim(query)?;
-        self.0.vectors.top_k(query, k)
-    }
-
-    /// Dot-product scores for chosen ids (e.g. BM25 candidates); `None` where an id has no live
-    /// vector.
-    pub fn score_ids(&self, query: &[f32], ids: &[u64]) -> Result<Vec<Option<f32>>> {
-        self.check_query_dim(query)?;
-        Ok(self.0.vectors.score_ids(query, ids))
-    }
-
-    fn check_query_dim(&self, query: &[f32]) -> Result<()> {
-        match self.config().dim {
-            None => bail!("this index is text-only: it has no vectors to search"),
-            Some(d) if d != query.len() => {
-                bail!("query vector has dimension {}, the index stores dimension {d}", query.len())
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Reloads `reader` and returns a searcher together with the commit payload it corresponds to.
@@ -275,8 +248,7 @@ pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()>
     }
     let vectors = snap.vectors();
     let files = || {
-        let names: Vec<&str> = vectors.segments.iter().map(|(n, _)| n.as_str()).collect();
-        format!("{} [{}]", vectors_dir.display(), names.join(", "))
+        format!("{} [{}]", vectors_dir.display(), vectors.names.join(", "))
     };
     let mut docs = 0u64;
     for seg in snap.searcher().segment_readers() {
@@ -285,7 +257,7 @@ pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()>
             let id = ids.first(doc).context("a tantivy document has no internal id")?;
             if !vectors.has_live(id) {
                 let (key, _) = text::key_and_id(seg, doc)?;
-                bail!(
+                damaged!(
                     "the index is inconsistent: document `{key}` (id {id}) has no vector in the vector segments of generation {} in {}",
                     snap.generation(),
                     files()
@@ -295,7 +267,7 @@ pub(crate) fn check_agreement(snap: &Snapshot, vectors_dir: &Path) -> Result<()>
         }
     }
     if docs != vectors.live {
-        bail!(
+        damaged!(
             "the index is inconsistent: the vector segments of generation {} in {} hold {} live vectors for {docs} documents",
             snap.generation(),
             files(),

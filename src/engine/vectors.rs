@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use optical_storage::{Hit, Segment, SegmentWriter, Tombstones};
+use optical_storage::{ElemType, Segment, SegmentWriter, Tombstones, get_vector, merge_segments};
 
 use super::failpoint::{CommitStep, FailPoint};
 use super::meta::{CommitMeta, VectorElem};
@@ -40,26 +40,29 @@ pub fn tombstone_name(generation: u64) -> String {
     format!("tomb-{generation:012}.{TOMBSTONE_EXT}")
 }
 
-/// The opened vectors of one commit. Cheap to clone (segments are shared).
+/// The opened vectors of one commit. Cheap to clone (segments are shared). Read through
+/// [`Snapshot`](super::Snapshot)'s methods; the fields are the engine's own.
 #[derive(Clone, Default)]
-pub struct VectorSet {
-    /// Live segments, in payload order, with their file names.
-    pub segments: Vec<(String, Arc<Segment>)>,
+pub(crate) struct VectorSet {
+    /// File names of `segments`, in payload order.
+    pub(crate) names: Vec<String>,
+    /// Live segments, in payload order.
+    pub(crate) segments: Vec<Arc<Segment>>,
     /// The int8 companions of `segments`, in the same order ([`VectorElem::F32I8`] only; empty
     /// otherwise).
-    pub int8: Vec<Arc<Segment>>,
+    pub(crate) int8: Vec<Arc<Segment>>,
     /// Deleted ids that still have rows in live segments.
-    pub tombstones: Arc<Tombstones>,
+    pub(crate) tombstones: Arc<Tombstones>,
     /// File the tombstones came from.
-    pub tombstone_file: Option<String>,
+    pub(crate) tombstone_file: Option<String>,
     /// Number of live rows (rows whose id is not tombstoned).
-    pub live: u64,
+    pub(crate) live: u64,
 }
 
 impl VectorSet {
     /// Opens the files named by `meta` under `dir`, reusing already-open segments of `previous`
     /// (segment files are immutable, so a name identifies its content).
-    pub fn open(dir: &Path, meta: &CommitMeta, previous: Option<&VectorSet>) -> Result<VectorSet> {
+    pub(crate) fn open(dir: &Path, meta: &CommitMeta, previous: Option<&VectorSet>) -> Result<VectorSet> {
         let Some(dim) = meta.config.dim else {
             if !meta.segments.is_empty() || meta.tombstones.is_some() {
                 bail!("text-only index names vector files in its commit payload");
@@ -67,10 +70,10 @@ impl VectorSet {
             return Ok(VectorSet::default());
         };
         let reuse: HashMap<&str, &Arc<Segment>> = previous
-            .map(|p| p.segments.iter().map(|(n, s)| (n.as_str(), s)).collect())
+            .map(|p| p.names.iter().map(String::as_str).zip(&p.segments).collect())
             .unwrap_or_default();
         let reuse_int8: HashMap<String, &Arc<Segment>> = previous
-            .map(|p| p.segments.iter().zip(&p.int8).map(|((n, _), s)| (companion_name(n), s)).collect())
+            .map(|p| p.names.iter().zip(&p.int8).map(|(n, s)| (companion_name(n), s)).collect())
             .unwrap_or_default();
         let dual = meta.config.elem.has_int8_companion();
         let mut segments = Vec::with_capacity(meta.segments.len());
@@ -84,7 +87,7 @@ impl VectorSet {
                         let path = dir.join(&cname);
                         let seg = Segment::open(&path)
                             .with_context(|| format!("opening int8 companion segment {}", path.display()))?;
-                        if seg.dim() != dim || seg.elem_type() != optical_storage::ElemType::I8 {
+                        if seg.dim() != dim || seg.elem_type() != ElemType::I8 {
                             bail!(
                                 "int8 companion segment {} has dimension {} and element type {:?}, expected {dim} and I8",
                                 path.display(),
@@ -122,7 +125,7 @@ impl VectorSet {
             {
                 bail!("int8 companion of vector segment {name} holds different ids than the segment");
             }
-            segments.push((name.clone(), seg));
+            segments.push(seg);
         }
         let tombstones = match (&meta.tombstones, previous) {
             (None, _) => Arc::new(Tombstones::new()),
@@ -134,54 +137,25 @@ impl VectorSet {
                 Arc::new(Tombstones::read(&path).with_context(|| format!("reading tombstones {}", path.display()))?)
             }
         };
-        let live = segments.iter().map(|(_, s)| live_rows(s, &tombstones)).sum();
-        Ok(VectorSet { segments, int8, tombstones, tombstone_file: meta.tombstones.clone(), live })
+        let live = segments.iter().map(|s| live_rows(s, &tombstones)).sum();
+        Ok(VectorSet {
+            names: meta.segments.clone(),
+            segments,
+            int8,
+            tombstones,
+            tombstone_file: meta.tombstones.clone(),
+            live,
+        })
     }
 
     /// The vector of a live id, if any.
-    pub fn get(&self, id: u64) -> Option<Vec<f32>> {
-        if self.tombstones.contains(id) {
-            return None;
-        }
-        self.segment_of(id).and_then(|s| s.get(id))
+    pub(crate) fn get(&self, id: u64) -> Option<Vec<f32>> {
+        get_vector(&self.segments, id, &self.tombstones)
     }
 
     /// Whether `id` has a live (not tombstoned) row.
-    pub fn has_live(&self, id: u64) -> bool {
-        !self.tombstones.contains(id) && self.segment_of(id).is_some()
-    }
-
-    /// The segment holding `id`'s row (tombstoned or not).
-    fn segment_of(&self, id: u64) -> Option<&Arc<Segment>> {
-        self.segments.iter().map(|(_, s)| s).find(|s| s.contains(id))
-    }
-
-    /// Exhaustive top-`k` by dot product over all live rows, best first.
-    pub fn top_k(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        let mut all = Vec::new();
-        for (name, seg) in &self.segments {
-            let hits = seg
-                .top_k(query, k, &self.tombstones)
-                .with_context(|| format!("scoring vector segment {name}"))?;
-            all.extend(hits);
-        }
-        optical_storage::sort_hits(&mut all);
-        all.truncate(k);
-        Ok(all)
-    }
-
-    /// Dot-product scores of the given ids (`None` for ids without a live row).
-    pub fn score_ids(&self, query: &[f32], ids: &[u64]) -> Vec<Option<f32>> {
-        ids.iter()
-            .map(|&id| {
-                self.get(id).map(|v| v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
-            })
-            .collect()
-    }
-
-    /// Total rows (live and tombstoned) across segments.
-    pub fn total_rows(&self) -> u64 {
-        self.segments.iter().map(|(_, s)| s.len() as u64).sum()
+    pub(crate) fn has_live(&self, id: u64) -> bool {
+        !self.tombstones.contains(id) && self.segments.iter().any(|s| s.contains(id))
     }
 }
 
@@ -194,7 +168,7 @@ fn live_rows(seg: &Segment, tombstones: &Tombstones) -> u64 {
 }
 
 /// Writes one new segment from rows in ascending id order.
-pub fn write_segment(path: &Path, dim: usize, elem: VectorElem, rows: &BTreeMap<u64, Vec<f32>>) -> Result<()> {
+pub(crate) fn write_segment(path: &Path, dim: usize, elem: VectorElem, rows: &BTreeMap<u64, Vec<f32>>) -> Result<()> {
     let mut w = SegmentWriter::create(path, dim, elem.storage())
         .with_context(|| format!("creating vector segment {}", path.display()))?;
     for (&id, v) in rows {
@@ -211,7 +185,7 @@ pub fn write_segment(path: &Path, dim: usize, elem: VectorElem, rows: &BTreeMap<
 
 /// The vector files a commit is about to name, computed from the previous commit plus this
 /// commit's changes; everything it lists has been written and fsynced.
-pub struct PlannedVectors {
+pub(crate) struct PlannedVectors {
     /// Segment names of the new commit.
     pub segments: Vec<String>,
     /// Tombstone file of the new commit.
@@ -223,7 +197,7 @@ pub struct PlannedVectors {
 /// Writes this commit's vector files: a segment for `new_rows`, the tombstone set extended by
 /// `deleted`, and (merge policy) one merged segment when there are too many. Returns the file
 /// lists for the commit payload. Nothing the previous commit names is modified.
-pub fn write_commit_files(
+pub(crate) fn write_commit_files(
     dir: &Path,
     previous: &VectorSet,
     generation: u64,
@@ -234,7 +208,7 @@ pub fn write_commit_files(
     fail: &FailPoint,
 ) -> Result<PlannedVectors> {
     let mut segments: Vec<(String, Option<Arc<Segment>>, u64)> =
-        previous.segments.iter().map(|(n, s)| (n.clone(), Some(Arc::clone(s)), s.len() as u64)).collect();
+        previous.names.iter().zip(&previous.segments).map(|(n, s)| (n.clone(), Some(Arc::clone(s)), s.len() as u64)).collect();
     let mut tombstones: Tombstones = (*previous.tombstones).clone();
     let mut tombstones_changed = false;
     for &id in deleted {
@@ -253,10 +227,11 @@ pub fn write_commit_files(
         order.sort_by_key(|&i| segments[i].2);
         let pick: HashSet<usize> = order.into_iter().take(MERGE_WIDTH).collect();
         if pick.len() >= 2 {
-            let inputs: Vec<&Segment> = pick.iter().map(|&i| segments[i].1.as_deref().expect("picked open segments")).collect();
+            let inputs: Vec<Arc<Segment>> =
+                pick.iter().map(|&i| Arc::clone(segments[i].1.as_ref().expect("picked open segments"))).collect();
             let name = segment_name(generation, "-merged");
             let path = dir.join(&name);
-            let wrote = merge_into(&inputs, &tombstones, &path, elem)?;
+            let wrote = merge(&inputs, &tombstones, &path, elem)?;
             fail.check(CommitStep::VectorMerge)?;
             let merged_ids: Vec<u64> = pick.iter().flat_map(|&i| segments[i].1.as_ref().unwrap().ids().to_vec()).collect();
             let mut kept = Vec::new();
@@ -301,54 +276,28 @@ pub fn write_commit_files(
     Ok(PlannedVectors { segments: segments.into_iter().map(|s| s.0).collect(), tombstones: tombstone_file, obsolete })
 }
 
-/// Writes the live rows of `inputs` (merged by id: inputs may interleave after earlier merges)
-/// into one new segment; int8 rows are copied as they are, not re-quantized. Returns false, and
-/// writes nothing, when no row is live.
-fn merge_into(inputs: &[&Segment], tombstones: &Tombstones, out: &Path, elem: VectorElem) -> Result<bool> {
-    let mut rows: Vec<(u64, usize, usize)> = Vec::new(); // (id, input, row)
-    for (i, seg) in inputs.iter().enumerate() {
-        for (row, &id) in seg.ids().iter().enumerate() {
-            if !tombstones.contains(id) {
-                rows.push((id, i, row));
-            }
-        }
-    }
-    if rows.is_empty() {
+/// Writes the live rows of `inputs` into one new segment (and its int8 companion when the index
+/// keeps them) with the storage crate's merge. Returns false, and writes nothing, when no row is
+/// live: a commit then simply drops the inputs.
+fn merge(inputs: &[Arc<Segment>], tombstones: &Tombstones, out: &Path, elem: VectorElem) -> Result<bool> {
+    if !inputs.iter().any(|s| s.ids().iter().any(|&id| !tombstones.contains(id))) {
         return Ok(false);
     }
-    rows.sort_unstable_by_key(|r| r.0);
-    write_merged(inputs, &rows, out, elem.storage())?;
+    merge_segments(inputs, tombstones, out, elem.storage())
+        .with_context(|| format!("merging vector segments into {}", out.display()))?;
     if elem.has_int8_companion() {
-        // The companion re-quantizes the merged f32 rows: quantization is deterministic, so
-        // this gives the same bytes as the input companions held.
+        // The companion quantizes the merged f32 rows: quantization is deterministic, so this
+        // gives the same bytes as the input companions held.
         let name = out.file_name().and_then(|n| n.to_str()).context("merged segment path has no file name")?;
-        write_merged(inputs, &rows, &out.with_file_name(companion_name(name)), optical_storage::ElemType::I8)?;
+        let companion = out.with_file_name(companion_name(name));
+        merge_segments(inputs, tombstones, &companion, ElemType::I8)
+            .with_context(|| format!("merging int8 companion segments into {}", companion.display()))?;
     }
     Ok(true)
 }
 
-/// Writes `rows` ((id, input, row), ids ascending) of `inputs` as one segment of type `ty`.
-fn write_merged(inputs: &[&Segment], rows: &[(u64, usize, usize)], out: &Path, ty: optical_storage::ElemType) -> Result<()> {
-    use optical_storage::ElemType;
-    let mut w = SegmentWriter::create(out, inputs[0].dim(), ty)
-        .with_context(|| format!("creating merged segment {}", out.display()))?;
-    for &(id, i, row) in rows {
-        let seg = inputs[i];
-        let pushed = match (seg.elem_type(), ty) {
-            (ElemType::F32, _) => seg.row_f32(row).map(|v| w.push(id, v)),
-            (ElemType::I8, ElemType::I8) => seg.row_i8(row).map(|(q, scale)| w.push_i8(id, q, scale)),
-            (ElemType::I8, ElemType::F32) => seg.row_vec(row).map(|v| w.push(id, &v)),
-        };
-        pushed
-            .with_context(|| format!("row {row} of {} is unreadable", seg.path().display()))?
-            .with_context(|| format!("writing id {id} to {}", out.display()))?;
-    }
-    w.finish().with_context(|| format!("finishing merged segment {}", out.display()))?;
-    Ok(())
-}
-
 /// fsyncs a directory so that renames and deletions in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("syncing directory {}", dir.display()))
@@ -356,7 +305,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Deletes every file in `dir` that the commit does not name (leftovers of a commit that never
 /// completed, temporary files, files of older commits). Only a writer may call this.
-pub fn remove_orphans(dir: &Path, meta: &CommitMeta) -> Result<Vec<PathBuf>> {
+pub(crate) fn remove_orphans(dir: &Path, meta: &CommitMeta) -> Result<Vec<PathBuf>> {
     let companions: Vec<String> = if meta.config.elem.has_int8_companion() {
         meta.segments.iter().map(|s| companion_name(s)).collect()
     } else {
@@ -382,7 +331,7 @@ pub fn remove_orphans(dir: &Path, meta: &CommitMeta) -> Result<Vec<PathBuf>> {
 }
 
 /// Deletes the named files (best effort: a leftover is an orphan the next open removes).
-pub fn remove_files(dir: &Path, names: &[String]) {
+pub(crate) fn remove_files(dir: &Path, names: &[String]) {
     for n in names {
         let _ = std::fs::remove_file(dir.join(n));
     }

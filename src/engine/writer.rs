@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
+
+use crate::error::{Error, invalid};
 use tantivy::{TantivyDocument, Term};
 
 use super::failpoint::CommitStep;
@@ -12,8 +14,10 @@ use super::keymap::KeyMapMeta;
 use super::meta::{CommitMeta, FORMAT_VERSION};
 use super::snapshot::{self, Snapshot};
 use super::vectors::{self, VectorSet};
+use super::encoding::{check_document_encoder, encode_documents, record_model_dir};
 use super::{Document, Shared};
-use crate::text;
+use crate::encoder::Encoder;
+use super::text;
 
 /// Memory budget of the tantivy writer.
 pub(crate) const WRITER_HEAP: usize = 64 * 1024 * 1024;
@@ -38,8 +42,13 @@ pub struct CommitInfo {
 
 /// Adds, replaces and deletes documents; [`IndexWriter::commit`] makes the changes visible at
 /// once in BM25 and vectors, [`IndexWriter::rollback`] drops them. One per index at a time.
+///
+/// Documents bring their vectors, or, on a writer given the index's document encoder
+/// ([`IndexWriter::with_encoder`]), come without one and the writer computes it.
 pub struct IndexWriter {
     shared: Arc<Shared>,
+    /// The document encoder that computes the vectors of documents added without one.
+    encoder: Option<Arc<Encoder>>,
     tantivy: tantivy::IndexWriter,
     /// The commit the pending changes apply to.
     base: Snapshot,
@@ -58,9 +67,10 @@ pub struct IndexWriter {
 impl IndexWriter {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<IndexWriter> {
         let tantivy = shared.tantivy.writer(WRITER_HEAP).map_err(|e| match e {
-            tantivy::TantivyError::LockFailure(..) => {
-                anyhow::anyhow!("index {} already has a writer open", shared.dir.display())
-            }
+            tantivy::TantivyError::LockFailure(..) => anyhow::Error::from(Error::Locked {
+                dir: shared.dir.clone(),
+                message: format!("index {} already has a writer open", shared.dir.display()),
+            }),
             other => anyhow::Error::from(other).context("creating the tantivy writer"),
         })?;
         // A process killed mid-commit can leave tantivy files (e.g. `<segment>.<opstamp>.del`)
@@ -77,6 +87,7 @@ impl IndexWriter {
             next_id: base.meta().next_id,
             base,
             shared,
+            encoder: None,
             tantivy,
             pending_keys: HashMap::new(),
             pending_rows: BTreeMap::new(),
@@ -86,45 +97,70 @@ impl IndexWriter {
         })
     }
 
+    /// Gives the writer the index's document encoder: documents added without a vector get
+    /// theirs from it, and a commit records its model directory beside the index. Errors
+    /// ([`Error::IncompatibleEncoder`]) unless the index was created for this very encoder.
+    pub fn with_encoder(mut self, encoder: Arc<Encoder>) -> crate::Result<IndexWriter> {
+        check_document_encoder(self.base.config(), encoder.info())
+            .with_context(|| format!("indexing into {}", self.shared.dir.display()))?;
+        self.encoder = Some(encoder);
+        Ok(self)
+    }
+
+    /// The document encoder, if the writer has one.
+    pub fn encoder(&self) -> Option<&Arc<Encoder>> {
+        self.encoder.as_ref()
+    }
+
+    /// Computes the vectors of `docs` with the writer's encoder in one encoder call (cheaper
+    /// than one document at a time); a no-op without an encoder. With one, no document may
+    /// bring its own vector.
+    pub(crate) fn encode(&self, docs: &mut [Document]) -> crate::Result<()> {
+        match &self.encoder {
+            Some(encoder) => encode_documents(encoder, docs),
+            None => Ok(()),
+        }
+    }
+
     fn check_usable(&self) -> Result<()> {
         if self.failed {
-            bail!("an earlier commit failed; drop this writer and reopen the index");
+            invalid!("an earlier commit failed; drop this writer and reopen the index");
         }
         Ok(())
     }
 
     /// The id a key has in the pending state (uncommitted changes included).
-    pub fn id_of(&self, key: &str) -> Result<Option<u64>> {
+    pub fn id_of(&self, key: &str) -> crate::Result<Option<u64>> {
         if let Some(p) = self.pending_keys.get(key) {
             return Ok(*p);
         }
-        self.shared.keymap.as_ref().expect("writable index has a key map").get(key)
+        Ok(self.shared.keymap.as_ref().expect("writable index has a key map").get(key)?)
     }
 
     /// Checks a document against the index without adding it (key, vector, dimension): what
     /// [`IndexWriter::add`] and [`IndexWriter::upsert`] refuse. Lets a caller treat a bad
     /// document as a bad input line and go on with the others.
-    pub fn validate(&self, doc: &Document) -> Result<()> {
+    pub fn validate(&self, doc: &Document) -> crate::Result<()> {
         if doc.key.is_empty() {
-            bail!("document key is empty");
+            invalid!("document key is empty");
         }
         if doc.key.len() > MAX_KEY_BYTES {
             let head: String = doc.key.chars().take(40).collect();
-            bail!(
+            invalid!(
                 "document key `{head}…` is {} bytes long; keys are limited to {MAX_KEY_BYTES} bytes (UTF-8)",
                 doc.key.len()
             );
         }
         match (self.base.config().dim, &doc.vector) {
             (None, None) => {}
-            (None, Some(_)) => bail!("document `{}` has a vector but the index is text-only", doc.key),
-            (Some(d), None) => bail!("document `{}` has no vector; the index stores one of dimension {d} per document", doc.key),
+            (None, Some(_)) => invalid!("document `{}` has a vector but the index is text-only", doc.key),
+            (Some(d), None) => invalid!("document `{}` has no vector; the index stores one of dimension {d} per document", doc.key),
             (Some(d), Some(v)) => {
                 if v.len() != d {
-                    bail!("document `{}` has a vector of dimension {}, the index stores dimension {d}", doc.key, v.len());
+                    invalid!("document `{}` has a vector of dimension {}, the index stores dimension {d}", doc.key, v.len());
                 }
                 if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                    bail!("document `{}` has a non-finite vector component at {i}", doc.key);
+                    invalid!("document `{}` has a non-finite vector component at {i}", doc.key);
                 }
             }
         }
@@ -133,43 +169,53 @@ impl IndexWriter {
 
     /// Adds a new document; errors when its key already exists (use [`IndexWriter::upsert`]).
     /// Returns its internal id.
-    pub fn add(&mut self, doc: Document) -> Result<u64> {
+    pub fn add(&mut self, mut doc: Document) -> crate::Result<u64> {
         self.check_usable()?;
+        self.encode(std::slice::from_mut(&mut doc))?;
         self.validate(&doc)?;
         if self.id_of(&doc.key)?.is_some() {
-            bail!("a document with key `{}` already exists (use upsert to replace it)", doc.key);
+            invalid!("a document with key `{}` already exists (use upsert to replace it)", doc.key);
         }
-        self.insert(doc)
+        Ok(self.insert(doc)?)
     }
 
     /// Adds documents; validates all of them before adding any (a bad one adds nothing).
-    pub fn add_batch(&mut self, docs: impl IntoIterator<Item = Document>) -> Result<Vec<u64>> {
+    pub fn add_batch(&mut self, docs: impl IntoIterator<Item = Document>) -> crate::Result<Vec<u64>> {
         self.check_usable()?;
-        let docs: Vec<Document> = docs.into_iter().collect();
+        let mut docs: Vec<Document> = docs.into_iter().collect();
+        self.encode(&mut docs)?;
         let mut seen = std::collections::HashSet::new();
         for d in &docs {
             self.validate(d)?;
             if !seen.insert(d.key.as_str()) {
-                bail!("key `{}` appears twice in the batch", d.key);
+                invalid!("key `{}` appears twice in the batch", d.key);
             }
             if self.id_of(&d.key)?.is_some() {
-                bail!("a document with key `{}` already exists (use upsert to replace it)", d.key);
+                invalid!("a document with key `{}` already exists (use upsert to replace it)", d.key);
             }
         }
-        docs.into_iter().map(|d| self.insert(d)).collect()
+        Ok(docs.into_iter().map(|d| self.insert(d)).collect::<Result<_>>()?)
     }
 
     /// Adds a document, replacing any document with the same key (delete + add with a new id,
     /// visible together at the next commit). Returns the new internal id.
-    pub fn upsert(&mut self, doc: Document) -> Result<u64> {
+    pub fn upsert(&mut self, mut doc: Document) -> crate::Result<u64> {
+        self.check_usable()?;
+        self.encode(std::slice::from_mut(&mut doc))?;
+        self.upsert_encoded(doc)
+    }
+
+    /// [`IndexWriter::upsert`] of a document whose vector [`IndexWriter::encode`] has computed
+    /// (ingest encodes a chunk of documents in one encoder call).
+    pub(crate) fn upsert_encoded(&mut self, doc: Document) -> crate::Result<u64> {
         self.check_usable()?;
         self.validate(&doc)?;
         self.delete(&doc.key)?;
-        self.insert(doc)
+        Ok(self.insert(doc)?)
     }
 
     /// Deletes the document with this key; returns whether one existed.
-    pub fn delete(&mut self, key: &str) -> Result<bool> {
+    pub fn delete(&mut self, key: &str) -> crate::Result<bool> {
         self.check_usable()?;
         let Some(id) = self.id_of(key)? else { return Ok(false) };
         // tantivy deletes every document with this key added before this point, committed or not.
@@ -221,7 +267,7 @@ impl IndexWriter {
     }
 
     /// Drops every uncommitted change.
-    pub fn rollback(&mut self) -> Result<()> {
+    pub fn rollback(&mut self) -> crate::Result<()> {
         self.tantivy.rollback().context("rolling back the tantivy writer")?;
         self.clear_pending();
         Ok(())
@@ -236,14 +282,21 @@ impl IndexWriter {
     }
 
     /// Makes every pending change durable and visible, in BM25 and vectors at once.
-    pub fn commit(&mut self) -> Result<CommitInfo> {
+    pub fn commit(&mut self) -> crate::Result<CommitInfo> {
         self.check_usable()?;
         match self.commit_inner() {
-            Ok(info) => Ok(info),
+            Ok(info) => {
+                if let Some(encoder) = &self.encoder {
+                    record_model_dir(&self.shared.dir, encoder).with_context(|| {
+                        format!("generation {} is committed, but its encoder's model directory was not recorded", info.generation)
+                    })?;
+                }
+                Ok(info)
+            }
             Err(e) => {
                 // The commit may or may not have reached disk; the next open finds out.
                 self.failed = true;
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -376,7 +429,7 @@ fn damage_a_segment_file(text_dir: &std::path::Path, segments: &[tantivy::index:
 /// The commit payload `meta.json` holds now.
 fn committed_meta(shared: &Shared) -> Result<CommitMeta> {
     let metas = shared.tantivy.load_metas().context("reading tantivy meta.json")?;
-    CommitMeta::from_payload(metas.payload.as_deref())
+    Ok(CommitMeta::from_payload(metas.payload.as_deref())?)
 }
 
 /// The latest commit on disk, published as the index's snapshot, with the key map brought up to
@@ -402,7 +455,7 @@ fn latest_commit(shared: &Shared) -> Result<Snapshot> {
     vectors::remove_orphans(&shared.vectors_dir, snap.meta())?;
     if !keymap.is_current(snap.generation(), snap.num_docs()) {
         keymap
-            .resync(snap.generation(), snap.config(), snap.searcher())
+            .resync(&snap)
             .with_context(|| format!("rebuilding the key map of {} from the text index", shared.dir.display()))?;
     }
     *shared.current.write().expect("snapshot lock poisoned") = snap.clone();

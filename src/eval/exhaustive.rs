@@ -12,7 +12,7 @@ use super::metrics::{Averaging, Evaluation, Metric, evaluate};
 use super::run::Run;
 use crate::corpus::read_corpus;
 use crate::encoder::{Encoder, Role};
-use crate::search::passage_text;
+use crate::engine::passage_text;
 
 /// Dense-retrieval figures for one collection.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -51,7 +51,7 @@ impl SearchSetup<'_> {
             return Ok(searcher);
         }
         let Some(e) = self.query_encoder else { bail!("{mode} mode needs a query encoder") };
-        searcher.with_encoder(Arc::clone(e))
+        Ok(searcher.with_encoder(Arc::clone(e))?)
     }
 
     /// The vector of query `id`.

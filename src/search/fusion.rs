@@ -15,7 +15,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::str::FromStr;
 
-use anyhow::{Result, bail};
+use crate::Result;
+use crate::error::{Error, invalid};
 use serde::{Deserialize, Serialize};
 
 /// How a BM25 ranking and a dense ranking are combined.
@@ -69,7 +70,7 @@ impl Fusion {
     pub fn validate(&self) -> Result<()> {
         match *self {
             Fusion::Rrf { k } if !(k >= 0.0 && k.is_finite()) => {
-                bail!("RRF k must be a finite number ≥ 0, got {k}")
+                invalid!("RRF k must be a finite number ≥ 0, got {k}")
             }
             Fusion::Linear { dense_weight: w }
             | Fusion::ZScore { dense_weight: w }
@@ -78,7 +79,7 @@ impl Fusion {
             | Fusion::ByLanguage { mono: w, .. }
                 if !(0.0..=1.0).contains(&w) =>
             {
-                bail!("{} fusion weight must be in [0, 1], got {w}", self.method())
+                invalid!("{} fusion weight must be in [0, 1], got {w}", self.method())
             }
             _ => Ok(()),
         }
@@ -106,7 +107,7 @@ impl Fusion {
         let parse = |x: &str| -> Result<f32> {
             x.trim()
                 .parse::<f32>()
-                .map_err(|_| anyhow::anyhow!("fusion {spec:?}: {x:?} after ':' is not a number"))
+                .map_err(|_| Error::invalid(format!("fusion {spec:?}: {x:?} after ':' is not a number")))
         };
         let number = |default: f32| param.map_or(Ok(default), parse);
         let fusion = match method.to_ascii_lowercase().as_str() {
@@ -120,14 +121,14 @@ impl Fusion {
                     Some(p) => {
                         let weights: Vec<&str> = p.split(':').collect();
                         let [cross, mono] = weights[..] else {
-                            bail!("fusion {spec:?}: bylang takes two weights, bylang:CROSS:MONO")
+                            invalid!("fusion {spec:?}: bylang takes two weights, bylang:CROSS:MONO")
                         };
                         (parse(cross)?, parse(mono)?)
                     }
                 };
                 Fusion::ByLanguage { cross, mono }
             }
-            _ => bail!(
+            _ => invalid!(
                 "unknown fusion {spec:?} (expected rrf[:K], linear[:DENSE_WEIGHT], zscore[:DENSE_WEIGHT], confidence[:PRIOR] or bylang[:CROSS:MONO])"
             ),
         };
@@ -208,7 +209,7 @@ impl fmt::Display for Fusion {
 }
 
 impl FromStr for Fusion {
-    type Err = anyhow::Error;
+    type Err = crate::Error;
 
     fn from_str(spec: &str) -> Result<Fusion> {
         Fusion::parse_with_defaults(spec, DEFAULT_RRF_K, DEFAULT_DENSE_WEIGHT)

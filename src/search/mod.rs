@@ -1,30 +1,28 @@
-//! Query pipeline: sparse and dense candidates, exact rescoring, fusion, explain; and indexing
-//! with an encoder.
+//! Query pipeline: composes the engine's sparse and dense candidates, exact rescoring, fusion
+//! and explain. Every read of the index is a
+//! [`Snapshot`](crate::engine::Snapshot) method: this module knows neither the text index nor the
+//! vector segments.
 //!
 //! ```text
 //! query ──encode (per-language student or the index's encoder)──► vector
 //!   │                                                                │
 //!   ├─► (PSQ: a translation table turns its words into English terms) │
-//!   ├─► BM25 top-N (tantivy)                                         ├─► int8 scan of every segment, top 4·N
+//!   ├─► BM25 top-N                                                   ├─► int8 scan of every segment, top 4·N
 //!   │                                                                │      └─► exact f32 rescoring → dense top-N
 //!   └──────────────► union, exact dense score for every candidate ◄──┘
 //!                               └─► fusion (default bylang: z-scores, dense-heavy when cross-lingual) → top k (+ explain)
 //! ```
 //!
-//! The dense pass is exhaustive (every live row is scored), so documents BM25 cannot reach — a
+//! The two legs run one after the other, BM25 first (measured faster on 2 cores than running
+//! BM25 beside the already parallel dense scan). The dense pass is exhaustive (every live row is scored), so documents BM25 cannot reach — a
 //! Hausa question against English passages — are still found.
 
 pub mod compat;
-pub mod dense;
 pub mod fusion;
-pub mod indexing;
-pub mod lookup;
 pub mod request;
 mod searcher;
-pub mod sparse;
 
-pub use compat::{check_document_encoder, check_query_encoder, encoder_record, index_config_for};
+pub use compat::check_query_encoder;
 pub use fusion::Fusion;
-pub use indexing::{EncodingWriter, index_documents, open_or_create_for, passage_text};
 pub use request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 pub use searcher::{HybridLegs, Searcher, millis};

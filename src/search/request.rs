@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use crate::Result;
+use crate::error::invalid;
 use serde::{Deserialize, Serialize};
 
 use super::fusion::Fusion;
@@ -11,7 +12,7 @@ use super::fusion::Fusion;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// tantivy BM25 only (no encoder, no vectors needed).
+    /// BM25 only (no encoder, no vectors needed).
     Bm25,
     /// Exhaustive dense search only: finds documents that share no word with the query.
     Dense,
@@ -31,13 +32,13 @@ impl std::fmt::Display for Mode {
 }
 
 impl std::str::FromStr for Mode {
-    type Err = anyhow::Error;
+    type Err = crate::Error;
     fn from_str(s: &str) -> Result<Mode> {
         match s {
             "bm25" => Ok(Mode::Bm25),
             "dense" => Ok(Mode::Dense),
             "hybrid" => Ok(Mode::Hybrid),
-            other => bail!("unknown search mode `{other}` (expected bm25, dense or hybrid)"),
+            other => invalid!("unknown search mode `{other}` (expected bm25, dense or hybrid)"),
         }
     }
 }
@@ -120,13 +121,6 @@ impl SearchRequest {
         self
     }
 
-    /// Sets both candidate depths of hybrid mode.
-    pub fn with_depths(mut self, sparse: usize, dense: usize) -> Self {
-        self.sparse_depth = sparse;
-        self.dense_depth = dense;
-        self
-    }
-
     /// Sets the fusion.
     pub fn with_fusion(mut self, fusion: Fusion) -> Self {
         self.fusion = fusion;
@@ -147,7 +141,7 @@ impl SearchRequest {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.rescore_factor == 0 {
-            bail!("rescore_factor must be at least 1");
+            invalid!("rescore_factor must be at least 1");
         }
         self.fusion.validate()?;
         Ok(())

@@ -5,17 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use optical_storage::Hit;
+use anyhow::Context;
 
 use super::compat::check_query_encoder;
-use super::dense;
 use super::fusion::Fusion;
-use super::lookup;
 use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
-use super::sparse::{self, SparseHit};
+use crate::Result;
 use crate::encoder::Encoder;
-use crate::engine::{Index, Snapshot};
+use crate::error::{Error, invalid};
+use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
 use crate::translate::{
     DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, TranslationTable, heaviest_translations, translate_query,
 };
@@ -156,7 +154,7 @@ impl Searcher {
             return Ok(None);
         };
         let terms = translate_query(table, &req.query);
-        let terms = sparse::without_common_translations(&self.snapshot, terms, self.encoders.psq_min_idf)?;
+        let terms = self.snapshot.without_common_translations(terms, self.encoders.psq_min_idf)?;
         Ok(Some(heaviest_translations(terms, self.encoders.psq_max_terms)))
     }
 
@@ -168,15 +166,15 @@ impl Searcher {
         if self.encoders.tables.contains_key(lang) {
             return Ok(true);
         }
-        Ok(!lookup::has_lang(&self.snapshot, lang)?)
+        Ok(!self.snapshot.has_lang(lang)?)
     }
 
     /// BM25 candidates of the request: of the translated query when its language has a table,
     /// its translations searched in the English fields `which` names.
     fn bm25_leg(&self, req: &SearchRequest, which: PsqFields, n: usize) -> Result<Vec<SparseHit>> {
         match self.translated_query(req)? {
-            Some(terms) => sparse::psq_candidates(&self.snapshot, &terms, which, n, req.lang.as_deref()),
-            None => sparse::bm25_candidates(&self.snapshot, &req.query, n, req.lang.as_deref()),
+            Some(terms) => self.snapshot.psq_candidates(&terms, which, n, req.lang.as_deref()),
+            None => self.snapshot.bm25_candidates(&req.query, n, req.lang.as_deref(), Bm25Fields::default()),
         }
     }
 
@@ -207,23 +205,17 @@ impl Searcher {
     /// Encodes a query with the encoder for `lang` (see [`Searcher::query_encoder`]).
     pub fn encode_query(&self, text: &str, lang: Option<&str>) -> Result<Vec<f32>> {
         let Some(enc) = self.query_encoder(lang) else {
-            bail!(
+            invalid!(
                 "dense search needs a query encoder (a model) or a ready query vector; none was given"
             )
         };
-        let mut v = enc.encode_queries(&[text]).context("encoding the query")?;
-        v.pop()
-            .context("the encoder returned no vector for the query")
+        let mut v = enc.encode_queries(&[text]).context("encoding the query").map_err(Error::encoder)?;
+        v.pop().ok_or_else(|| Error::Encoder { message: "the encoder returned no vector for the query".into() })
     }
 
-    /// Runs one search. A panic inside tantivy (a damaged text index) comes back as an error
-    /// naming the index.
+    /// Runs one search. A damaged text index, even one that makes the text engine panic, comes
+    /// back as an error naming the index (the snapshot's reads turn it into one).
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
-        self.snapshot
-            .guarded("searching", || self.search_unguarded(req))
-    }
-
-    fn search_unguarded(&self, req: &SearchRequest) -> Result<SearchResults> {
         let start = Instant::now();
         req.validate()?;
         let mut t = StageTimings::default();
@@ -231,7 +223,7 @@ impl Searcher {
         let capped = capped_to(req, snap.num_docs());
         let req = capped.as_ref().unwrap_or(req);
         if req.mode != Mode::Bm25 && snap.config().dim.is_none() {
-            bail!(
+            invalid!(
                 "the index is text-only (no vectors): {} search is impossible, use bm25 mode",
                 req.mode
             );
@@ -276,7 +268,7 @@ impl Searcher {
             Some(v) => {
                 let dim = self.snapshot.config().dim.expect("checked by the caller");
                 if v.len() != dim {
-                    bail!(
+                    invalid!(
                         "query vector has dimension {}, the index holds dimension {dim}",
                         v.len()
                     );
@@ -291,7 +283,7 @@ impl Searcher {
             }
         };
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            bail!("query vector component {i} is not finite");
+            invalid!("query vector component {i} is not finite");
         }
         Ok(v)
     }
@@ -302,31 +294,21 @@ impl Searcher {
     /// `req.fusion.fuse_for(&legs.bm25, &legs.dense, legs.cross_lingual)` ranks them as
     /// [`Searcher::search`] would, up to the order of tied scores; `optical eval` scores several fusions from one such pair.
     pub fn hybrid_legs(&self, req: &SearchRequest) -> Result<HybridLegs> {
-        self.snapshot
-            .guarded("searching", || self.hybrid_legs_unguarded(req))
-    }
-
-    fn hybrid_legs_unguarded(&self, req: &SearchRequest) -> Result<HybridLegs> {
         let start = Instant::now();
         req.validate()?;
         let capped = capped_to(req, self.snapshot.num_docs());
         let req = capped.as_ref().unwrap_or(req);
         if self.snapshot.config().dim.is_none() {
-            bail!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
+            invalid!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
         }
         let mut t = StageTimings::default();
         let q = self.query_vector(req, &mut t)?;
         let ranked = self.hybrid(req, &q, &mut t)?;
         let t0 = Instant::now();
-        let bm25_keys = sparse::keys_at(
-            &self.snapshot,
-            &ranked.bm25.iter().map(|h| h.addr).collect::<Vec<_>>(),
-        )?;
+        let bm25_ids: Vec<u64> = ranked.bm25.iter().map(|h| h.id).collect();
+        let bm25_keys = self.snapshot.keys_of(&bm25_ids, &ranked.bm25)?;
         let dense_ids: Vec<u64> = ranked.dense.iter().map(|h| h.id).collect();
-        let dense_keys = sparse::keys_at(
-            &self.snapshot,
-            &self.addresses(&dense_ids, &ranked.bm25)?,
-        )?;
+        let dense_keys = self.snapshot.keys_of(&dense_ids, &ranked.bm25)?;
         let cross_lingual = self.is_cross_lingual(req)?;
         t.fusion += t0.elapsed();
         t.total = start.elapsed();
@@ -342,31 +324,6 @@ impl Searcher {
                 .collect(),
             timings: t,
         })
-    }
-
-    /// Where the documents `ids` are in tantivy: BM25 candidates carry their address, the others
-    /// are found through the `id` postings.
-    fn addresses(&self, ids: &[u64], bm25: &[SparseHit]) -> Result<Vec<tantivy::DocAddress>> {
-        let known: HashMap<u64, tantivy::DocAddress> = bm25.iter().map(|h| (h.id, h.addr)).collect();
-        let unknown: Vec<u64> = ids.iter().copied().filter(|id| !known.contains_key(id)).collect();
-        let mut found: HashMap<u64, tantivy::DocAddress> = HashMap::with_capacity(unknown.len());
-        for (id, a) in unknown
-            .iter()
-            .zip(lookup::addresses_of(&self.snapshot, &unknown)?)
-        {
-            match a {
-                Some(a) => found.insert(*id, a),
-                // A vector without a document cannot happen in a consistent snapshot.
-                None => bail!(
-                    "vector id {id} has no live document in generation {}",
-                    self.snapshot.generation()
-                ),
-            };
-        }
-        Ok(ids
-            .iter()
-            .map(|id| known.get(id).copied().unwrap_or_else(|| found[id]))
-            .collect())
     }
 
     fn bm25_only(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Ranked> {
@@ -385,7 +342,7 @@ impl Searcher {
     fn allowed(&self, req: &SearchRequest) -> Result<Option<HashSet<u64>>> {
         req.lang
             .as_deref()
-            .map(|l| lookup::ids_with_lang(&self.snapshot, l))
+            .map(|l| self.snapshot.ids_with_lang(l))
             .transpose()
     }
 
@@ -399,18 +356,18 @@ impl Searcher {
         depth: usize,
         t: &mut StageTimings,
     ) -> Result<Vec<Hit>> {
-        let vectors = self.snapshot.vectors();
         let t0 = Instant::now();
         let allowed = self.allowed(req)?;
-        let exact = dense::first_pass_is_exact(vectors);
+        let exact = self.snapshot.dense_first_pass_is_exact();
         let depth = if exact { want } else { depth.max(want) };
-        let first = dense::first_pass(vectors, q, depth, allowed.as_ref())?;
+        let first = self.snapshot.dense_first_pass(q, depth, allowed.as_ref())?;
         t.dense_scan += t0.elapsed();
         if exact {
             return Ok(first);
         }
         let t0 = Instant::now();
-        let mut hits = dense::rescore(vectors, q, &first);
+        let ids: Vec<u64> = first.iter().map(|h| h.id).collect();
+        let mut hits = self.snapshot.exact_scores(q, &ids)?;
         hits.truncate(want);
         t.rerank += t0.elapsed();
         Ok(hits)
@@ -449,18 +406,10 @@ impl Searcher {
             .map(|h| h.id)
             .filter(|id| !have.contains(id))
             .collect();
-        let vectors = self.snapshot.vectors();
-        for (id, s) in missing
-            .iter()
-            .zip(dense::exact_scores(vectors, q, &missing))
-        {
-            // A document without a live vector cannot happen in a consistent snapshot; if it
-            // did, it would simply take no part in the dense ranking.
-            if let Some(score) = s {
-                dense.push(Hit { id: *id, score });
-            }
-        }
-        optical_storage::sort_hits(&mut dense);
+        // A document without a live vector cannot happen in a consistent snapshot; if it did,
+        // it would simply take no part in the dense ranking.
+        dense.extend(self.snapshot.exact_scores(q, &missing)?);
+        dense.sort_unstable_by(Hit::rank_cmp);
         t.rerank += t0.elapsed();
         let t0 = Instant::now();
         let sparse: Vec<(u64, f32)> = bm25.iter().map(|h| (h.id, h.score)).collect();
@@ -489,8 +438,7 @@ impl Searcher {
             .collect();
         // Keys, for the returned hits only.
         let top_ids: Vec<u64> = top.iter().map(|h| h.0).collect();
-        let top_addrs = self.addresses(&top_ids, &ranked.bm25)?;
-        let keys = sparse::keys_at(&self.snapshot, &top_addrs)?;
+        let keys = self.snapshot.keys_of(&top_ids, &ranked.bm25)?;
         let mut hits = Vec::with_capacity(top.len());
         for ((id, score), key) in top.into_iter().zip(keys) {
             let explain = req.explain.then(|| {

@@ -17,9 +17,8 @@ pub mod table;
 
 pub use model1::{Model1Options, train_model1};
 pub use ot_plans::{OtPlanOptions, train_ot_plans};
-pub use query::{
-    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, heaviest_translations, psq_query, translate_query,
-};
+pub(crate) use query::psq_query;
+pub use query::{DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, heaviest_translations, translate_query};
 pub use table::{Pruning, TranslationTable, read_tables, table_files};
 
 /// Words ↔ dense ids, in order of first sight: the vocabularies table builders count over.

@@ -13,7 +13,7 @@ use tantivy::tokenizer::Language;
 use super::Vocab;
 use super::table::{Pruning, TranslationTable};
 use crate::distill::BitextPair;
-use crate::text::{analyze, stemmed_analyzer, words_analyzer};
+use crate::engine::text::{analyze, stemmed_analyzer, words_analyzer};
 
 /// Training settings.
 #[derive(Clone, Copy, Debug, PartialEq)]

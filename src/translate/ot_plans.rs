@@ -23,7 +23,7 @@ use super::table::{Pruning, TranslationTable};
 use crate::distill::BitextPair;
 use crate::distill::ot::{SinkhornSettings, cosine_cost, log_marginals, sinkhorn_log};
 use crate::encoder::{Encoder, Role, TokenStates, to_vec};
-use crate::text::{analyze_spans, stemmed_analyzer, words_analyzer};
+use crate::engine::text::{analyze_spans, stemmed_analyzer, words_analyzer};
 
 /// Settings of a table built from OT plans.
 #[derive(Clone, Copy, Debug, PartialEq)]

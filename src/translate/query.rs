@@ -11,7 +11,7 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Term};
 
 use super::table::TranslationTable;
-use crate::text::{self, Bm25Fields, TextFields, analyze, words_analyzer};
+use crate::engine::text::{self, Bm25Fields, TextFields, analyze, words_analyzer};
 
 /// Translations into terms with a BM25 idf below this in the searched index are left out of a
 /// PSQ query (`Searcher::with_psq_min_idf`): chosen on the AfriQA dev sets (docs/search.md).
@@ -95,7 +95,7 @@ pub fn heaviest_translations(terms: Vec<TranslatedTerm>, max: usize) -> Vec<Tran
 /// The BM25 query of `terms`: translated terms as weighted term queries on the English fields
 /// `which` names, kept words as plain BM25 would search them (every field, each with its
 /// analyzer). `None` when there is nothing to search.
-pub fn psq_query(
+pub(crate) fn psq_query(
     fields: &TextFields,
     terms: &[TranslatedTerm],
     which: PsqFields,

@@ -7,6 +7,8 @@
 //! - [`Tombstones`] mark deleted ids until [`merge_segments`] rewrites the live rows.
 //! - [`top_k_segments`] / [`Segment::top_k`] scan with f32 or int8 dot-product kernels in
 //!   parallel; [`score_ids`] rescores candidate ids exactly.
+//! - The functions over several segments take `&[S]` for any `S: AsRef<Segment>`: owned
+//!   segments, references, or `Arc<Segment>` as a caller sharing segments between readers holds.
 //!
 //! No ML, no text search: this crate knows vectors, ids and files.
 

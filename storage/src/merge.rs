@@ -21,13 +21,14 @@ use crate::writer::{SegmentInfo, SegmentWriter};
 /// unique across an index). The output is written atomically; an empty result still yields a
 /// valid, empty segment. The inputs are left untouched: deleting them (and pruning the merged
 /// ids from the tombstones) is the caller's commit step.
-pub fn merge_segments(
-    inputs: &[Segment],
+pub fn merge_segments<S: AsRef<Segment>>(
+    inputs: &[S],
     tombstones: &Tombstones,
     out_path: impl AsRef<Path>,
     elem_type: ElemType,
 ) -> Result<SegmentInfo> {
     let out_path = out_path.as_ref();
+    let inputs: Vec<&Segment> = inputs.iter().map(AsRef::as_ref).collect();
     let Some(first) = inputs.first() else {
         return Err(StorageError::invalid(
             out_path,
@@ -52,7 +53,7 @@ pub fn merge_segments(
         .collect();
     let mut buf = Vec::with_capacity(dim);
     while let Some(Reverse((id, si, row))) = heap.pop() {
-        let seg = &inputs[si];
+        let seg = inputs[si];
         if row + 1 < seg.len() {
             heap.push(Reverse((seg.ids()[row + 1], si, row + 1)));
         }

@@ -86,26 +86,27 @@ fn scan_range(
 /// `(q_query · q_row) · scale_query · scale_row` with the query quantized once.
 ///
 /// Errors when a segment's dimension differs from the query's or the query has a non-finite value.
-pub fn top_k_segments(
-    segments: &[Segment],
+pub fn top_k_segments<S: AsRef<Segment> + Sync>(
+    segments: &[S],
     query: &[f32],
     k: usize,
     tombstones: &Tombstones,
 ) -> Result<Vec<Hit>> {
     for seg in segments {
-        check_query(seg, query)?;
+        check_query(seg.as_ref(), query)?;
     }
     if k == 0 {
         return Ok(Vec::new());
     }
     let q = PreparedQuery::new(
         query,
-        segments.iter().any(|s| s.elem_type() == ElemType::I8),
+        segments.iter().any(|s| s.as_ref().elem_type() == ElemType::I8),
     );
     let jobs: Vec<(usize, usize, usize)> = segments
         .iter()
         .enumerate()
         .flat_map(|(si, s)| {
+            let s = s.as_ref();
             (0..s.len())
                 .step_by(CHUNK_ROWS)
                 .map(move |lo| (si, lo, (lo + CHUNK_ROWS).min(s.len())))
@@ -113,7 +114,7 @@ pub fn top_k_segments(
         .collect();
     let parts: Vec<Vec<Hit>> = jobs
         .into_par_iter()
-        .map(|(si, lo, hi)| scan_range(&segments[si], lo, hi, &q, k, tombstones))
+        .map(|(si, lo, hi)| scan_range(segments[si].as_ref(), lo, hi, &q, k, tombstones))
         .collect();
     Ok(merge_top_k(parts, k))
 }
@@ -126,9 +127,10 @@ impl Segment {
 }
 
 /// Find the row for `id`, preferring an f32 segment (exact) over an int8 one.
-fn locate(segments: &[Segment], id: u64) -> Option<(&Segment, usize)> {
+fn locate<S: AsRef<Segment>>(segments: &[S], id: u64) -> Option<(&Segment, usize)> {
     let mut fallback = None;
     for seg in segments {
+        let seg = seg.as_ref();
         match seg.id_range() {
             Some((lo, hi)) if lo <= id && id <= hi => {}
             _ => continue,
@@ -145,7 +147,7 @@ fn locate(segments: &[Segment], id: u64) -> Option<(&Segment, usize)> {
 
 /// The vector for `id` from the first f32 segment holding it (else the first int8 one,
 /// dequantized), or `None` when no segment holds it or it is tombstoned.
-pub fn get_vector(segments: &[Segment], id: u64, tombstones: &Tombstones) -> Option<Vec<f32>> {
+pub fn get_vector<S: AsRef<Segment>>(segments: &[S], id: u64, tombstones: &Tombstones) -> Option<Vec<f32>> {
     if tombstones.contains(id) {
         return None;
     }
@@ -159,14 +161,14 @@ pub fn get_vector(segments: &[Segment], id: u64, tombstones: &Tombstones) -> Opt
 /// segment, or repeated are left out. Sorted by score descending, ties by ascending id.
 ///
 /// Errors when a segment's dimension differs from the query's or the query has a non-finite value.
-pub fn score_ids(
-    segments: &[Segment],
+pub fn score_ids<S: AsRef<Segment>>(
+    segments: &[S],
     query: &[f32],
     ids: &[u64],
     tombstones: &Tombstones,
 ) -> Result<Vec<Hit>> {
     for seg in segments {
-        check_query(seg, query)?;
+        check_query(seg.as_ref(), query)?;
     }
     let mut ids = ids.to_vec();
     ids.sort_unstable();

@@ -32,6 +32,14 @@ impl std::fmt::Debug for Segment {
     }
 }
 
+/// Lets the scan, score and merge functions take a slice of whatever holds the segments: owned
+/// [`Segment`]s, references, or the `Arc<Segment>`s a caller shares between readers.
+impl AsRef<Segment> for Segment {
+    fn as_ref(&self) -> &Segment {
+        self
+    }
+}
+
 #[cfg(target_endian = "big")]
 compile_error!(
     "optical-storage maps little-endian files directly into memory and supports little-endian targets only"

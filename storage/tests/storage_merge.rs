@@ -160,7 +160,7 @@ fn merge_errors_and_empty_output() {
     .unwrap_err();
     assert!(matches!(err, StorageError::DimMismatch { .. }));
     assert_eq!(err.path(), c);
-    assert!(merge_segments(&[], &none, &out, ElemType::F32).is_err());
+    assert!(merge_segments::<Segment>(&[], &none, &out, ElemType::F32).is_err());
 
     let all: Tombstones = [1, 3].into_iter().collect();
     let info = merge_segments(&[sa], &all, &out, ElemType::F32).unwrap();

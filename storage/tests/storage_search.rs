@@ -255,7 +255,7 @@ fn edge_cases_and_errors() {
         StorageError::InvalidInput { .. }
     ));
     assert!(score_ids(std::slice::from_ref(&sa), &[1.0], &[1], &none).is_err());
-    assert!(top_k_segments(&[], &[1.0], 3, &none).unwrap().is_empty());
+    assert!(top_k_segments::<Segment>(&[], &[1.0], 3, &none).unwrap().is_empty());
 }
 
 /// score_ids prefers the exact f32 copy of a row when an int8 copy of it exists too, and

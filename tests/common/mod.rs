@@ -58,3 +58,28 @@ pub fn optical_cache_dir() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/optical")
         })
 }
+
+/// BM25 top-`k` of `query` through the search pipeline (`Searcher`, bm25 mode): the read path
+/// `optical search --mode bm25` takes. `lang` keeps only documents of that language.
+pub fn bm25(
+    snap: &optical::engine::Snapshot,
+    query: &str,
+    k: usize,
+    lang: Option<&str>,
+) -> optical::Result<Vec<optical::search::SearchHit>> {
+    use optical::search::{Mode, SearchRequest, Searcher};
+    let mut req = SearchRequest::new(query).with_mode(Mode::Bm25).with_k(k);
+    req.lang = lang.map(str::to_string);
+    Ok(Searcher::new(snap.clone()).search(&req)?.hits)
+}
+
+/// Dense top-`k` of a ready query vector through the search pipeline (`Searcher`, dense mode).
+pub fn dense(
+    snap: &optical::engine::Snapshot,
+    vector: &[f32],
+    k: usize,
+) -> optical::Result<Vec<optical::search::SearchHit>> {
+    use optical::search::{Mode, SearchRequest, Searcher};
+    let req = SearchRequest::new("").with_mode(Mode::Dense).with_query_vector(vector.to_vec()).with_k(k);
+    Ok(Searcher::new(snap.clone()).search(&req)?.hits)
+}

@@ -1,4 +1,4 @@
-//! tantivy schema, per-language analyzers, BM25 candidate generation.
+//! tantivy schema, per-language analyzers, and the BM25 queries built over them.
 //!
 //! tantivy's default tokenizer splits on every character that is not alphanumeric, which tears
 //! apart words whose combining marks are not `Alphabetic` — the Devanagari virama (`्`) and nukta
@@ -17,7 +17,6 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
-use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -26,7 +25,7 @@ use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer,
     TokenizerManager,
 };
-use tantivy::{Searcher, Term};
+use tantivy::Term;
 use unicode_segmentation::{UnicodeSegmentation, UnicodeWordIndices};
 
 /// Name of the language-neutral analyzer: Unicode words, lowercased, overlong tokens dropped.
@@ -189,7 +188,7 @@ pub mod field {
 
 /// The tantivy schema of an Optical index and its fields.
 #[derive(Clone, Debug)]
-pub struct TextFields {
+pub(crate) struct TextFields {
     /// The schema itself.
     pub schema: Schema,
     /// See [`field::KEY`].
@@ -214,7 +213,7 @@ pub struct TextFields {
 
 impl TextFields {
     /// Builds the schema for a new index.
-    pub fn build() -> TextFields {
+    pub(crate) fn build() -> TextFields {
         let mut b = Schema::builder();
         b.add_text_field(field::KEY, STRING | STORED | FAST);
         b.add_u64_field(field::ID, INDEXED | STORED | FAST);
@@ -238,7 +237,7 @@ impl TextFields {
     }
 
     /// Finds the fields in the schema of an existing index; errors name a missing field.
-    pub fn from_schema(schema: &Schema) -> Result<TextFields> {
+    pub(crate) fn from_schema(schema: &Schema) -> Result<TextFields> {
         let get = |name: &str| {
             schema
                 .get_field(name)
@@ -272,21 +271,10 @@ pub enum Bm25Fields {
     Both,
 }
 
-/// One BM25 hit: the document's external key, its internal id and its score.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TextHit {
-    /// External key.
-    pub key: String,
-    /// Internal id (the vector row).
-    pub id: u64,
-    /// BM25 score (summed over the fields that matched).
-    pub score: f32,
-}
-
 /// Builds the BM25 query for `text`: a disjunction of term queries over the chosen fields, each
 /// term analysed with its field's analyzer. With `lang`, only documents of that language match.
 /// Returns `None` when the text has no searchable token.
-pub fn bm25_query(
+pub(crate) fn bm25_query(
     fields: &TextFields,
     text: &str,
     lang: Option<&str>,
@@ -302,7 +290,7 @@ pub fn bm25_query(
 /// The SHOULD term clauses of [`bm25_query`], for callers that add clauses of their own. Keep
 /// them in one flat disjunction: tantivy prunes with block-WAND only when every clause of a
 /// boolean query is a term query, and a nested boolean query turns that off.
-pub fn bm25_clauses(fields: &TextFields, text: &str, which: Bm25Fields) -> Vec<(Occur, Box<dyn Query>)> {
+pub(crate) fn bm25_clauses(fields: &TextFields, text: &str, which: Bm25Fields) -> Vec<(Occur, Box<dyn Query>)> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let mut add = |analyzer: &mut TextAnalyzer, targets: &[Field]| {
         // A repeated query word counts once per field: duplicate SHOULD clauses would double it.
@@ -325,7 +313,7 @@ pub fn bm25_clauses(fields: &TextFields, text: &str, which: Bm25Fields) -> Vec<(
 
 /// `query` restricted to documents in `lang` (the filter matches but adds nothing to the score);
 /// `query` itself when `lang` is `None`.
-pub fn filter_lang(fields: &TextFields, query: Box<dyn Query>, lang: Option<&str>) -> Box<dyn Query> {
+pub(crate) fn filter_lang(fields: &TextFields, query: Box<dyn Query>, lang: Option<&str>) -> Box<dyn Query> {
     match lang {
         None => query,
         Some(lang) => {
@@ -336,36 +324,8 @@ pub fn filter_lang(fields: &TextFields, query: Box<dyn Query>, lang: Option<&str
     }
 }
 
-/// BM25 top-`k` over a searcher: (key, id, score), best first. tantivy's `TopDocs` drives the
-/// scorer with `for_each_pruning`, so block-WAND stays on; key and id come from fast fields.
-pub fn bm25_search(
-    searcher: &Searcher,
-    fields: &TextFields,
-    text: &str,
-    k: usize,
-    lang: Option<&str>,
-    which: Bm25Fields,
-) -> Result<Vec<TextHit>> {
-    // tantivy reserves room for `k` hits up front: never ask for more than there are documents.
-    let k = k.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
-    if k == 0 {
-        return Ok(Vec::new());
-    }
-    let Some(query) = bm25_query(fields, text, lang, which) else { return Ok(Vec::new()) };
-    let top = searcher
-        .search(&query, &TopDocs::with_limit(k).order_by_score())
-        .context("running the BM25 query")?;
-    let mut hits = Vec::with_capacity(top.len());
-    for (score, addr) in top {
-        let seg = searcher.segment_reader(addr.segment_ord);
-        let (key, id) = key_and_id(seg, addr.doc_id)?;
-        hits.push(TextHit { key, id, score });
-    }
-    Ok(hits)
-}
-
 /// Reads a document's external key and internal id from the fast fields of its segment.
-pub fn key_and_id(seg: &tantivy::SegmentReader, doc: tantivy::DocId) -> Result<(String, u64)> {
+pub(crate) fn key_and_id(seg: &tantivy::SegmentReader, doc: tantivy::DocId) -> Result<(String, u64)> {
     let ids = seg.fast_fields().u64(field::ID).context("opening the `id` fast field")?;
     let keys = seg
         .fast_fields()
