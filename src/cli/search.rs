@@ -128,6 +128,24 @@ pub fn run(args: SearchArgs) -> Result<()> {
         searcher = searcher.with_translation_table(table);
     }
     searcher = args.psq_limits.apply(searcher);
+    let req = request(&args, mode)?;
+    let results = searcher.search(&req)?;
+    let snap = searcher.snapshot();
+    let translated = if mode == Mode::Dense { None } else { searcher.translated_query(&req)? };
+    if args.json {
+        print_json(&args, snap, &results, translated.as_deref())
+    } else {
+        if args.explain
+            && let Some(terms) = &translated
+        {
+            print_translation(terms);
+        }
+        print_table(&args, snap, &results)
+    }
+}
+
+/// The search request the arguments describe.
+fn request(args: &SearchArgs, mode: Mode) -> Result<SearchRequest> {
     let fusion = match &args.fusion {
         Some(spec) => Fusion::parse_with_defaults(spec, args.fusion_defaults.rrf_k, args.fusion_defaults.dense_weight)
             .context("--fusion")?,
@@ -144,19 +162,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     if let Some(l) = &args.lang {
         req = req.with_lang_filter(l);
     }
-    let results = searcher.search(&req)?;
-    let snap = searcher.snapshot();
-    let translated = if mode == Mode::Dense { None } else { searcher.translated_query(&req)? };
-    if args.json {
-        print_json(&args, snap, &results, translated.as_deref())
-    } else {
-        if args.explain
-            && let Some(terms) = &translated
-        {
-            print_translation(terms);
-        }
-        print_table(&args, snap, &results)
-    }
+    Ok(req)
 }
 
 /// The translation tables to register: `--psq` (a file or a directory; `none` for no table),

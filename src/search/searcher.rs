@@ -81,12 +81,7 @@ impl Searcher {
     /// Sets the default query encoder; errors when it does not fit the index.
     pub fn with_encoder(self, encoder: Arc<Encoder>) -> Result<Searcher> {
         check_query_encoder(self.snapshot.config(), encoder.info())?;
-        let mut enc = self.take_encoders();
-        enc.default = Some(encoder);
-        Ok(Searcher {
-            snapshot: self.snapshot,
-            encoders: Arc::new(enc),
-        })
+        Ok(self.with_changed(|enc| enc.default = Some(encoder)))
     }
 
     /// Registers the query encoder for queries in `lang`; errors when it does not fit the index.
@@ -98,27 +93,28 @@ impl Searcher {
         let lang = lang.into();
         check_query_encoder(self.snapshot.config(), encoder.info())
             .with_context(|| format!("query encoder for language {lang}"))?;
-        let mut enc = self.take_encoders();
-        enc.by_lang.insert(lang, encoder);
-        Ok(Searcher {
-            snapshot: self.snapshot,
-            encoders: Arc::new(enc),
-        })
+        Ok(self.with_changed(|enc| {
+            enc.by_lang.insert(lang, encoder);
+        }))
     }
 
-    fn take_encoders(&self) -> Encoders {
-        (*self.encoders).clone()
+    /// This searcher with its encoders and settings changed by `change` (a copy: clones of the
+    /// old searcher keep theirs).
+    fn with_changed(self, change: impl FnOnce(&mut Encoders)) -> Searcher {
+        let mut enc = (*self.encoders).clone();
+        change(&mut enc);
+        Searcher {
+            snapshot: self.snapshot,
+            encoders: Arc::new(enc),
+        }
     }
 
     /// Registers a translation table for queries in `table.source`: their BM25 leg then runs the
     /// translated query (PSQ, [`crate::translate`]) instead of the query's own words.
     pub fn with_translation_table(self, table: Arc<TranslationTable>) -> Searcher {
-        let mut enc = self.take_encoders();
-        enc.tables.insert(table.source.clone(), table);
-        Searcher {
-            snapshot: self.snapshot,
-            encoders: Arc::new(enc),
-        }
+        self.with_changed(|enc| {
+            enc.tables.insert(table.source.clone(), table);
+        })
     }
 
     /// Leaves out of PSQ queries the translations into terms whose BM25 idf in this index is
@@ -126,24 +122,14 @@ impl Searcher {
     /// "of", "in"): they add almost nothing to a score and their long posting lists cost most of
     /// the BM25 stage's time.
     pub fn with_psq_min_idf(self, min_idf: f32) -> Searcher {
-        let mut enc = self.take_encoders();
-        enc.psq_min_idf = min_idf;
-        Searcher {
-            snapshot: self.snapshot,
-            encoders: Arc::new(enc),
-        }
+        self.with_changed(|enc| enc.psq_min_idf = min_idf)
     }
 
     /// Searches at most `max_terms` translated terms per PSQ query, the heaviest (the words kept
     /// untranslated are not counted). A query of eight words can expand to forty terms, each a
     /// posting list for the BM25 stage to walk; the light ones barely move a score.
     pub fn with_psq_max_terms(self, max_terms: usize) -> Searcher {
-        let mut enc = self.take_encoders();
-        enc.psq_max_terms = max_terms;
-        Searcher {
-            snapshot: self.snapshot,
-            encoders: Arc::new(enc),
-        }
+        self.with_changed(|enc| enc.psq_max_terms = max_terms)
     }
 
     /// The query's terms after translation (common terms left out, see
