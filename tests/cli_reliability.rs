@@ -269,3 +269,29 @@ fn search_table_escapes_control_characters_in_keys_and_text() {
     assert!(lines[0].contains(r"t\0\u{1b}[31mred"), "{out:?}");
     assert!(lines[1].contains(r"river bank\0x \u{202e}abc"), "{out:?}");
 }
+
+#[test]
+fn index_prints_progress_lines_when_stderr_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("docs.jsonl");
+    write_docs(&input, &docs(3_000));
+    let idx = tmp.path().join("idx");
+    let run = |secs: Option<&str>| {
+        let _ = std::fs::remove_dir_all(&idx);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_optical"));
+        cmd.args(["index", idx.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+        if let Some(secs) = secs {
+            cmd.env("OPTICAL_PROGRESS_SECS", secs);
+        }
+        let out = cmd.output().expect("running optical");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    // Captured stderr is not a terminal: a line every millisecond of a 3,000-document run.
+    let out = run(Some("0.001"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("documents indexed so far"), "no progress line in:\n{err}");
+    // At the default interval (10 s) a run this short prints none.
+    let out = run(None);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("documents indexed so far"));
+}

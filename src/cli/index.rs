@@ -3,6 +3,8 @@
 //! module parses the arguments and prints.
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -13,6 +15,10 @@ use optical::ingest::{IngestOptions, IngestReport, ingest};
 
 /// At most this many bad lines are printed one by one.
 const MAX_REPORTED: usize = 50;
+
+/// Seconds between progress lines when stderr is not a terminal (a log file, a job runner): a
+/// long indexing job must not be silent there. `OPTICAL_PROGRESS_SECS` overrides it.
+const LOG_EVERY_SECS: f64 = 10.0;
 
 #[derive(Args)]
 pub struct IndexArgs {
@@ -54,7 +60,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
 }
 
 /// Indexes `input` into `dir` with `options`, printing bad lines as they come, a progress bar
-/// on a terminal, and what was indexed.
+/// on a terminal (progress lines elsewhere), and what was indexed.
 pub fn index_and_print(dir: &Path, input: &Path, base: IngestOptions<'_>) -> Result<()> {
     let bar = progress_bar(base.model.is_some());
     let mut bad = 0usize;
@@ -73,7 +79,7 @@ pub fn index_and_print(dir: &Path, input: &Path, base: IngestOptions<'_>) -> Res
         progress: bar.clone(),
         on_invalid: Some(&mut print_bad),
     };
-    let result = ingest(dir, input, options);
+    let result = with_progress_lines(&bar, progress_line_interval(), || ingest(dir, input, options));
     bar.finish_and_clear();
     if bad > MAX_REPORTED {
         eprintln!("... and {} more bad lines", bad - MAX_REPORTED);
@@ -110,6 +116,35 @@ fn print_report(report: &IngestReport, input: &Path) {
         report.generation,
         report.passages_per_sec()
     );
+}
+
+/// How often to print a progress line: never on a terminal (the bar shows it), else every
+/// `OPTICAL_PROGRESS_SECS` seconds (default [`LOG_EVERY_SECS`]).
+fn progress_line_interval() -> Option<Duration> {
+    if std::io::stderr().is_terminal() {
+        return None;
+    }
+    let secs = std::env::var("OPTICAL_PROGRESS_SECS").ok().and_then(|s| s.parse::<f64>().ok());
+    Some(Duration::from_secs_f64(secs.filter(|s| s.is_finite() && *s > 0.0).unwrap_or(LOG_EVERY_SECS)))
+}
+
+/// Runs `work`, printing `bar`'s count and rate to stderr every `every` until it returns.
+fn with_progress_lines<T>(bar: &ProgressBar, every: Option<Duration>, work: impl FnOnce() -> T) -> T {
+    let Some(every) = every else { return work() };
+    let (stop, stopped) = channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let start = Instant::now();
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                let secs = start.elapsed().as_secs_f64();
+                let done = bar.position();
+                eprintln!("indexing: {done} documents indexed so far, {secs:.0} s, {:.1} documents/s", done as f64 / secs);
+            }
+        });
+        let out = work();
+        drop(stop);
+        out
+    })
 }
 
 fn progress_bar(encoding: bool) -> ProgressBar {
