@@ -38,17 +38,43 @@ pub struct CheckReport {
 
 /// Checks the last commit of the index at `dir` without modifying anything (no lock needed).
 /// Errors only when `dir` is not an index at all; damage is reported in the [`CheckReport`].
+///
+/// A writer may be at work meanwhile (in this process or another): a background tantivy merge
+/// that finishes during the check replaces segments and deletes their files, which would read as
+/// missing files. So a check that finds problems looks at `meta.json` again, and when the
+/// committed segments changed under it, checks the new state (a few times at most).
 pub fn check(dir: &Path) -> crate::Result<CheckReport> {
+    const ATTEMPTS: usize = 3;
     let text_dir = dir.join(TEXT_DIR);
     if !Index::exists(dir) {
         return Err(super::not_an_index(dir));
     }
-    let mut report = CheckReport::default();
     let tantivy = tantivy::Index::open_in_dir(&text_dir)
         .with_context(|| format!("opening the tantivy index in {}", text_dir.display()))?;
-    let metas = tantivy
-        .load_metas()
-        .with_context(|| format!("reading {}", text_dir.join("meta.json").display()))?;
+    let mut attempt = 1;
+    loop {
+        let metas = load_metas(&tantivy, &text_dir)?;
+        let report = check_commit(dir, &tantivy, &text_dir, &metas);
+        if report.problems.is_empty() || attempt == ATTEMPTS || !segments_changed(&metas, &load_metas(&tantivy, &text_dir)?) {
+            return Ok(report);
+        }
+        attempt += 1;
+    }
+}
+
+fn load_metas(tantivy: &tantivy::Index, text_dir: &Path) -> anyhow::Result<tantivy::IndexMeta> {
+    tantivy.load_metas().with_context(|| format!("reading {}", text_dir.join("meta.json").display()))
+}
+
+/// Whether the committed tantivy segments differ between two reads of `meta.json`.
+fn segments_changed(a: &tantivy::IndexMeta, b: &tantivy::IndexMeta) -> bool {
+    let ids = |m: &tantivy::IndexMeta| m.segments.iter().map(|s| (s.id(), s.num_deleted_docs())).collect::<Vec<_>>();
+    a.opstamp != b.opstamp || ids(a) != ids(b)
+}
+
+/// The problems of the commit `metas` describes.
+fn check_commit(dir: &Path, tantivy: &tantivy::Index, text_dir: &Path, metas: &tantivy::IndexMeta) -> CheckReport {
+    let mut report = CheckReport::default();
     let meta = match CommitMeta::from_payload(metas.payload.as_deref()) {
         Ok(m) => Some(m),
         Err(e) => {
@@ -59,7 +85,7 @@ pub fn check(dir: &Path) -> crate::Result<CheckReport> {
             None
         }
     };
-    check_text_files(&tantivy, &text_dir, &metas, &mut report);
+    check_text_files(tantivy, text_dir, metas, &mut report);
     if let Some(meta) = &meta {
         check_vector_files(&dir.join(VECTORS_DIR), meta, &mut report);
     }
@@ -73,7 +99,7 @@ pub fn check(dir: &Path) -> crate::Result<CheckReport> {
             }),
         }
     }
-    Ok(report)
+    report
 }
 
 /// Verifies the footer checksum of every file of the committed tantivy segments.
