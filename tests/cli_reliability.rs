@@ -4,8 +4,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn optical(args: &[&str]) -> Output {
+    optical_with_env(args, &[])
+}
+
+fn optical_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_optical"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running optical")
 }
@@ -276,22 +281,16 @@ fn index_prints_progress_lines_when_stderr_is_not_a_terminal() {
     let input = tmp.path().join("docs.jsonl");
     write_docs(&input, &docs(3_000));
     let idx = tmp.path().join("idx");
-    let run = |secs: Option<&str>| {
-        let _ = std::fs::remove_dir_all(&idx);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_optical"));
-        cmd.args(["index", idx.to_str().unwrap(), "--input", input.to_str().unwrap()]);
-        if let Some(secs) = secs {
-            cmd.env("OPTICAL_PROGRESS_SECS", secs);
-        }
-        let out = cmd.output().expect("running optical");
+    let (idx, input) = (idx.to_str().unwrap(), input.to_str().unwrap());
+    let run = |env: &[(&str, &str)]| {
+        let _ = std::fs::remove_dir_all(idx);
+        let out = optical_with_env(&["index", idx, "--input", input], env);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out
+        String::from_utf8_lossy(&out.stderr).into_owned()
     };
     // Captured stderr is not a terminal: a line every millisecond of a 3,000-document run.
-    let out = run(Some("0.001"));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run(&[("OPTICAL_PROGRESS_SECS", "0.001")]);
     assert!(err.contains("documents indexed so far"), "no progress line in:\n{err}");
     // At the default interval (10 s) a run this short prints none.
-    let out = run(None);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("documents indexed so far"));
+    assert!(!run(&[]).contains("documents indexed so far"));
 }

@@ -93,6 +93,11 @@ fn a_translated_query_ranks_the_document_with_the_translated_terms_first() {
     assert!(terms.iter().any(|t| t.term == "football" && !t.translated));
 }
 
+/// The terms `searcher` searches for `req` after translation.
+fn translated_terms(searcher: &Searcher, req: &SearchRequest) -> Vec<String> {
+    searcher.translated_query(req).unwrap().unwrap().into_iter().map(|t| t.term).collect()
+}
+
 #[test]
 fn translations_into_the_index_s_most_common_terms_are_left_out() {
     // 120 documents: every one has "the", one has "water", 40 have "river" (idf ≈ 1.1).
@@ -111,9 +116,8 @@ fn translations_into_the_index_s_most_common_terms_are_left_out() {
     let mut t = TranslationTable::new("hau", "eng", "test");
     t.insert("ruwa", vec![("the".into(), 0.5), ("water".into(), 0.3), ("river".into(), 0.2)]);
     let req = SearchRequest::new("ruwa").with_mode(Mode::Bm25).with_query_lang("hau").with_k(5);
-    let terms = |min_idf: f32| -> Vec<String> {
-        let s = Searcher::for_index(&big).with_translation_table(Arc::new(t.clone())).with_psq_min_idf(min_idf);
-        s.translated_query(&req).unwrap().unwrap().into_iter().map(|t| t.term).collect()
+    let terms = |min_idf: f32| {
+        translated_terms(&Searcher::for_index(&big).with_translation_table(Arc::new(t.clone())).with_psq_min_idf(min_idf), &req)
     };
     assert_eq!(terms(0.0), vec!["the", "water", "river"], "0 keeps every translation");
     assert_eq!(terms(1.0), vec!["water", "river"], "\"the\" is in every document (idf ≈ 0.004)");
@@ -137,9 +141,8 @@ fn a_translated_query_searches_only_its_heaviest_terms_after_the_idf_cut() {
     t.insert("ruwa", vec![("water".into(), 0.6), ("clean".into(), 0.3), ("home".into(), 0.1)]);
     t.insert("gari", vec![("town".into(), 0.5), ("council".into(), 0.4), ("monday".into(), 0.1)]);
     let req = SearchRequest::new("ruwa gari Abuja").with_mode(Mode::Bm25).with_query_lang("hau").with_k(5);
-    let terms = |max: usize| -> Vec<String> {
-        let s = Searcher::for_index(&index).with_translation_table(Arc::new(t.clone())).with_psq_max_terms(max);
-        s.translated_query(&req).unwrap().unwrap().into_iter().map(|t| t.term).collect()
+    let terms = |max: usize| {
+        translated_terms(&Searcher::for_index(&index).with_translation_table(Arc::new(t.clone())).with_psq_max_terms(max), &req)
     };
     assert_eq!(terms(2), vec!["water", "town", "abuja"], "the two heaviest, and the untranslated name");
     assert_eq!(terms(4), vec!["water", "town", "council", "clean", "abuja"]);

@@ -70,15 +70,7 @@ pub fn index_and_print(dir: &Path, input: &Path, base: IngestOptions<'_>) -> Res
         }
         bad += 1;
     };
-    let options = IngestOptions {
-        lang: base.lang,
-        skip_invalid: base.skip_invalid,
-        dim: base.dim,
-        elem: base.elem,
-        model: base.model,
-        progress: bar.clone(),
-        on_invalid: Some(&mut print_bad),
-    };
+    let options = IngestOptions { progress: bar.clone(), on_invalid: Some(&mut print_bad), ..base };
     let result = with_progress_lines(&bar, progress_line_interval(), || ingest(dir, input, options));
     bar.finish_and_clear();
     if bad > MAX_REPORTED {
