@@ -525,3 +525,30 @@ fn int8_merges_copy_rows_exactly() {
         assert_eq!(snap.vector(id).unwrap(), first_seen[&id], "int8 row {id} changed in a merge");
     }
 }
+
+/// Many small commits start tantivy background merges. Once the engine's writer is dropped the
+/// text index must be settled: a merge that finished later would rewrite meta.json and delete
+/// segment files under a reader or the next writer (`check` once raced with exactly that).
+#[test]
+fn dropping_the_writer_waits_for_background_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, IndexConfig::with_vectors(DIM)).unwrap();
+    {
+        let mut w = index.writer().unwrap();
+        for c in 0..24 {
+            for i in 0..40 {
+                let key = format!("doc-{c}-{i}");
+                w.add(doc(&key, &format!("commit {c} document {i} about topic{}", i % 5), DIM)).unwrap();
+            }
+            w.commit().unwrap();
+        }
+    }
+    let text = dir.join("text");
+    let settled = (std::fs::read(text.join("meta.json")).unwrap(), files_in(&text));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let later = (std::fs::read(text.join("meta.json")).unwrap(), files_in(&text));
+    assert_eq!(settled.1, later.1, "the text index's files changed after the writer was dropped");
+    assert!(settled.0 == later.0, "meta.json changed after the writer was dropped");
+    assert_eq!(index.snapshot().num_docs(), 24 * 40);
+}

@@ -136,7 +136,7 @@ fn build(args: BuildArgs) -> Result<()> {
         }
         Method::OtPlans => {
             let options = OtPlanOptions {
-                sinkhorn: SinkhornSettings { epsilon: args.epsilon, iterations: args.sinkhorn_iterations },
+                sinkhorn: SinkhornSettings { epsilon: args.epsilon, iterations: args.sinkhorn_iterations, centre: false },
                 min_count: args.min_count,
                 pruning,
                 ..OtPlanOptions::default()

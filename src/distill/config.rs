@@ -57,18 +57,22 @@ pub struct SinkhornConfig {
     pub epsilon: f32,
     /// Iterations.
     pub iterations: usize,
+    /// Cosine cost on centred token states ([`SinkhornSettings::centre`]). Left out of the
+    /// serialised config when false, so the resume hash of earlier runs stays the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub centre: bool,
 }
 
 impl Default for SinkhornConfig {
     fn default() -> Self {
         let s = SinkhornSettings::default();
-        Self { epsilon: s.epsilon, iterations: s.iterations }
+        Self { epsilon: s.epsilon, iterations: s.iterations, centre: s.centre }
     }
 }
 
 impl From<SinkhornConfig> for SinkhornSettings {
     fn from(c: SinkhornConfig) -> Self {
-        SinkhornSettings { epsilon: c.epsilon, iterations: c.iterations }
+        SinkhornSettings { epsilon: c.epsilon, iterations: c.iterations, centre: c.centre }
     }
 }
 
@@ -379,6 +383,19 @@ mod tests {
         assert_eq!(toml::from_str::<DistillConfig>(&text).unwrap(), cfg);
         let passage = text.replace("teacher_side = \"document\"", "teacher_side = \"passage\"");
         assert_eq!(toml::from_str::<DistillConfig>(&passage).unwrap().teacher_side, Some(Role::Passage));
+    }
+
+    /// Runs trained before `centre` existed must resume: off, it is not serialised (the resume
+    /// hash is taken over this text); on, it is, and it reads back.
+    #[test]
+    fn centred_cost_is_serialised_only_when_on() {
+        let mut cfg = DistillConfig::new("t".into(), "s".into(), vec!["a.tsv".into()], "o".into());
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("[sinkhorn]\nepsilon = ") && !text.contains("centre"), "{text}");
+        cfg.sinkhorn.centre = true;
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("centre = true"), "{text}");
+        assert!(toml::from_str::<DistillConfig>(&text).unwrap().sinkhorn.centre);
     }
 
     #[test]

@@ -28,11 +28,15 @@ pub struct SinkhornSettings {
     pub epsilon: f32,
     /// Number of Sinkhorn iterations (one iteration updates both potentials).
     pub iterations: usize,
+    /// Measure the cosine on centred token states: subtract the batch's mean teacher token
+    /// state from both sides first. e5's token states are anisotropic (unrelated tokens have
+    /// high raw cosines), which flattens the cost matrix; centring spreads it out.
+    pub centre: bool,
 }
 
 impl Default for SinkhornSettings {
     fn default() -> Self {
-        Self { epsilon: 0.05, iterations: 50 }
+        Self { epsilon: 0.05, iterations: 50, centre: false }
     }
 }
 
@@ -122,6 +126,12 @@ pub fn ot_loss(
     settings: SinkhornSettings,
 ) -> OtOutput {
     let teacher = teacher.without_autodiff();
+    let (student, teacher) = if settings.centre {
+        let centre = batch_mean_state(teacher.clone(), teacher_mask.clone().without_autodiff());
+        (student - centre.clone(), teacher - centre)
+    } else {
+        (student, teacher)
+    };
     let cost = cosine_cost(student, teacher);
     let log_a = log_marginals(student_mask.without_autodiff());
     let log_b = log_marginals(teacher_mask.without_autodiff());
@@ -132,6 +142,15 @@ pub fn ot_loss(
     let per_pair = per_pair_graph.clone().without_autodiff();
     let loss = per_pair_graph.mean();
     OtOutput { loss, per_pair, plan }
+}
+
+/// The mean of every unmasked token state in the batch, `[B, L, d]` → `[1, 1, d]` (a constant).
+fn batch_mean_state(states: Tensor<3>, mask: Tensor<2>) -> Tensor<3> {
+    let [b, l, d] = states.dims();
+    let m = mask.reshape([b, l, 1]);
+    let count = m.clone().sum().clamp_min(1e-9).reshape([1, 1, 1]);
+    let summed = (states * m).sum_dim(1).sum_dim(0); // [1, 1, d]
+    (summed / count).reshape([1, 1, d])
 }
 
 /// Masked mean pooling: `Σ_j mask_j · x_j / Σ_j mask_j`, `[B, L, d]` → `[B, d]`.

@@ -1,6 +1,7 @@
 //! The write path: add, upsert, delete, commit (see the module docs of `engine` for the protocol).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -40,6 +41,36 @@ pub struct CommitInfo {
     pub docs: u64,
 }
 
+/// The tantivy writer, which waits for its background merges when it is dropped. Otherwise a
+/// merge that ends after the engine's writer is gone saves a new meta.json and deletes the merged
+/// segments' files while the next writer, or `check`, still works from the commit before it.
+struct MergeWaitingWriter(Option<tantivy::IndexWriter>);
+
+impl Deref for MergeWaitingWriter {
+    type Target = tantivy::IndexWriter;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the tantivy writer is only taken when it is dropped")
+    }
+}
+
+impl DerefMut for MergeWaitingWriter {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("the tantivy writer is only taken when it is dropped")
+    }
+}
+
+impl Drop for MergeWaitingWriter {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take() {
+            // A failed merge leaves the last commit as it was, so there is nothing to undo; the
+            // error is reported because Drop cannot return it.
+            if let Err(e) = writer.wait_merging_threads() {
+                eprintln!("optical: a background merge of the text index failed: {e}");
+            }
+        }
+    }
+}
+
 /// Adds, replaces and deletes documents; [`IndexWriter::commit`] makes the changes visible at
 /// once in BM25 and vectors, [`IndexWriter::rollback`] drops them. One per index at a time.
 ///
@@ -49,7 +80,7 @@ pub struct IndexWriter {
     shared: Arc<Shared>,
     /// The document encoder that computes the vectors of documents added without one.
     encoder: Option<Arc<Encoder>>,
-    tantivy: tantivy::IndexWriter,
+    tantivy: MergeWaitingWriter,
     /// The commit the pending changes apply to.
     base: Snapshot,
     next_id: u64,
@@ -88,7 +119,7 @@ impl IndexWriter {
             base,
             shared,
             encoder: None,
-            tantivy,
+            tantivy: MergeWaitingWriter(Some(tantivy)),
             pending_keys: HashMap::new(),
             pending_rows: BTreeMap::new(),
             pending_removed: Vec::new(),

@@ -42,7 +42,7 @@ pub struct OtPlanOptions {
 impl Default for OtPlanOptions {
     fn default() -> Self {
         OtPlanOptions {
-            sinkhorn: SinkhornSettings { epsilon: 0.01, iterations: 50 },
+            sinkhorn: SinkhornSettings { epsilon: 0.01, iterations: 50, centre: false },
             batch_size: 32,
             min_count: 2,
             pruning: Pruning::default(),
@@ -264,7 +264,7 @@ mod tests {
             states(&[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], &[(0, 6), (7, 10), (11, 16)]),
         ];
         let mut counts = PlanCounts::default();
-        let sinkhorn = SinkhornSettings { epsilon: 0.01, iterations: 200 };
+        let sinkhorn = SinkhornSettings { epsilon: 0.01, iterations: 200, centre: false };
         counts.add_batch(&foreign, &english, &s, &t, sinkhorn, &Device::default()).unwrap();
         let options = OtPlanOptions { pruning: Pruning { top_k: 5, cumulative: 1.0, min_prob: 0.0 }, ..OtPlanOptions::default() };
         let table = counts.into_table("hau", options).unwrap();
