@@ -25,7 +25,9 @@
 #   dense (student)                   the shipped multilingual student encodes the queries
 #   dense (student ot)                the OT student (same data, same budget) encodes the queries
 #   dense / hybrid (default)          no --query-model: what `optical eval` and `optical search`
-#                                     use by default (the student, English routed by its manifest)
+#                                     use by default (the installed students: Hausa queries go to the
+#                                     Hausa student, others to the multilingual one; English routed
+#                                     by their manifests)
 #   hybrid (default, bm25 without psq)  the default with the BM25 leg on the untranslated query
 #   afriqa-*, xquad-r-deu also with queries.eng.jsonl (human English translations): bm25 and
 #   dense (e5 zero-shot) there are the translate-test reference (the teacher on English).
@@ -67,7 +69,7 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 | \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.8 cross-lingual / 0.5 monolingual) and the translated BM25 leg (translations searched in passage bodies) where the query language has a table (likewise every hybrid row) |
 | \`dense (student)\` | the shipped multilingual student (sentence-level MSE, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
 | \`dense (student ot)\` | the student distilled with token-level OT on the same data at the same budget ($(basename "$OT_STUDENT")) |
-| \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed student; English routed as its manifest says) |
+| \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed students: the Hausa student for Hausa queries, the multilingual one for the other languages; English routed as their manifests say) |
 | \`hybrid (default, bm25 without psq)\` | the default path with the BM25 leg on the untranslated query (\`--psq none\`) |
 
 The students were trained on the bitext of swa, hau, yor, ibo, amh, som, mar, tgl and the AfriQA

@@ -16,13 +16,12 @@
 #              docs/distillation.md, "Devices", has the offline LLVM recipe; FEATURES=cuda does that)
 #   FEATURES   cargo features for the build (default: none)
 #   SHIP       space-separated names to package into students/ (default: multilingual-mse, the
-#              shipped default; the others are trained for comparison only)
+#              shipped default, and hau-mse, the Hausa student; the others are trained for
+#              comparison only). How each is shipped (α, languages, tables) is in ship_settings.
 #   OPTICAL    an optical binary to use instead of building one
 #   ENGLISH_TO_TEACHER  1 (default): the manifest routes English queries to e5, as the shipped
 #              student's does (it costs 0.016 nDCG@10 on xquad-r-eng); 0: to the student
-#   LANGUAGES  the languages recorded in the manifest (default: the twelve it was trained on)
-#   INTERPOLATE  α of the shipped weights, base + α · (trained − base) (default 0.7, chosen on
-#              AfriQA and SIB dev; docs/students.md has the table)
+#   LANGUAGES, INTERPOLATE  override ship_settings' languages and α (base + α · (trained − base))
 # The translation tables of the BM25 leg (PSQ) are rebuilt from the training bitext by
 # scripts/build-psq.sh into runs/psq and shipped beside the weights.
 # Before packaging, `bash scripts/eval-results.sh` and
@@ -37,13 +36,25 @@ export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-1}"
 CACHE="${OPTICAL_CACHE:-$HOME/.cache/optical}"
 E5="$CACHE/models/multilingual-e5-small"
 DEVICE="${DEVICE:-cpu}"
-SHIP="${SHIP:-multilingual-mse}"
+SHIP="${SHIP:-multilingual-mse hau-mse}"
 
 if [ -z "${OPTICAL:-}" ]; then
   cargo build --release --bin optical ${FEATURES:+--features "$FEATURES"}
   OPTICAL="$CARGO_TARGET_DIR/release/optical"
 fi
 OPTICAL="$OPTICAL" bash scripts/setup-models.sh
+
+# How a shipped student is packaged: "α languages tables|-". α was chosen on dev
+# (docs/students.md): 0.7 for the multilingual student (AfriQA and SIB dev), 1 for the Hausa one
+# (afriqa-hau and sib-hau dev). The translation tables of every language ship once, with the
+# multilingual student; the search finds a language's table in whichever student holds it.
+ship_settings() {
+  case "$1" in
+    multilingual-mse) echo "0.7 swa,hau,yor,ibo,amh,som,mar,tgl,bem,kin,twi,zul tables" ;;
+    hau-mse) echo "1 hau -" ;;
+    *) echo "train-students: no ship settings for $1 (add it to ship_settings)" >&2; return 1 ;;
+  esac
+}
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
@@ -62,13 +73,18 @@ for name in "${names[@]}"; do
   case " $SHIP " in
     *" $name "*)
       ship_name="${name%-mse}"; ship_name="${ship_name%-ot}"
-      metrics=() english=()
+      read -r alpha languages tables < <(ship_settings "$name")
+      [ -n "${alpha:-}" ] || exit 1
+      metrics=() english=() psq=()
       [ "${ENGLISH_TO_TEACHER:-1}" = 1 ] && english=(--english-to-teacher)
       [ -f "runs/students/$name.eval.json" ] && metrics=(--metrics "runs/students/$name.eval.json")
-      OPTICAL="$OPTICAL" bash scripts/build-psq.sh runs/psq
+      if [ "$tables" = tables ]; then
+        OPTICAL="$OPTICAL" bash scripts/build-psq.sh runs/psq
+        psq=(--psq runs/psq)
+      fi
       "$OPTICAL" model export-delta "$out" --base "$E5" --out "students/$ship_name" \
-        --name "optical-student-$ship_name" --languages "${LANGUAGES:-swa,hau,yor,ibo,amh,som,mar,tgl,bem,kin,twi,zul}" \
-        --interpolate "${INTERPOLATE:-0.7}" --psq runs/psq "${english[@]}" "${metrics[@]}"
+        --name "optical-student-$ship_name" --languages "${LANGUAGES:-$languages}" \
+        --interpolate "${INTERPOLATE:-$alpha}" "${psq[@]}" "${english[@]}" "${metrics[@]}"
       ;;
   esac
 done
