@@ -8,7 +8,7 @@
 //! quantised activations: `Σ (w+128)·a = Σ w·a + 128·Σ a`. The VNNI kernel is chosen at run
 //! time (`is_x86_feature_detected!`); elsewhere a portable loop computes the same integers.
 //! f32 stays the reference path of the encoder; this module is only used when int8 inference
-//! is asked for (see [`super::int8_bert`]).
+//! is asked for (the network around it is `int8_bert.rs`).
 use rayon::prelude::*;
 
 /// Output channels per packed block: one 512-bit register of i32 accumulators.
