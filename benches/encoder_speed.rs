@@ -1,12 +1,15 @@
 //! Encoder speed on CPU, beside the PyTorch reference measured in the same run.
 //!
 //! For each prepared model (all-MiniLM-L6-v2, multilingual-e5-small): passages/second at
-//! batch 32 × 128 tokens, and the median latency of encoding one short query. Tokenisation is
-//! inside the timed region on both sides. Right after the Rust figures for a model, the same
-//! texts go through `scripts/bench_pytorch_encoder.py` (transformers on CPU, same thread
-//! count), so the two run back to back on the same machine state.
+//! batch 32 × 128 tokens, and the median latency of encoding one short query, for the burn
+//! f32 encoder and the int8 inference path (`EncoderOptions::int8`), with the int8 vectors'
+//! cosine to the f32 ones on the same passages and query. Tokenisation is inside the timed
+//! region on every side. Right after the Rust figures for a model, the same texts go through
+//! `scripts/bench_pytorch_encoder.py` (transformers fp32 on CPU, same thread count), so they
+//! run back to back on the same machine state.
 //!
 //!   cargo bench --bench encoder_speed
+//!   cargo bench --bench encoder_speed --features fast-cpu   # burn's AVX-512 gemm kernels
 //!
 //! Environment: `OPTICAL_BENCH_BATCHES` (timed batches, default 3), `OPTICAL_BENCH_REPS`
 //! (timed single queries, default 20), `OPTICAL_BENCH_ROUNDS` (alternating Rust/PyTorch
@@ -19,7 +22,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use optical::encoder::{Encoder, Role, default_device};
+use optical::encoder::{Encoder, EncoderOptions, Role, default_device};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -50,11 +53,26 @@ fn passages() -> Vec<String> {
         .collect()
 }
 
+/// Best figures of one side over the rounds: passages/s (max) and query ms (min).
+#[derive(Clone, Copy)]
+struct Speed {
+    sps: f64,
+    ms: f64,
+}
+
+impl Speed {
+    fn best(self, other: Speed) -> Speed {
+        Speed { sps: self.sps.max(other.sps), ms: self.ms.min(other.ms) }
+    }
+}
+
 struct Row {
     model: String,
-    rust_sps: f64,
-    rust_ms: f64,
-    torch: Option<(f64, f64)>,
+    f32: Speed,
+    int8: Speed,
+    /// Worst cosine of the int8 vectors to the f32 ones (passages and query).
+    int8_cosine: f64,
+    torch: Option<Speed>,
     shape: (usize, usize),
 }
 
@@ -63,39 +81,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_rust(
-    dir: &Path,
-    texts: &[String],
-    batches: usize,
-    reps: usize,
-) -> (String, f64, f64, (usize, usize)) {
-    let enc = Encoder::load(dir, &default_device()).expect("load encoder");
-    let tokens = enc.tokenize(texts, Role::Passage).unwrap();
-    let seq = tokens.iter().map(|t| t.ids.len()).max().unwrap();
-    assert!(
-        tokens.iter().all(|t| t.ids.len() == seq),
-        "passages should all be truncated"
-    );
-    enc.encode_passages(texts).unwrap(); // warm-up
+/// Encodes `texts` (one batch) `batches` times and the query `reps` times; returns the
+/// speed and the vectors of the last run (passages, then the query).
+fn bench_rust(enc: &Encoder, texts: &[String], batches: usize, reps: usize) -> (Speed, Vec<Vec<f32>>) {
+    let mut vectors = enc.encode_passages(texts).unwrap(); // warm-up
     let t0 = Instant::now();
     for _ in 0..batches {
-        std::hint::black_box(enc.encode_passages(texts).unwrap());
+        vectors = std::hint::black_box(enc.encode_passages(texts).unwrap());
     }
     let sps = (texts.len() * batches) as f64 / t0.elapsed().as_secs_f64();
-    enc.encode_queries(&[QUERY]).unwrap();
+    let mut query = enc.encode_queries(&[QUERY]).unwrap();
     let lat: Vec<f64> = (0..reps)
         .map(|_| {
             let t = Instant::now();
-            std::hint::black_box(enc.encode_queries(&[QUERY]).unwrap());
+            query = std::hint::black_box(enc.encode_queries(&[QUERY]).unwrap());
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    (
-        enc.info().name.clone(),
-        sps,
-        median(lat),
-        (texts.len(), seq),
-    )
+    vectors.extend(query);
+    (Speed { sps, ms: median(lat) }, vectors)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
 }
 
 fn python() -> PathBuf {
@@ -116,7 +127,7 @@ fn bench_torch(
     threads: usize,
     batches: usize,
     reps: usize,
-) -> Option<(f64, f64)> {
+) -> Option<Speed> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch_encoder.py");
     let out = std::process::Command::new(python())
         .arg(script)
@@ -145,7 +156,7 @@ fn bench_torch(
     };
     let line = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
-    Some((v["sentences_per_s"].as_f64()?, v["query_ms"].as_f64()?))
+    Some(Speed { sps: v["sentences_per_s"].as_f64()?, ms: v["query_ms"].as_f64()? })
 }
 
 fn main() {
@@ -172,57 +183,69 @@ fn main() {
             );
             continue;
         }
-        // Alternate the two sides `rounds` times and keep each side's best figures: other
-        // processes on a shared machine then hurt both sides alike instead of whichever ran
+        let load = |int8| {
+            let options = EncoderOptions { int8, ..Default::default() };
+            Encoder::load_with(&dir, &default_device(), &options).expect("load encoder")
+        };
+        let (f32_enc, int8_enc) = (load(false), load(true));
+        let tokens = f32_enc.tokenize(&texts, Role::Passage).unwrap();
+        let seq = tokens.iter().map(|t| t.ids.len()).max().unwrap();
+        assert!(tokens.iter().all(|t| t.ids.len() == seq), "passages should all be truncated");
+        // Alternate the sides `rounds` times and keep each side's best figures: other
+        // processes on a shared machine then hurt every side alike instead of whichever ran
         // during a burst.
-        let mut best: Option<(String, f64, f64, (usize, usize))> = None;
-        let mut torch: Option<(f64, f64)> = None;
+        let (mut f32_best, mut int8_best, mut torch): (Option<Speed>, Option<Speed>, Option<Speed>) = (None, None, None);
+        let mut int8_cosine = 1.0f64;
         for round in 1..=rounds {
-            eprintln!("{name}: round {round}/{rounds}: burn (flex) ...");
-            let r = bench_rust(&dir, &texts, batches, reps);
-            best = Some(match best {
-                None => r,
-                Some(b) => (b.0, b.1.max(r.1), b.2.min(r.2), b.3),
-            });
+            eprintln!("{name}: round {round}/{rounds}: burn f32 (flex) ...");
+            let (s, reference) = bench_rust(&f32_enc, &texts, batches, reps);
+            f32_best = Some(f32_best.map_or(s, |b| b.best(s)));
+            eprintln!("{name}: round {round}/{rounds}: int8 ({}) ...", optical::encoder::int8::kernel_name());
+            let (s, vectors) = bench_rust(&int8_enc, &texts, batches, reps);
+            int8_best = Some(int8_best.map_or(s, |b| b.best(s)));
+            for (a, b) in vectors.iter().zip(&reference) {
+                int8_cosine = int8_cosine.min(cosine(a, b));
+            }
             if !measuring {
                 continue;
             }
             eprintln!("{name}: round {round}/{rounds}: PyTorch ...");
             if let Some(t) = bench_torch(&dir, &texts_json, threads, batches, reps) {
-                torch = Some(match torch {
-                    None => t,
-                    Some(b) => (b.0.max(t.0), b.1.min(t.1)),
-                });
+                torch = Some(torch.map_or(t, |b| b.best(t)));
             }
         }
-        let (model, rust_sps, rust_ms, shape) = best.unwrap();
         rows.push(Row {
-            model,
-            rust_sps,
-            rust_ms,
+            model: f32_enc.info().name.clone(),
+            f32: f32_best.unwrap(),
+            int8: int8_best.unwrap(),
+            int8_cosine,
             torch,
-            shape,
+            shape: (texts.len(), seq),
         });
     }
 
     println!();
     println!(
-        "encoder speed, CPU, {threads} thread(s); throughput at batch {BATCH} x {} tokens, \
-         latency = median of {reps} single-query encodes; best of {rounds} alternating rounds",
-        rows.first().map(|r| r.shape.1).unwrap_or(0)
+        "encoder speed, CPU, {threads} thread(s), burn fast-cpu feature {}; throughput at batch \
+         {BATCH} x {} tokens, latency = median of {reps} single-query encodes; best of {rounds} \
+         alternating rounds; int8 kernel {}",
+        if cfg!(feature = "fast-cpu") { "on" } else { "off" },
+        rows.first().map(|r| r.shape.1).unwrap_or(0),
+        optical::encoder::int8::kernel_name()
     );
     println!(
-        "| model | burn flex (passages/s) | PyTorch (passages/s) | burn flex query (ms) | PyTorch query (ms) |"
+        "| model | burn f32 (passages/s) | int8 (passages/s) | PyTorch fp32 (passages/s) | int8 / PyTorch | \
+         burn f32 query (ms) | int8 query (ms) | PyTorch query (ms) | int8 cosine to f32 (worst) |"
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
-        let (tsps, tms) = match r.torch {
-            Some((s, m)) => (format!("{s:.1}"), format!("{m:.1}")),
-            None => ("n/a".into(), "n/a".into()),
+        let (tsps, tms, ratio) = match r.torch {
+            Some(t) => (format!("{:.1}", t.sps), format!("{:.1}", t.ms), format!("{:.2}x", r.int8.sps / t.sps)),
+            None => ("n/a".into(), "n/a".into(), "n/a".into()),
         };
         println!(
-            "| {} | {:.1} | {} | {:.1} | {} |",
-            r.model, r.rust_sps, tsps, r.rust_ms, tms
+            "| {} | {:.1} | {:.1} | {tsps} | {ratio} | {:.1} | {:.1} | {tms} | {:.4} |",
+            r.model, r.f32.sps, r.int8.sps, r.f32.ms, r.int8.ms, r.int8_cosine
         );
     }
 }

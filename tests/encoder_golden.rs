@@ -117,3 +117,45 @@ fn minilm_matches_golden_outputs() {
 fn e5_q4_matches_golden_outputs() {
     check("multilingual-e5-small", "multilingual-e5-small-q4.json");
 }
+
+/// The int8 inference path (`EncoderOptions::int8`) stays close to the reference: pooled
+/// cosine ≥ 0.99 to the golden (PyTorch fp32) embeddings on every sentence, and unit length.
+fn check_int8(model_dir: &str, golden_file: &str) {
+    let g = golden(golden_file);
+    let options = EncoderOptions {
+        query_prefix: Some(g.prefix.clone()),
+        max_length: Some(g.max_length),
+        batch_size: Some(5),
+        int8: true,
+        ..Default::default()
+    };
+    let encoder = Encoder::load_with(common::model_dir(model_dir), &default_device(), &options).expect("load encoder");
+    assert!(encoder.is_int8());
+    let vectors = encoder.encode_queries(&g.sentences).unwrap();
+    let cosines: Vec<f64> = vectors.iter().zip(&g.embeddings).map(|(v, want)| cosine(v, want)).collect();
+    let worst = cosines.iter().cloned().fold(1.0, f64::min);
+    let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
+    eprintln!(
+        "{} int8 ({}): pooled cosine to fp32 mean {mean:.5}, worst {worst:.5}",
+        g.model,
+        optical::encoder::int8::kernel_name()
+    );
+    for (i, (c, v)) in cosines.iter().zip(&vectors).enumerate() {
+        assert!(*c >= 0.99, "{} int8: sentence {i} ({:?}): cosine {c:.5} < 0.99", g.model, g.sentences[i]);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "int8 embedding {i} is not unit length ({norm})");
+    }
+    // Token states come from the same packed forward pass, one row per token.
+    let states = encoder.token_states(&g.sentences[..2], Role::Query).unwrap();
+    assert_eq!(states[0].states.len(), g.input_ids[0].len() * encoder.dim());
+}
+
+#[test]
+fn minilm_int8_is_close_to_golden_outputs() {
+    check_int8("all-minilm-l6-v2", "all-MiniLM-L6-v2.json");
+}
+
+#[test]
+fn e5_q4_int8_is_close_to_golden_outputs() {
+    check_int8("multilingual-e5-small", "multilingual-e5-small-q4.json");
+}

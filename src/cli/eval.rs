@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use optical::encoder::students;
-use optical::encoder::{Encoder, Role, WEIGHTS_FILE, default_device, weights_fingerprint};
+use optical::encoder::{Encoder, EncoderOptions, Role, WEIGHTS_FILE, default_device, weights_fingerprint};
 use optical::engine::Index;
 use optical::ingest::IngestOptions;
 use optical::eval::output::{EvalOutput, SplitName, SystemResult, sanitize};
@@ -89,6 +89,10 @@ pub struct EvalArgs {
     /// Index to search instead of building one from the collection's corpus.
     #[arg(long)]
     pub index: Option<PathBuf>,
+    /// Encode documents and queries with int8 linear layers (faster; vectors close to the f32
+    /// ones). The dense index built for the collection is then a separate one (`.int8`).
+    #[arg(long)]
+    pub int8: bool,
     /// Language of the corpus documents when building an index (`eng` gets the English stemmer;
     /// other codes are indexed as Unicode words). Lines with a `lang` field keep theirs.
     #[arg(long, default_value = "eng")]
@@ -299,7 +303,8 @@ impl Modes<'_> {
     /// The exhaustive row: the corpus encoded by the document encoder in `--doc-role`.
     fn exhaustive(&self, collection: &BeirCollection, setup: &SearchSetup, split: &BeirSplit) -> Result<SystemResult> {
         let dense = self.dense.context("the exhaustive mode needs a document encoder")?;
-        let doc_encoder = Encoder::load(&dense.doc_model, &default_device()).with_context(|| format!("loading model {}", dense.doc_model.display()))?;
+        let options = EncoderOptions { int8: self.args.int8, ..EncoderOptions::default() };
+        let doc_encoder = Encoder::load_with(&dense.doc_model, &default_device(), &options).with_context(|| format!("loading model {}", dense.doc_model.display()))?;
         let role = match self.args.doc_role {
             Some(DocRole::Query) => Role::Query,
             Some(DocRole::Passage) | None => Role::Passage,
@@ -352,6 +357,8 @@ struct DenseSetup {
     doc_lang: String,
     /// Query encoders loaded so far, by directory.
     loaded: std::cell::RefCell<HashMap<PathBuf, Arc<Encoder>>>,
+    /// `--int8`: query encoders run the int8 path.
+    int8: bool,
 }
 
 impl DenseSetup {
@@ -373,7 +380,7 @@ impl DenseSetup {
             Some(index) => optical::engine::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
             None => doc_model.clone(),
         };
-        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default() })
+        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default(), int8: args.int8 })
     }
 
     /// The query encoder for queries in `lang`: `--query-model`, else the default.
@@ -385,7 +392,8 @@ impl DenseSetup {
         if let Some(e) = self.loaded.borrow().get(&dir) {
             return Ok(Arc::clone(e));
         }
-        let encoder = Arc::new(optical::engine::load_encoder(&dir)?);
+        let options = EncoderOptions { int8: self.int8, ..EncoderOptions::default() };
+        let encoder = Arc::new(optical::engine::load_encoder_with(&dir, &options)?);
         eprintln!(
             "query encoder {} ({}), document encoder {}",
             encoder.info().name,
@@ -425,7 +433,8 @@ fn dense_index(collection: &BeirCollection, args: &EvalArgs, dense: &DenseSetup)
         return Ok(index.clone());
     }
     let lang = sanitize(&args.doc_lang);
-    let name = format!("{}.{lang}.{}", collection.corpus_fingerprint()?, dense.doc_fingerprint);
+    let int8 = if args.int8 { ".int8" } else { "" };
+    let name = format!("{}.{lang}.{}{int8}", collection.corpus_fingerprint()?, dense.doc_fingerprint);
     build_index(collection, args, &name, Some(&dense.doc_model))
 }
 
@@ -459,7 +468,7 @@ fn build_index(collection: &BeirCollection, args: &EvalArgs, name: &str, model: 
     let corpus = collection.corpus_path()?;
     eprintln!("indexing {} into {}", corpus.display(), dir.display());
     // What `optical index` runs, so that eval measures exactly what users build.
-    let options = IngestOptions { lang: args.doc_lang.clone(), model: model.map(Path::to_path_buf), ..IngestOptions::default() };
+    let options = IngestOptions { lang: args.doc_lang.clone(), model: model.map(Path::to_path_buf), int8: args.int8, ..IngestOptions::default() };
     super::index::index_and_print(&staging, &corpus, options).with_context(|| format!("indexing {}", corpus.display()))?;
     std::fs::rename(&staging, &dir)
         .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;

@@ -45,6 +45,10 @@ pub struct IndexArgs {
     /// records it; an existing index must have been built with the same model.
     #[arg(long, conflicts_with_all = ["dim"])]
     pub model: Option<PathBuf>,
+    /// Encode with int8 linear layers (AVX-512 VNNI where the CPU has it): faster, vectors
+    /// close to the f32 ones (pooled cosine ≥ 0.99; see README). Off by default.
+    #[arg(long)]
+    pub int8: bool,
 }
 
 pub fn run(args: IndexArgs) -> Result<()> {
@@ -54,6 +58,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
         dim: args.dim,
         elem: args.elem,
         model: args.model,
+        int8: args.int8,
         ..IngestOptions::default()
     };
     index_and_print(&args.dir, &args.input, options)

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use optical::encoder::students;
 use optical::engine::{Index, Snapshot};
 use optical::search::{Fusion, Mode, SearchRequest, SearchResults, Searcher};
 use optical::translate::{TranslatedTerm, TranslationTable, read_tables};
 
-use optical::engine::{load_encoder, recorded_model_dir};
+use optical::encoder::{EncoderOptions, students};
+use optical::engine::{load_encoder_with, recorded_model_dir};
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -34,6 +34,9 @@ pub struct SearchArgs {
     /// for the index's embedding space (see `--query-lang`), else the index's own encoder.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Encode the query with int8 linear layers (faster; vectors close to the f32 ones).
+    #[arg(long)]
+    pub int8: bool,
     /// Language of the query (ISO 639-3): picks a per-language student when one is installed,
     /// routes English to the index's encoder when the student says so, and keeps the index's
     /// encoder when it equals `--lang` (monolingual search); passed to the pipeline.
@@ -117,7 +120,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             );
         }
         let model = query_model(&args, &args.dir, &index)?;
-        let encoder = Arc::new(load_encoder(&model)?);
+        let encoder = Arc::new(load_encoder_with(&model, &EncoderOptions { int8: args.int8, ..Default::default() })?);
         searcher = searcher
             .with_encoder(encoder)
             .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;

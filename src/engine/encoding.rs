@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::meta::{EncoderRecord, IndexConfig, VectorElem};
 use super::{Document, Index};
 use crate::Result;
-use crate::encoder::{Encoder, EncoderInfo, default_device};
+use crate::encoder::{Encoder, EncoderInfo, EncoderOptions, Role, Tokenized, default_device};
 use crate::error::{Error, incompatible};
 
 /// File in the index directory naming the model directory of its document encoder. It is a
@@ -93,7 +93,12 @@ pub fn passage_text(title: &str, body: &str) -> String {
 
 /// Loads an encoder model directory on the default device, naming it on failure.
 pub fn load_encoder(dir: &Path) -> Result<Encoder> {
-    Encoder::load(dir, &default_device())
+    load_encoder_with(dir, &EncoderOptions::default())
+}
+
+/// [`load_encoder`] with `options` (e.g. [`EncoderOptions::int8`]).
+pub fn load_encoder_with(dir: &Path, options: &EncoderOptions) -> Result<Encoder> {
+    Encoder::load_with(dir, &default_device(), options)
         .with_context(|| format!("loading model {}", dir.display()))
         .map_err(Error::encoder)
 }
@@ -117,6 +122,15 @@ pub(crate) fn record_model_dir(dir: &Path, encoder: &Encoder) -> anyhow::Result<
 /// Computes the vectors of `docs` with `encoder`, in one call (the encoder batches by length
 /// inside it). Every document must come without a vector: the encoder computes them all.
 pub(crate) fn encode_documents(encoder: &Encoder, docs: &mut [Document]) -> Result<()> {
+    let tokens = document_tokens(encoder, docs)?;
+    let vectors = encoder.encode_tokens(&tokens).context("encoding documents").map_err(Error::encoder)?;
+    attach_vectors(docs, vectors)
+}
+
+/// The tokens `encoder` reads for `docs` (passage prefix, title and body): the first half of
+/// [`encode_documents`], so that a pipeline can tokenise the next documents while these are
+/// encoded. Every document must come without a vector.
+pub(crate) fn document_tokens(encoder: &Encoder, docs: &[Document]) -> Result<Vec<Tokenized>> {
     if let Some(d) = docs.iter().find(|d| d.vector.is_some()) {
         crate::error::invalid!(
             "document `{}` brings its own vector, but this index computes vectors with encoder {}",
@@ -125,10 +139,14 @@ pub(crate) fn encode_documents(encoder: &Encoder, docs: &mut [Document]) -> Resu
         );
     }
     let texts: Vec<String> = docs.iter().map(|d| passage_text(&d.title, &d.body)).collect();
-    let vectors = encoder.encode_passages(&texts).context("encoding documents").map_err(Error::encoder)?;
-    if vectors.len() != texts.len() {
+    Ok(encoder.tokenize(&texts, Role::Passage).context("tokenizing documents").map_err(Error::encoder)?)
+}
+
+/// Gives each document its vector (the second half of [`encode_documents`]).
+pub(crate) fn attach_vectors(docs: &mut [Document], vectors: Vec<Vec<f32>>) -> Result<()> {
+    if vectors.len() != docs.len() {
         return Err(Error::Encoder {
-            message: format!("the encoder returned {} vectors for {} documents", vectors.len(), texts.len()),
+            message: format!("the encoder returned {} vectors for {} documents", vectors.len(), docs.len()),
         });
     }
     for (doc, v) in docs.iter_mut().zip(vectors) {

@@ -50,9 +50,10 @@ use tantivy::{IndexReader, ReloadPolicy};
 pub use self::check::{CheckReport, Problem, check};
 pub use self::codec::{decode as decode_record, encode as encode_record};
 pub use self::encoding::{
-    ENCODER_SOURCE_FILE, check_document_encoder, encoder_record, index_config_for, load_encoder, passage_text,
-    recorded_model_dir,
+    ENCODER_SOURCE_FILE, check_document_encoder, encoder_record, index_config_for, load_encoder, load_encoder_with,
+    passage_text, recorded_model_dir,
 };
+pub(crate) use self::encoding::{attach_vectors, document_tokens};
 #[doc(hidden)]
 pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;

@@ -1,0 +1,487 @@
+//! Int8 linear layers for CPU inference: `y = x·W + b` with `W` quantised once per output
+//! channel (symmetric, integers in −127..=127) and each row of `x` quantised when it arrives
+//! (symmetric, per row, the "dynamic" activation quantisation of ONNX Runtime and PyTorch).
+//!
+//! The products are u8 × s8 dot products of four byte pairs summed into i32 — one AVX-512 VNNI
+//! `vpdpbusd` does 64 of them. The instruction wants one operand unsigned, so the weights are
+//! stored offset by +128 (as u8) and the offset is taken back out with the row sum of the
+//! quantised activations: `Σ (w+128)·a = Σ w·a + 128·Σ a`. The VNNI kernel is chosen at run
+//! time (`is_x86_feature_detected!`); elsewhere a portable loop computes the same integers.
+//! f32 stays the reference path of the encoder; this module is only used when int8 inference
+//! is asked for (the network around it is `int8_bert.rs`).
+use rayon::prelude::*;
+
+/// Output channels per packed block: one 512-bit register of i32 accumulators.
+const LANES: usize = 16;
+/// Input positions per dot-product step (the four byte pairs of `vpdpbusd`).
+const GROUP: usize = 4;
+/// Rows per register tile.
+const TILE_ROWS: usize = 8;
+/// Packed blocks (of [`LANES`] outputs) per register tile: 8 rows × 3 blocks = 24 accumulators.
+const TILE_BLOCKS: usize = 3;
+/// Rows per parallel job when a matrix has many rows.
+const JOB_ROWS: usize = 64;
+
+/// Rows of activations quantised to int8, one scale per row.
+#[derive(Debug, Clone, Default)]
+pub struct QuantizedRows {
+    rows: usize,
+    /// Bytes per row: the input width rounded up to a multiple of [`GROUP`] (padding is 0).
+    stride: usize,
+    values: Vec<i8>,
+    /// `x ≈ values · scale` per row.
+    scales: Vec<f32>,
+    /// `Σ values` per row (takes the weights' +128 offset back out).
+    sums: Vec<i32>,
+}
+
+impl QuantizedRows {
+    /// Quantises `rows` rows of width `width` (row-major `x`): `q = round(x · 127 / max|x|)`.
+    pub fn quantize(x: &[f32], rows: usize, width: usize) -> Self {
+        assert_eq!(x.len(), rows * width, "quantize: {} values for {rows} × {width}", x.len());
+        let stride = width.div_ceil(GROUP) * GROUP;
+        let mut out = Self { rows, stride, values: vec![0; rows * stride], scales: vec![0.0; rows], sums: vec![0; rows] };
+        let quantize = |(((src, dst), scale), sum): (((&[f32], &mut [i8]), &mut f32), &mut i32)| {
+            (*scale, *sum) = quantize_row(src, &mut dst[..width]);
+        };
+        let work = x
+            .chunks_exact(width.max(1))
+            .zip(out.values.chunks_exact_mut(stride.max(1)))
+            .zip(out.scales.iter_mut())
+            .zip(out.sums.iter_mut());
+        if rows * width >= 1 << 16 {
+            work.par_bridge().for_each(quantize);
+        } else {
+            work.for_each(quantize);
+        }
+        out
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+super::rowops::multiversion! {
+    /// Quantises one row into `dst` (`q = round(x · 127 / max|x|)`, ties to even); returns the
+    /// row's scale and `Σ q`. Compiled for AVX-512 where the CPU has it: the rounding is then
+    /// one instruction instead of a libm call per value.
+    fn quantize_row(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+        // Eight independent maxima so the loop vectorises.
+        let mut m = [0f32; 8];
+        let mut chunks = src.chunks_exact(8);
+        for c in &mut chunks {
+            for i in 0..8 {
+                m[i] = m[i].max(c[i].abs());
+            }
+        }
+        let tail = chunks.remainder().iter().fold(0f32, |a, v| a.max(v.abs()));
+        let amax = m.iter().fold(tail, |a, &v| a.max(v));
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for (d, &v) in dst.iter_mut().zip(src) {
+            let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32;
+            *d = q as i8;
+            sum += q;
+        }
+        (amax / 127.0, sum)
+    }
+}
+
+/// A linear layer with int8 weights: `d_in → d_out`, per-output-channel scales, f32 bias.
+#[derive(Debug, Clone)]
+pub struct Int8Linear {
+    d_in: usize,
+    d_out: usize,
+    /// `d_in / GROUP`, rounded up.
+    groups: usize,
+    /// `d_out / LANES`, rounded up.
+    blocks: usize,
+    /// `w + 128` as u8, laid out `[block][group][lane][GROUP]`: one 64-byte load per block and
+    /// step. Padding (outputs past `d_out`, inputs past `d_in`) holds weight 0 (byte 128).
+    packed: Vec<u8>,
+    /// Per output channel (padded to `blocks · LANES` with zeros): `w ≈ q · scale`.
+    scales: Vec<f32>,
+    /// Per output channel, padded like `scales`.
+    bias: Vec<f32>,
+}
+
+impl Int8Linear {
+    /// Quantises a weight matrix stored input-major (`weight[i · d_out + o]`, burn's `Linear`
+    /// layout `[d_in, d_out]`) with an optional bias of `d_out` values.
+    pub fn new(weight: &[f32], bias: Option<&[f32]>, d_in: usize, d_out: usize) -> Self {
+        assert_eq!(weight.len(), d_in * d_out, "Int8Linear: {} weights for {d_in} × {d_out}", weight.len());
+        let groups = d_in.div_ceil(GROUP);
+        let blocks = d_out.div_ceil(LANES);
+        let mut scales = vec![0f32; blocks * LANES];
+        let mut inv = vec![0f32; d_out];
+        for o in 0..d_out {
+            let amax = (0..d_in).fold(0f32, |a, i| a.max(weight[i * d_out + o].abs()));
+            scales[o] = amax / 127.0;
+            inv[o] = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        }
+        let mut packed = vec![128u8; blocks * groups * LANES * GROUP];
+        for i in 0..d_in {
+            let (g, j) = (i / GROUP, i % GROUP);
+            for o in 0..d_out {
+                let (b, lane) = (o / LANES, o % LANES);
+                let q = (weight[i * d_out + o] * inv[o]).round_ties_even().clamp(-127.0, 127.0) as i32;
+                packed[((b * groups + g) * LANES + lane) * GROUP + j] = (q + 128) as u8;
+            }
+        }
+        let mut padded_bias = vec![0f32; blocks * LANES];
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), d_out, "Int8Linear: {} biases for {d_out} outputs", bias.len());
+            padded_bias[..d_out].copy_from_slice(bias);
+        }
+        Self { d_in, d_out, groups, blocks, packed, scales, bias: padded_bias }
+    }
+
+    /// Input width.
+    pub fn d_in(&self) -> usize {
+        self.d_in
+    }
+
+    /// Output width.
+    pub fn d_out(&self) -> usize {
+        self.d_out
+    }
+
+    /// `x · W + b` for quantised rows `x`; returns `x.rows() × d_out` values, row-major.
+    pub fn forward(&self, x: &QuantizedRows) -> Vec<f32> {
+        assert_eq!(x.stride, self.groups * GROUP, "Int8Linear: input width {} but the layer takes {}", x.stride, self.d_in);
+        let mut out = vec![0f32; x.rows * self.d_out];
+        let kernel = Kernel::detect();
+        let threads = rayon::current_num_threads();
+        if x.rows >= JOB_ROWS * 2 || threads == 1 {
+            // Many rows: each job takes a band of rows across every output.
+            out.par_chunks_mut(JOB_ROWS * self.d_out).enumerate().for_each(|(j, band)| {
+                let r0 = j * JOB_ROWS;
+                let rows = band.len() / self.d_out;
+                self.run(kernel, x, r0, rows, 0, self.blocks, band.as_mut_ptr());
+            });
+        } else {
+            // Few rows (a query): split the outputs instead, so both cores work.
+            let jobs = threads.min(self.blocks.div_ceil(TILE_BLOCKS)).max(1);
+            let per = self.blocks.div_ceil(jobs).div_ceil(TILE_BLOCKS) * TILE_BLOCKS;
+            let dst = SendPtr(out.as_mut_ptr());
+            (0..jobs).into_par_iter().for_each(|j| {
+                let b0 = (j * per).min(self.blocks);
+                let b1 = ((j + 1) * per).min(self.blocks);
+                let dst = &dst;
+                // Jobs write disjoint column ranges of the same rows.
+                self.run(kernel, x, 0, x.rows, b0, b1, dst.0);
+            });
+        }
+        out
+    }
+
+    /// Computes rows `r0..r0+rows` of `x` into `out` (which starts at row `r0`), output blocks
+    /// `b0..b1`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(&self, kernel: Kernel, x: &QuantizedRows, r0: usize, rows: usize, b0: usize, b1: usize, out: *mut f32) {
+        let mut b = b0;
+        while b < b1 {
+            let nb = (b1 - b).min(TILE_BLOCKS);
+            let mut r = 0;
+            while r < rows {
+                let nr = (rows - r).min(TILE_ROWS);
+                let tile = Tile {
+                    layer: self,
+                    x,
+                    row: r0 + r,
+                    rows: nr,
+                    block: b,
+                    blocks: nb,
+                    // SAFETY: row r of this band is row r0 + r of the output.
+                    out: unsafe { out.add(r * self.d_out) },
+                };
+                kernel.run(&tile);
+                r += nr;
+            }
+            b += nb;
+        }
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: the jobs that share the pointer write disjoint elements.
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
+
+/// One register tile: `rows` (≤ TILE_ROWS) rows from `row`, `blocks` (≤ TILE_BLOCKS) output
+/// blocks from `block`, written to `out` (the tile's first row, column 0 of the layer).
+struct Tile<'a> {
+    layer: &'a Int8Linear,
+    x: &'a QuantizedRows,
+    row: usize,
+    rows: usize,
+    block: usize,
+    blocks: usize,
+    out: *mut f32,
+}
+
+impl Tile<'_> {
+    /// Writes one accumulated integer dot product as `(acc − 128·Σa)·s_a·s_w + b`.
+    #[inline(always)]
+    fn finish(&self, r: usize, o: usize, acc: i32) -> f32 {
+        let x = self.x;
+        let l = self.layer;
+        let row = self.row + r;
+        let dot = acc.wrapping_sub(128 * x.sums[row]);
+        dot as f32 * (x.scales[row] * l.scales[o]) + l.bias[o]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::env::var_os("OPTICAL_INT8_PORTABLE").is_none()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+        {
+            return Kernel::Vnni;
+        }
+        Kernel::Portable
+    }
+
+    fn run(self, t: &Tile) {
+        match self {
+            Kernel::Portable => portable_tile(t),
+            // SAFETY: detect() checked the CPU features.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { vnni::tile(t) },
+        }
+    }
+}
+
+/// The name of the kernel this CPU runs ("avx512-vnni" or "portable").
+pub fn kernel_name() -> &'static str {
+    match Kernel::detect() {
+        Kernel::Portable => "portable",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => "avx512-vnni",
+    }
+}
+
+fn portable_tile(t: &Tile) {
+    let l = t.layer;
+    let x = t.x;
+    for r in 0..t.rows {
+        let a = &x.values[(t.row + r) * x.stride..][..x.stride];
+        for b in t.block..t.block + t.blocks {
+            let w = &l.packed[b * l.groups * LANES * GROUP..][..l.groups * LANES * GROUP];
+            for lane in 0..LANES {
+                let o = b * LANES + lane;
+                if o >= l.d_out {
+                    break;
+                }
+                let mut acc = 0i32;
+                for g in 0..l.groups {
+                    let wg = &w[(g * LANES + lane) * GROUP..][..GROUP];
+                    for j in 0..GROUP {
+                        acc += wg[j] as i32 * a[g * GROUP + j] as i32;
+                    }
+                }
+                // SAFETY: o < d_out and row r is inside the tile's output band.
+                unsafe { *t.out.add(r * l.d_out + o) = t.finish(r, o, acc) };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{GROUP, LANES, TILE_BLOCKS, TILE_ROWS, Tile};
+
+    /// Dispatches a tile to the kernel instance of its exact shape, so that the accumulators
+    /// are a fixed-size array the compiler keeps in registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile(t: &Tile) {
+        macro_rules! by_rows {
+            ($nb:literal) => {
+                match t.rows {
+                    8 => kernel::<8, $nb>(t),
+                    7 => kernel::<7, $nb>(t),
+                    6 => kernel::<6, $nb>(t),
+                    5 => kernel::<5, $nb>(t),
+                    4 => kernel::<4, $nb>(t),
+                    3 => kernel::<3, $nb>(t),
+                    2 => kernel::<2, $nb>(t),
+                    _ => kernel::<1, $nb>(t),
+                }
+            };
+        }
+        const _: () = assert!(TILE_ROWS == 8 && TILE_BLOCKS == 3);
+        unsafe {
+            match t.blocks {
+                3 => by_rows!(3),
+                2 => by_rows!(2),
+                _ => by_rows!(1),
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn kernel<const R: usize, const B: usize>(t: &Tile) {
+        let l = t.layer;
+        let x = t.x;
+        let groups = l.groups;
+        let mut acc = [[_mm512_setzero_si512(); B]; R];
+        unsafe {
+            let a = x.values.as_ptr().add(t.row * x.stride);
+            let w = l.packed.as_ptr().add(t.block * groups * LANES * GROUP);
+            for g in 0..groups {
+                let mut wv = [_mm512_setzero_si512(); B];
+                for (b, v) in wv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_si512(w.add((b * groups + g) * LANES * GROUP) as *const _);
+                }
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_epi32((a.add(r * x.stride + g * GROUP) as *const i32).read_unaligned());
+                    for b in 0..B {
+                        acc_r[b] = _mm512_dpbusd_epi32(acc_r[b], wv[b], av);
+                    }
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                let row = t.row + r;
+                let sa = _mm512_set1_ps(x.scales[row]);
+                let offset = _mm512_set1_epi32(128 * x.sums[row]);
+                for (b, &v) in acc_r.iter().enumerate() {
+                    let o = (t.block + b) * LANES;
+                    let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(v, offset));
+                    let scale = _mm512_mul_ps(sa, _mm512_loadu_ps(l.scales.as_ptr().add(o)));
+                    let y = _mm512_fmadd_ps(dot, scale, _mm512_loadu_ps(l.bias.as_ptr().add(o)));
+                    let dst = t.out.add(r * l.d_out + o);
+                    let valid = l.d_out - o;
+                    if valid >= LANES {
+                        _mm512_storeu_ps(dst, y);
+                    } else {
+                        _mm512_mask_storeu_ps(dst, ((1u32 << valid) - 1) as u16, y);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random matrix in [-1, 1) (xorshift), with a few large entries
+    /// like the outlier features of transformer activations.
+    fn matrix(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let v = (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+                if i % 97 == 0 { v * 8.0 } else { v }
+            })
+            .collect()
+    }
+
+    fn reference(x: &[f32], w: &[f32], b: &[f32], rows: usize, d_in: usize, d_out: usize) -> Vec<f32> {
+        let mut y = vec![0f32; rows * d_out];
+        for r in 0..rows {
+            for o in 0..d_out {
+                let mut acc = b[o] as f64;
+                for i in 0..d_in {
+                    acc += x[r * d_in + i] as f64 * w[i * d_out + o] as f64;
+                }
+                y[r * d_out + o] = acc as f32;
+            }
+        }
+        y
+    }
+
+    /// Relative error of the int8 product: ‖y − ŷ‖ / ‖y‖ over every output.
+    fn relative_error(rows: usize, d_in: usize, d_out: usize) -> (f32, Vec<f32>) {
+        let x = matrix(rows * d_in, 1 + rows as u64);
+        let w = matrix(d_in * d_out, 2 + d_out as u64);
+        let b = matrix(d_out, 3);
+        let want = reference(&x, &w, &b, rows, d_in, d_out);
+        let layer = Int8Linear::new(&w, Some(&b), d_in, d_out);
+        let got = layer.forward(&QuantizedRows::quantize(&x, rows, d_in));
+        let num: f32 = want.iter().zip(&got).map(|(a, b)| (a - b) * (a - b)).sum();
+        let den: f32 = want.iter().map(|a| a * a).sum();
+        ((num / den).sqrt(), got)
+    }
+
+    #[test]
+    fn kernel_computes_the_dequantised_product() {
+        // The only error is the rounding to int8: multiplying the dequantised values in f64
+        // gives the kernel's result up to f32 rounding.
+        let (rows, d_in, d_out) = (21, 384, 100);
+        let x = matrix(rows * d_in, 7);
+        let w = matrix(d_in * d_out, 8);
+        let b = matrix(d_out, 9);
+        let layer = Int8Linear::new(&w, Some(&b), d_in, d_out);
+        let q = QuantizedRows::quantize(&x, rows, d_in);
+        let got = layer.forward(&q);
+        for r in 0..rows {
+            for o in 0..d_out {
+                let (blk, lane) = (o / LANES, o % LANES);
+                let mut acc = b[o] as f64;
+                for i in 0..d_in {
+                    let wq = layer.packed[((blk * layer.groups + i / GROUP) * LANES + lane) * GROUP + i % GROUP] as f64 - 128.0;
+                    let xq = q.values[r * q.stride + i] as f64;
+                    acc += wq * layer.scales[o] as f64 * xq * q.scales[r] as f64;
+                }
+                let g = got[r * d_out + o] as f64;
+                assert!((g - acc).abs() <= 1e-5 * acc.abs().max(1.0), "row {r} output {o}: {g} vs {acc}");
+            }
+        }
+    }
+
+    #[test]
+    fn int8_product_is_close_to_f32() {
+        // Shapes of the encoder (384 → 1152, 1536 → 384) and ragged ones that exercise every
+        // tile remainder (rows not a multiple of 8, outputs not a multiple of 16 or 48, inputs
+        // not a multiple of 4), with few rows (split by outputs) and many (split by rows).
+        for &(rows, d_in, d_out) in &[(1, 384, 1152), (7, 1536, 384), (150, 384, 384), (13, 37, 53), (200, 30, 17)] {
+            let (err, _) = relative_error(rows, d_in, d_out);
+            // Two 127-level roundings; the 8× outliers (1 value in 97) coarsen the step of
+            // their row and column to 8/127, which puts the relative error near 3 %.
+            assert!(err < 0.05, "{rows}×{d_in}→{d_out}: relative error {err}");
+        }
+    }
+
+    #[test]
+    fn kernels_agree_exactly() {
+        // Both kernels compute the same integers; only the f32 epilogue (fma vs mul+add) may
+        // differ in the last bit.
+        let (rows, d_in, d_out) = (19, 72, 80);
+        let x = matrix(rows * d_in, 5);
+        let w = matrix(d_in * d_out, 6);
+        let layer = Int8Linear::new(&w, None, d_in, d_out);
+        let q = QuantizedRows::quantize(&x, rows, d_in);
+        let fast = layer.forward(&q);
+        let mut portable = vec![0f32; rows * d_out];
+        layer.run(Kernel::Portable, &q, 0, rows, 0, layer.blocks, portable.as_mut_ptr());
+        for (i, (a, b)) in fast.iter().zip(&portable).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "output {i}: {a} vs {b} (kernel {})", kernel_name());
+        }
+    }
+
+    #[test]
+    fn zero_rows_and_zero_weights_give_the_bias() {
+        let layer = Int8Linear::new(&[0.0; 8 * 3], Some(&[1.0, -2.0, 3.0]), 8, 3);
+        let y = layer.forward(&QuantizedRows::quantize(&[0.0; 2 * 8], 2, 8));
+        assert_eq!(y, vec![1.0, -2.0, 3.0, 1.0, -2.0, 3.0]);
+    }
+}

@@ -1,0 +1,265 @@
+//! The BERT forward pass for int8 CPU inference, built from a loaded [`BertModel`].
+//!
+//! The six linear layers of each transformer layer run as [`Int8Linear`] (query, key and value
+//! fused into one `hidden → 3·hidden` product); LayerNorm, GELU, softmax and the attention
+//! products stay f32 ([`super::rowops`], and `gemm` for `QKᵀ` and `PV`). Inputs are packed
+//! without padding: the token rows of every input in a batch are stacked (`[tokens, hidden]`)
+//! and attention runs per input over its own rows, so no work goes to padding positions.
+//! Position ids start at 0 for each input and token type ids are 0, as in
+//! [`BertModel::forward`], whose results this approximates (f32 stays the reference path).
+use anyhow::{Result, ensure};
+use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::bert::{BertDenseNorm, BertLayer, BertModel};
+use super::int8::{Int8Linear, QuantizedRows};
+use super::{rowops, to_vec};
+
+/// LayerNorm parameters on the host.
+#[derive(Debug, Clone)]
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+/// One transformer layer with int8 linear layers.
+#[derive(Debug, Clone)]
+struct Int8Layer {
+    /// `hidden → 3·hidden`: query, key, value side by side in each output row.
+    qkv: Int8Linear,
+    attn_out: Int8Linear,
+    attn_norm: Norm,
+    up: Int8Linear,
+    down: Int8Linear,
+    out_norm: Norm,
+}
+
+/// A BERT encoder for inference with int8 linear layers (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Int8Bert {
+    /// `[vocab, hidden]`, shared with the f32 model (a burn tensor: no copy of the table).
+    word_embeddings: Tensor<2>,
+    /// `[max_position, hidden]`, row-major.
+    positions: Vec<f32>,
+    /// Row 0 of the token-type table (every input is one segment).
+    token_type: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Int8Layer>,
+    hidden: usize,
+    heads: usize,
+}
+
+/// Last-layer token states of a batch of inputs, packed: input `i` owns rows
+/// `offsets[i]..offsets[i + 1]` of `states` (`hidden` values per row).
+#[derive(Debug, Clone)]
+pub struct PackedStates {
+    /// `[tokens, hidden]`, row-major.
+    pub states: Vec<f32>,
+    /// Row offset of each input, and the total at the end.
+    pub offsets: Vec<usize>,
+    /// Row width.
+    pub hidden: usize,
+}
+
+impl PackedStates {
+    /// The token rows of input `i` (`len × hidden` values).
+    pub fn input(&self, i: usize) -> &[f32] {
+        &self.states[self.offsets[i] * self.hidden..self.offsets[i + 1] * self.hidden]
+    }
+
+    /// Mean of each input's token rows, scaled to unit L2 norm (what [`super::mean_pool`] and
+    /// [`super::l2_normalize`] compute on the f32 path).
+    pub fn pooled(&self) -> Vec<Vec<f32>> {
+        (0..self.offsets.len() - 1)
+            .map(|i| {
+                let rows = self.input(i);
+                let mut mean = vec![0f32; self.hidden];
+                for row in rows.chunks_exact(self.hidden) {
+                    for (m, &v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                mean.iter_mut().for_each(|v| *v /= norm);
+                mean
+            })
+            .collect()
+    }
+}
+
+fn int8_linear(linears: &[&burn::nn::Linear]) -> Result<Int8Linear> {
+    // Several layers reading the same input are concatenated along the outputs.
+    let d_in = linears[0].weight.val().dims()[0];
+    let mut parts = Vec::new();
+    let mut biases = Vec::new();
+    for l in linears {
+        let [i, o] = l.weight.val().dims();
+        ensure!(i == d_in, "int8: fused linear layers take {d_in} and {i} inputs");
+        parts.push((to_vec(l.weight.val())?, o));
+        match &l.bias {
+            Some(b) => biases.extend(to_vec(b.val())?),
+            None => biases.extend(std::iter::repeat_n(0.0, o)),
+        }
+    }
+    let d_out: usize = parts.iter().map(|p| p.1).sum();
+    let mut weight = Vec::with_capacity(d_in * d_out);
+    for i in 0..d_in {
+        for (w, o) in &parts {
+            weight.extend_from_slice(&w[i * o..(i + 1) * o]);
+        }
+    }
+    Ok(Int8Linear::new(&weight, Some(&biases), d_in, d_out))
+}
+
+fn norm(ln: &burn::nn::LayerNorm, eps: f64) -> Result<Norm> {
+    let gamma = to_vec(ln.gamma.val())?;
+    let beta = match &ln.beta {
+        Some(b) => to_vec(b.val())?,
+        None => vec![0.0; gamma.len()],
+    };
+    Ok(Norm { gamma, beta, eps: eps as f32 })
+}
+
+impl Int8Layer {
+    fn new(layer: &BertLayer, eps: f64) -> Result<Self> {
+        let a = &layer.attention.self_attn;
+        let dense_norm = |d: &BertDenseNorm| -> Result<(Int8Linear, Norm)> { Ok((int8_linear(&[&d.dense])?, norm(&d.layer_norm, eps)?)) };
+        let (attn_out, attn_norm) = dense_norm(&layer.attention.output)?;
+        let (down, out_norm) = dense_norm(&layer.output)?;
+        Ok(Self {
+            qkv: int8_linear(&[&a.query, &a.key, &a.value])?,
+            attn_out,
+            attn_norm,
+            up: int8_linear(&[&layer.intermediate.dense])?,
+            down,
+            out_norm,
+        })
+    }
+}
+
+impl Int8Bert {
+    /// Quantises the linear layers of `model` (per output channel) and copies the rest of its
+    /// small parameters to the host. Takes about a second for multilingual-e5-small.
+    pub fn new(model: &BertModel) -> Result<Self> {
+        let c = &model.config;
+        let e = &model.embeddings;
+        let token_types = to_vec(e.token_type_embeddings.weight.val())?;
+        Ok(Self {
+            word_embeddings: e.word_embeddings.weight.val(),
+            positions: to_vec(e.position_embeddings.weight.val())?,
+            token_type: token_types[..c.hidden_size].to_vec(),
+            embedding_norm: norm(&e.layer_norm, c.layer_norm_eps)?,
+            layers: model.encoder.layer.iter().map(|l| Int8Layer::new(l, c.layer_norm_eps)).collect::<Result<_>>()?,
+            hidden: c.hidden_size,
+            heads: c.num_attention_heads,
+        })
+    }
+
+    /// Last-layer token states of `inputs` (token ids, special tokens included; each at most
+    /// the model's `max_position_embeddings` long).
+    pub fn forward(&self, inputs: &[&[u32]]) -> Result<PackedStates> {
+        let h = self.hidden;
+        let max_len = self.positions.len() / h;
+        let mut offsets = vec![0usize];
+        for ids in inputs {
+            ensure!(ids.len() <= max_len, "int8 encoder: an input has {} tokens, the model takes at most {max_len}", ids.len());
+            offsets.push(offsets.last().unwrap() + ids.len());
+        }
+        let tokens = *offsets.last().unwrap();
+        let mut x = self.embed(inputs, tokens)?;
+        for layer in &self.layers {
+            self.layer(layer, &mut x, &offsets);
+        }
+        Ok(PackedStates { states: x, offsets, hidden: h })
+    }
+
+    /// Word + position + token-type embeddings, then LayerNorm: `[tokens, hidden]`.
+    fn embed(&self, inputs: &[&[u32]], tokens: usize) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        let ids: Vec<i64> = inputs.iter().flat_map(|ids| ids.iter().map(|&t| t as i64)).collect();
+        let device = self.word_embeddings.device();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [tokens]), &device);
+        let mut x = to_vec(self.word_embeddings.clone().select(0, ids))?;
+        let mut row = 0;
+        for input in inputs {
+            for p in 0..input.len() {
+                let dst = &mut x[row * h..(row + 1) * h];
+                for ((d, &pos), &tt) in dst.iter_mut().zip(&self.positions[p * h..(p + 1) * h]).zip(&self.token_type) {
+                    *d += pos + tt;
+                }
+                row += 1;
+            }
+        }
+        let n = &self.embedding_norm;
+        rowops::layer_norm(&mut x, h, &n.gamma, &n.beta, n.eps);
+        Ok(x)
+    }
+
+    /// One transformer layer on the packed rows `x` (updated in place).
+    fn layer(&self, layer: &Int8Layer, x: &mut [f32], offsets: &[usize]) {
+        let h = self.hidden;
+        let tokens = x.len() / h;
+        let qkv = layer.qkv.forward(&QuantizedRows::quantize(x, tokens, h));
+        let ctx = self.attention(&qkv, offsets);
+        let attn = layer.attn_out.forward(&QuantizedRows::quantize(&ctx, tokens, h));
+        let n = &layer.attn_norm;
+        rowops::residual_layer_norm(x, &attn, h, &n.gamma, &n.beta, n.eps);
+        let mut mid = layer.up.forward(&QuantizedRows::quantize(x, tokens, h));
+        rowops::gelu(&mut mid);
+        let out = layer.down.forward(&QuantizedRows::quantize(&mid, tokens, layer.up.d_out()));
+        let n = &layer.out_norm;
+        rowops::residual_layer_norm(x, &out, h, &n.gamma, &n.beta, n.eps);
+    }
+
+    /// Scaled dot-product attention of every input over its own rows, every head:
+    /// `qkv` is `[tokens, 3·hidden]`; returns the context `[tokens, hidden]`.
+    fn attention(&self, qkv: &[f32], offsets: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
+        let dh = h / self.heads;
+        let tokens = qkv.len() / (3 * h);
+        let mut ctx = vec![0f32; tokens * h];
+        let dst = CtxPtr(ctx.as_mut_ptr());
+        let scale = 1.0 / (dh as f32).sqrt();
+        let jobs: Vec<(usize, usize)> = (0..offsets.len() - 1).flat_map(|i| (0..self.heads).map(move |head| (i, head))).collect();
+        jobs.into_par_iter().for_each(|(i, head)| {
+            let (start, len) = (offsets[i], offsets[i + 1] - offsets[i]);
+            if len == 0 {
+                return;
+            }
+            let dst = &dst;
+            let mut scores = vec![0f32; len * len];
+            let q = qkv[start * 3 * h + head * dh..].as_ptr();
+            let k = qkv[start * 3 * h + h + head * dh..].as_ptr();
+            let v = qkv[start * 3 * h + 2 * h + head * dh..].as_ptr();
+            let row = (3 * h) as isize;
+            // SAFETY: every pointer and stride stays inside qkv / scores / this input's rows of
+            // ctx; the jobs write disjoint (rows of input i) × (columns of head) blocks of ctx.
+            unsafe {
+                // scores[i][j] = q_i · k_j
+                gemm::gemm(
+                    len, len, dh,
+                    scores.as_mut_ptr(), 1, len as isize, false,
+                    q, 1, row,
+                    k, row, 1,
+                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                );
+                rowops::softmax_rows(&mut scores, len, scale);
+                // ctx_i = Σ_j p_ij v_j
+                gemm::gemm(
+                    len, dh, len,
+                    dst.0.add(start * h + head * dh), 1, h as isize, false,
+                    scores.as_ptr(), 1, len as isize,
+                    v, 1, row,
+                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                );
+            }
+        });
+        ctx
+    }
+}
+
+struct CtxPtr(*mut f32);
+// SAFETY: attention jobs write disjoint blocks through it (see `Int8Bert::attention`).
+unsafe impl Sync for CtxPtr {}
+unsafe impl Send for CtxPtr {}
