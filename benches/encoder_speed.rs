@@ -8,6 +8,9 @@
 //!
 //!   cargo bench --bench encoder_speed
 //!
+//! Built with `--features ndarray`, each round also measures burn's ndarray backend right after
+//! flex, and a second table puts the two side by side.
+//!
 //! Environment: `OPTICAL_BENCH_BATCHES` (timed batches, default 3), `OPTICAL_BENCH_REPS`
 //! (timed single queries, default 20), `OPTICAL_BENCH_ROUNDS` (alternating Rust/PyTorch
 //! rounds, best of each kept, default 2), `OPTICAL_BENCH_PYTHON` (python with torch +
@@ -19,6 +22,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::tensor::Device;
 use optical::encoder::{Encoder, Role, default_device};
 
 #[global_allocator]
@@ -55,6 +59,8 @@ struct Row {
     rust_sps: f64,
     rust_ms: f64,
     torch: Option<(f64, f64)>,
+    /// burn ndarray (passages/s, query ms), with `--features ndarray`.
+    ndarray: Option<(f64, f64)>,
     shape: (usize, usize),
 }
 
@@ -65,11 +71,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn bench_rust(
     dir: &Path,
+    device: &Device,
     texts: &[String],
     batches: usize,
     reps: usize,
 ) -> (String, f64, f64, (usize, usize)) {
-    let enc = Encoder::load(dir, &default_device()).expect("load encoder");
+    let enc = Encoder::load(dir, device).expect("load encoder");
     let tokens = enc.tokenize(texts, Role::Passage).unwrap();
     let seq = tokens.iter().map(|t| t.ids.len()).max().unwrap();
     assert!(
@@ -177,13 +184,25 @@ fn main() {
         // during a burst.
         let mut best: Option<(String, f64, f64, (usize, usize))> = None;
         let mut torch: Option<(f64, f64)> = None;
+        #[allow(unused_mut)]
+        let mut ndarray: Option<(f64, f64)> = None;
         for round in 1..=rounds {
             eprintln!("{name}: round {round}/{rounds}: burn (flex) ...");
-            let r = bench_rust(&dir, &texts, batches, reps);
+            let r = bench_rust(&dir, &default_device(), &texts, batches, reps);
             best = Some(match best {
                 None => r,
                 Some(b) => (b.0, b.1.max(r.1), b.2.min(r.2), b.3),
             });
+            #[cfg(feature = "ndarray")]
+            {
+                eprintln!("{name}: round {round}/{rounds}: burn (ndarray) ...");
+                let device = optical::encoder::select_device("ndarray").unwrap();
+                let (_, sps, ms, _) = bench_rust(&dir, &device, &texts, batches, reps);
+                ndarray = Some(match ndarray {
+                    None => (sps, ms),
+                    Some(b) => (b.0.max(sps), b.1.min(ms)),
+                });
+            }
             if !measuring {
                 continue;
             }
@@ -201,6 +220,7 @@ fn main() {
             rust_sps,
             rust_ms,
             torch,
+            ndarray,
             shape,
         });
     }
@@ -224,5 +244,24 @@ fn main() {
             "| {} | {:.1} | {} | {:.1} | {} |",
             r.model, r.rust_sps, tsps, r.rust_ms, tms
         );
+    }
+    if rows.iter().any(|r| r.ndarray.is_some()) {
+        println!();
+        println!("burn backends in the same run (same batch, rounds and threads)");
+        println!(
+            "| model | burn flex (passages/s) | burn ndarray (passages/s) | flex/ndarray | burn flex query (ms) | burn ndarray query (ms) |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            if let Some((sps, ms)) = r.ndarray {
+                println!(
+                    "| {} | {:.1} | {sps:.1} | {:.2} | {:.1} | {ms:.1} |",
+                    r.model,
+                    r.rust_sps,
+                    r.rust_sps / sps,
+                    r.rust_ms
+                );
+            }
+        }
     }
 }
