@@ -218,7 +218,7 @@ fn run() -> Result<bool> {
         args.device,
         optical::encoder::cuda_device_count().unwrap_or(0)
     );
-    let mut say = |line: String, report: &mut String| {
+    let say = |line: String, report: &mut String| {
         eprintln!("{line}");
         report.push_str(&line);
         report.push('\n');

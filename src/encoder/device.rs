@@ -78,24 +78,24 @@ pub fn cuda_device_count() -> std::result::Result<usize, String> {
     type CuInit = unsafe extern "C" fn(c_uint) -> c_int;
     type CuDeviceGetCount = unsafe extern "C" fn(*mut c_int) -> c_int;
 
-    let mut handle = std::ptr::null_mut();
-    for name in [c"libcuda.so.1", c"libcuda.so"] {
-        // SAFETY: dlopen with a valid NUL-terminated name; the handle is never closed, as a
-        // driver library must not be unloaded while it may be in use.
-        handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        if !handle.is_null() {
-            break;
-        }
-    }
+    // SAFETY (dlopen, dlerror): valid NUL-terminated names; dlerror returns null or a C string
+    // owned by the loader, copied at once. The handle is never closed: a driver library must not
+    // be unloaded while it may be in use.
+    let open = |name: &CStr| unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    let last_error = || unsafe {
+        let e = libc::dlerror();
+        if e.is_null() { String::new() } else { CStr::from_ptr(e).to_string_lossy().into_owned() }
+    };
+    let mut handle = open(c"libcuda.so.1");
     if handle.is_null() {
-        // SAFETY: dlerror returns null or a valid C string owned by the loader.
-        let why = unsafe {
-            let e = libc::dlerror();
-            if e.is_null() { String::new() } else { CStr::from_ptr(e).to_string_lossy().into_owned() }
-        };
-        return Err(format!(
-            "no CUDA driver: libcuda.so.1 could not be loaded ({why}); install the NVIDIA driver"
-        ));
+        // Remember why the driver's own name failed: the fallback's error would only repeat it.
+        let why = last_error();
+        handle = open(c"libcuda.so");
+        if handle.is_null() {
+            return Err(format!(
+                "no CUDA driver: libcuda.so.1 could not be loaded ({why}); install the NVIDIA driver"
+            ));
+        }
     }
     // SAFETY: the symbols are looked up in the library just opened; their C signatures are the
     // CUDA driver API's (cuInit(unsigned int), cuDeviceGetCount(int*)), returning CUresult.
@@ -105,8 +105,8 @@ pub fn cuda_device_count() -> std::result::Result<usize, String> {
         if init.is_null() || get_count.is_null() {
             return Err("libcuda.so.1 lacks cuInit/cuDeviceGetCount: not a CUDA driver".into());
         }
-        let init: CuInit = std::mem::transmute(init);
-        let get_count: CuDeviceGetCount = std::mem::transmute(get_count);
+        let init = std::mem::transmute::<*mut libc::c_void, CuInit>(init);
+        let get_count = std::mem::transmute::<*mut libc::c_void, CuDeviceGetCount>(get_count);
         match init(0) {
             0 => {}
             // CUDA_ERROR_NO_DEVICE
