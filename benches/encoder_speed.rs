@@ -11,6 +11,9 @@
 //!   cargo bench --bench encoder_speed
 //!   cargo bench --bench encoder_speed --features fast-cpu   # burn's AVX-512 gemm kernels
 //!
+//! Built with `--features ndarray`, each round also measures burn's ndarray backend (f32) right
+//! after flex, and a second table puts the two side by side.
+//!
 //! Environment: `OPTICAL_BENCH_BATCHES` (timed batches, default 3), `OPTICAL_BENCH_REPS`
 //! (timed single queries, default 20), `OPTICAL_BENCH_ROUNDS` (alternating Rust/PyTorch
 //! rounds, best of each kept, default 2), `OPTICAL_BENCH_PYTHON` (python with torch +
@@ -73,6 +76,8 @@ struct Row {
     /// Worst cosine of the int8 vectors to the f32 ones (passages and query).
     int8_cosine: f64,
     torch: Option<Speed>,
+    /// burn f32 on the ndarray backend, with `--features ndarray`.
+    ndarray: Option<Speed>,
     shape: (usize, usize),
 }
 
@@ -188,6 +193,13 @@ fn main() {
             Encoder::load_with(&dir, &default_device(), &options).expect("load encoder")
         };
         let (f32_enc, int8_enc) = (load(false), load(true));
+        #[cfg(feature = "ndarray")]
+        let ndarray_enc = {
+            let device = optical::encoder::select_device("ndarray").expect("the ndarray device");
+            Encoder::load_with(&dir, &device, &EncoderOptions::default()).expect("load encoder on ndarray")
+        };
+        #[allow(unused_mut)]
+        let mut ndarray_best: Option<Speed> = None;
         let tokens = f32_enc.tokenize(&texts, Role::Passage).unwrap();
         let seq = tokens.iter().map(|t| t.ids.len()).max().unwrap();
         assert!(tokens.iter().all(|t| t.ids.len() == seq), "passages should all be truncated");
@@ -206,6 +218,12 @@ fn main() {
             for (a, b) in vectors.iter().zip(&reference) {
                 int8_cosine = int8_cosine.min(cosine(a, b));
             }
+            #[cfg(feature = "ndarray")]
+            {
+                eprintln!("{name}: round {round}/{rounds}: burn f32 (ndarray) ...");
+                let (s, _) = bench_rust(&ndarray_enc, &texts, batches, reps);
+                ndarray_best = Some(ndarray_best.map_or(s, |b| b.best(s)));
+            }
             if !measuring {
                 continue;
             }
@@ -220,6 +238,7 @@ fn main() {
             int8: int8_best.unwrap(),
             int8_cosine,
             torch,
+            ndarray: ndarray_best,
             shape: (texts.len(), seq),
         });
     }
@@ -247,5 +266,19 @@ fn main() {
             "| {} | {:.1} | {:.1} | {tsps} | {ratio} | {:.1} | {:.1} | {tms} | {:.4} |",
             r.model, r.f32.sps, r.int8.sps, r.f32.ms, r.int8.ms, r.int8_cosine
         );
+    }
+    if rows.iter().any(|r| r.ndarray.is_some()) {
+        println!();
+        println!("burn backends in the same run (same batch, rounds and threads)");
+        println!("| model | burn flex (passages/s) | burn ndarray (passages/s) | flex/ndarray | burn flex query (ms) | burn ndarray query (ms) |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            if let Some(n) = r.ndarray {
+                println!(
+                    "| {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |",
+                    r.model, r.f32.sps, n.sps, r.f32.sps / n.sps, r.f32.ms, n.ms
+                );
+            }
+        }
     }
 }

@@ -294,3 +294,50 @@ fn index_prints_progress_lines_when_stderr_is_not_a_terminal() {
     // At the default interval (10 s) a run this short prints none.
     assert!(!run(&[]).contains("documents indexed so far"));
 }
+
+/// `--device cuda` on a build without the `cuda` feature: an error naming the device and the
+/// feature to build with, never a panic (exit status 101).
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn device_cuda_without_the_cuda_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    for args in [
+        vec!["model", "info", model.to_str().unwrap(), "--device", "cuda"],
+        vec!["model", "encode", model.to_str().unwrap(), "--device", "cuda:1"],
+    ] {
+        let out = optical(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "optical {args:?}: {stderr}");
+        let device = if args[1] == "info" { "`cuda:0`" } else { "`cuda:1`" };
+        assert!(
+            stderr.contains(device) && stderr.contains("built without the cuda feature") && stderr.contains("--features cuda"),
+            "optical {args:?}: {stderr}"
+        );
+    }
+}
+
+/// `--device cuda` on a `cuda` build where no CUDA driver or GPU is present: an error naming the
+/// device and what is missing, never a panic. Run on a machine without a GPU with
+/// `cargo test --release --features cuda --test cli_reliability device_cuda`; skips (loudly) where a
+/// GPU is present.
+#[cfg(feature = "cuda")]
+#[test]
+fn device_cuda_without_a_driver_is_a_clear_error() {
+    if let Ok(n) = optical::encoder::cuda_device_count() {
+        eprintln!("SKIPPED: this machine has a CUDA driver reporting {n} GPU(s)");
+        return;
+    }
+    let why = optical::encoder::cuda_device_count().unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let args = ["model", "info", model.to_str().unwrap(), "--device", "cuda"];
+    let out = optical(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "optical {args:?}: {stderr}");
+    assert!(
+        stderr.contains("`cuda:0` is not available") && stderr.contains(&why) && !stderr.contains("panicked"),
+        "optical {args:?}: {stderr}"
+    );
+    eprintln!("optical {args:?} -> {stderr}");
+}

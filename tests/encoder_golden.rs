@@ -3,10 +3,15 @@
 //!
 //! Models come from `scripts/setup-models.sh` (the cache); the golden outputs are copied into
 //! `tests/fixtures/golden/` so the test does not depend on anything outside the repository.
+//!
+//! The same check runs on every backend the build has: flex (CPU, always), ndarray with
+//! `--features ndarray`, and CUDA with `--features cuda` where a GPU is present (it skips loudly
+//! without one, unless `OPTICAL_REQUIRE_GPU=1`, which makes a missing GPU a failure).
 mod common;
 
 use std::path::PathBuf;
 
+use burn::tensor::Device;
 use optical::encoder::{Encoder, EncoderOptions, Role, default_device};
 use serde::Deserialize;
 
@@ -37,7 +42,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-fn check(model_dir: &str, golden_file: &str) {
+fn check(model_dir: &str, golden_file: &str, device: &Device) {
     let g = golden(golden_file);
     let dir = common::model_dir(model_dir);
     let options = EncoderOptions {
@@ -47,7 +52,7 @@ fn check(model_dir: &str, golden_file: &str) {
         batch_size: Some(5),
         ..Default::default()
     };
-    let encoder = Encoder::load_with(&dir, &default_device(), &options).expect("load encoder");
+    let encoder = Encoder::load_with(&dir, device, &options).expect("load encoder");
     assert_eq!(encoder.dim(), g.embeddings[0].len());
 
     // 1. Token ids, prefix and truncation included.
@@ -84,7 +89,7 @@ fn check(model_dir: &str, golden_file: &str) {
             "embedding {i} is not unit length ({norm})"
         );
     }
-    eprintln!("{}: worst embedding cosine {worst:.7}", g.model);
+    eprintln!("{} on {device:?}: worst embedding cosine {worst:.7}", g.model);
 
     // 3. Last-layer token states of one sentence (run alone and inside a padded batch).
     let idx = g.token_states_sentence_index;
@@ -97,7 +102,7 @@ fn check(model_dir: &str, golden_file: &str) {
             max_abs = max_abs.max((a - b).abs());
         }
     }
-    eprintln!("{}: token states max abs diff {max_abs:.2e}", g.model);
+    eprintln!("{} on {device:?}: token states max abs diff {max_abs:.2e}", g.model);
     assert!(
         max_abs <= 1e-3,
         "{}: token states differ by {max_abs}",
@@ -110,12 +115,64 @@ fn check(model_dir: &str, golden_file: &str) {
 
 #[test]
 fn minilm_matches_golden_outputs() {
-    check("all-minilm-l6-v2", "all-MiniLM-L6-v2.json");
+    check("all-minilm-l6-v2", "all-MiniLM-L6-v2.json", &default_device());
 }
 
 #[test]
 fn e5_q4_matches_golden_outputs() {
-    check("multilingual-e5-small", "multilingual-e5-small-q4.json");
+    check("multilingual-e5-small", "multilingual-e5-small-q4.json", &default_device());
+}
+
+#[cfg(feature = "ndarray")]
+mod ndarray {
+    use super::*;
+
+    fn device() -> Device {
+        optical::encoder::select_device("ndarray").unwrap()
+    }
+
+    #[test]
+    fn minilm_matches_golden_outputs_on_ndarray() {
+        check("all-minilm-l6-v2", "all-MiniLM-L6-v2.json", &device());
+    }
+
+    #[test]
+    fn e5_q4_matches_golden_outputs_on_ndarray() {
+        check("multilingual-e5-small", "multilingual-e5-small-q4.json", &device());
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+
+    /// cuda:0, or None (after saying so) where there is no GPU and none is required.
+    fn device() -> Option<Device> {
+        match optical::encoder::cuda_device_count() {
+            Ok(_) => Some(optical::encoder::select_device("cuda:0").unwrap()),
+            Err(why) if std::env::var_os("OPTICAL_REQUIRE_GPU").is_some_and(|v| v == "1") => {
+                panic!("OPTICAL_REQUIRE_GPU=1 but no GPU: {why}")
+            }
+            Err(why) => {
+                eprintln!("SKIPPED: golden outputs on CUDA: {why}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn minilm_matches_golden_outputs_on_cuda() {
+        if let Some(d) = device() {
+            check("all-minilm-l6-v2", "all-MiniLM-L6-v2.json", &d);
+        }
+    }
+
+    #[test]
+    fn e5_q4_matches_golden_outputs_on_cuda() {
+        if let Some(d) = device() {
+            check("multilingual-e5-small", "multilingual-e5-small-q4.json", &d);
+        }
+    }
 }
 
 /// The int8 inference path (`EncoderOptions::int8`) stays close to the reference: pooled

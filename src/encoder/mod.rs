@@ -26,7 +26,7 @@ mod weights;
 
 pub use bert::{BertModel, l2_normalize, mean_pool};
 pub use config::{BertConfig, DEFAULT_MAX_LENGTH, OpticalMeta};
-pub use device::{cuda_driver_present, default_device, select_device};
+pub use device::{cuda_device_count, cuda_driver_present, default_device, select_device};
 pub use int8_bert::{Int8Bert, PackedStates};
 pub use tokenize::{TextTokenizer, TokenBatch, Tokenized, length_batches};
 pub use weights::{check_safetensors, expected_tensors, load_weights, save_weights};
