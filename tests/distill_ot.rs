@@ -137,6 +137,19 @@ fn loss_equals_direct_sum_of_plan_times_cost() {
     assert!((mean - loss).abs() < 1e-5, "{mean} vs {loss}");
 }
 
+/// Largest entry-wise distance of an `n × n` plan to the permutation plan (1/n on (j, perm[j])).
+fn distance_to_permutation(plan: &[f32], perm: &[usize]) -> f32 {
+    let n = perm.len();
+    let mut err: f32 = 0.0;
+    for j in 0..n {
+        for k in 0..n {
+            let want = if perm[j] == k { 1.0 / n as f32 } else { 0.0 };
+            err = err.max((plan[j * n + k] - want).abs());
+        }
+    }
+    err
+}
+
 #[test]
 fn small_epsilon_recovers_the_optimal_permutation() {
     let device = Device::default();
@@ -163,15 +176,7 @@ fn small_epsilon_recovers_the_optimal_permutation() {
             t2(ones.clone(), [1, n], &device),
             SinkhornSettings { epsilon: eps, iterations: 300, centre: false },
         );
-        let plan = vec_of(out.plan);
-        // Distance to the permutation plan (1/n on (j, perm[j])).
-        let mut err: f32 = 0.0;
-        for j in 0..n {
-            for k in 0..n {
-                let want = if perm[j] == k { 1.0 / n as f32 } else { 0.0 };
-                err = err.max((plan[j * n + k] - want).abs());
-            }
-        }
+        let err = distance_to_permutation(&vec_of(out.plan), &perm);
         assert!(err <= prev_err + 1e-6, "ε={eps}: error {err} grew from {prev_err}");
         prev_err = err;
     }
@@ -200,15 +205,7 @@ fn centring_recovers_the_alignment_of_anisotropic_states() {
             t2(ones.clone(), [1, n], &device),
             SinkhornSettings { epsilon: 0.02, iterations: 300, centre },
         );
-        let plan = vec_of(out.plan);
-        let mut err: f32 = 0.0;
-        for j in 0..n {
-            for k in 0..n {
-                let want = if perm[j] == k { 1.0 / n as f32 } else { 0.0 };
-                err = err.max((plan[j * n + k] - want).abs());
-            }
-        }
-        err
+        distance_to_permutation(&vec_of(out.plan), &perm)
     };
     let (raw, centred) = (error(false), error(true));
     assert!(raw > 0.02, "the raw cosine plan should be blurred by the shared direction (error {raw})");
