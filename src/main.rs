@@ -37,6 +37,10 @@ enum Command {
     Distill(cli::distill::DistillArgs),
     /// Evaluate retrieval on a BEIR collection and write TREC runs and a results table.
     Eval(cli::eval::EvalArgs),
+    /// Merge shard indexes (one configuration, disjoint keys) into a new index, atomically.
+    Merge(cli::merge::MergeArgs),
+    /// Export an index for a serving engine: a Milvus collection, or OpenSearch bulk files.
+    Export(cli::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Psq(cmd) => cli::psq::run(cmd),
         Command::Distill(args) => cli::distill::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Merge(args) => cli::merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

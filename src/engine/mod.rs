@@ -31,8 +31,10 @@ mod failpoint;
 pub(crate) mod guard;
 pub mod keymap;
 mod lookup;
+mod merge;
 pub mod meta;
 mod snapshot;
+pub mod sparse;
 pub mod text;
 pub mod vectors;
 mod writer;
@@ -57,6 +59,7 @@ pub(crate) use self::encoding::{attach_vectors, document_tokens};
 #[doc(hidden)]
 pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;
+pub use self::merge::{MergeReport, merge_indexes};
 pub use self::meta::{CommitMeta, EncoderRecord, FORMAT_VERSION, IndexConfig, VectorElem};
 pub use self::snapshot::{Snapshot, StoredDoc};
 pub use self::writer::{CommitInfo, IndexWriter, MAX_KEY_BYTES};

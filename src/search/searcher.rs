@@ -13,6 +13,7 @@ use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, Sta
 use crate::Result;
 use crate::encoder::Encoder;
 use crate::error::{Error, invalid};
+use crate::engine::sparse::SparseVector;
 use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
 use crate::translate::{
     DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, TranslationTable, heaviest_translations, translate_query,
@@ -162,6 +163,19 @@ impl Searcher {
             Some(terms) => self.snapshot.psq_candidates(&terms, which, n, req.lang.as_deref()),
             None => self.snapshot.bm25_candidates(&req.query, n, req.lang.as_deref(), Bm25Fields::default()),
         }
+    }
+
+    /// The BM25 leg of `req` as a sparse vector ([`crate::engine::sparse`]): the translated
+    /// query when its language has a table (translations in bodies for a hybrid request, in
+    /// titles and bodies for a BM25 one, as the searches run them), else the query's words. Its
+    /// dot product with a document's [`Snapshot::bm25_sparse_documents`] vector is the score
+    /// that leg gives the document. The language filter is not part of it.
+    pub fn bm25_sparse_query(&self, req: &SearchRequest) -> Result<SparseVector> {
+        let which = if req.mode == Mode::Hybrid { PsqFields::Body } else { PsqFields::TitleAndBody };
+        Ok(match self.translated_query(req)? {
+            Some(terms) => self.snapshot.psq_sparse_query(&terms, which),
+            None => self.snapshot.bm25_sparse_query(&req.query),
+        })
     }
 
     /// The same encoders over another snapshot of the same index (a later commit).

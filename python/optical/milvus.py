@@ -1,0 +1,165 @@
+"""Serving an Optical index from Milvus: the export (`optical export IDX --to milvus`) and the
+hybrid search that queries it with Optical encoding the queries.
+
+The collection holds, per document, its key (primary key), title, text and language, the
+index's dense vector (``dense``, inner product: the vectors are unit length) and its BM25 side
+as a sparse vector (``sparse``, inner product) computed with Optical's analyzers: per (field,
+term) the BM25 weight tantivy gives the term in that document, so that the dot product with the
+sparse vector of a query (``Index.sparse_query``: the query's words, or its PSQ translation
+for a cross-lingual query) is the score of Optical's own BM25 leg. Milvus's built-in BM25
+function would tokenise with Milvus's analyzers instead, which know no Hausa or Yoruba and
+cannot translate the query (docs/scaling.md).
+
+Needs ``pymilvus`` (``pip install "pymilvus[milvus-lite]"``; scripts/setup-milvus-venv.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+from . import Encoder, Index, default_query_model
+
+#: Longest title/text kept in the collection (Milvus VARCHAR, in bytes).
+MAX_TEXT_BYTES = 65535
+#: Documents per insert call.
+BATCH = 512
+#: Candidates each leg of a hybrid search returns before fusion (Optical's own hybrid search
+#: takes 100 from each leg, see ``SearchRequest`` in src/search/request.rs).
+DEPTH = 100
+
+
+def _clip(s: str, limit: int = MAX_TEXT_BYTES) -> str:
+    b = s.encode("utf-8")
+    if len(b) <= limit:
+        return s
+    return b[:limit].decode("utf-8", errors="ignore")
+
+
+def export(index_path: str, uri: str, collection: str, *, replace: bool = False, batch: int = BATCH) -> Dict:
+    """Writes every live document of the index at ``index_path`` into a new Milvus collection
+    ``collection`` at ``uri`` (dense + BM25 sparse vectors, both indexed for inner product) and
+    loads it. An existing collection of that name is an error unless ``replace``. Returns
+    ``{"collection", "documents", "dim"}``."""
+    from pymilvus import DataType, MilvusClient
+
+    index = Index.open(index_path, read_only=True)
+    if index.dim is None:
+        raise ValueError(f"index {index_path} is text-only: nothing dense to export to Milvus")
+    client = MilvusClient(uri=uri)
+    if client.has_collection(collection):
+        if not replace:
+            raise ValueError(f"Milvus at {uri} already has a collection {collection!r} (pass --replace to overwrite it)")
+        client.drop_collection(collection)
+    # What a query side needs to know to search this collection the way the index is searched.
+    description = json.dumps(
+        {"optical_index": os.path.abspath(index_path), "encoder": index.encoder, "sparse": "optical-bm25-fnv1a32"},
+        sort_keys=True,
+    )
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_TEXT_BYTES)
+    schema.add_field("title", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+    schema.add_field("lang", DataType.VARCHAR, max_length=64)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=index.dim)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    params = client.prepare_index_params()
+    # FLAT: exact inner product, as Optical's rescoring is; a large collection would take HNSW.
+    params.add_index(field_name="dense", index_type="FLAT", metric_type="IP")
+    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    client.create_collection(collection, schema=schema, index_params=params)
+
+    sparse = index.sparse_documents()
+    docs = index.documents(vector=True)
+    rows: List[Dict] = []
+    count = 0
+    for d in docs:
+        rows.append(
+            {
+                "id": d["id"],
+                "title": _clip(d["title"]),
+                "text": _clip(d["text"]),
+                "lang": d["lang"],
+                "dense": d["vector"],
+                # Milvus refuses an empty sparse row; a document without any token gets a zero
+                # weight on dimension 0 (it never scores).
+                "sparse": sparse.get(d["id"]) or {0: 0.0},
+            }
+        )
+        if len(rows) >= batch:
+            client.insert(collection, rows)
+            count += len(rows)
+            rows = []
+    if rows:
+        client.insert(collection, rows)
+        count += len(rows)
+    client.flush(collection)
+    client.load_collection(collection)
+    return {"collection": collection, "documents": count, "dim": index.dim}
+
+
+class MilvusSearcher:
+    """Hybrid search of an exported collection, the queries encoded by Optical: the dense
+    vector by the index's default query encoder (the shipped student for ``query_lang``, as
+    ``optical search`` does) and the sparse vector by ``Index.sparse_query`` (PSQ)."""
+
+    def __init__(self, uri: str, collection: str, index_path: str):
+        from pymilvus import MilvusClient
+
+        self.client = MilvusClient(uri=uri)
+        self.collection = collection
+        self.index = Index.open(index_path, read_only=True)
+        self._encoders: Dict[str, Encoder] = {}
+
+    def _encoder(self, query_lang: Optional[str]) -> Encoder:
+        model = default_query_model(self.index.path, query_lang=query_lang)
+        if model is None:
+            raise ValueError(f"index {self.index.path} has no query encoder to use")
+        if model not in self._encoders:
+            self._encoders[model] = Encoder(model)
+        return self._encoders[model]
+
+    def search(self, query: str, *, query_lang: Optional[str] = None, k: int = 10, ranker: str = "rrf:60", depth: int = DEPTH) -> List[Dict]:
+        """Top ``k`` of a Milvus hybrid search (``ranker``: ``rrf:K`` or ``weighted:DENSE``),
+        each leg taking ``depth`` candidates. Returns ``[{"id", "score"}]`` best first."""
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+        dense = self._encoder(query_lang).encode([query], role="query")[0].tolist()
+        sparse = self.index.sparse_query(query, mode="hybrid", query_lang=query_lang)
+        reqs = [
+            AnnSearchRequest(data=[dense], anns_field="dense", param={"metric_type": "IP"}, limit=depth),
+            AnnSearchRequest(data=[sparse or {0: 0.0}], anns_field="sparse", param={"metric_type": "IP"}, limit=depth),
+        ]
+        kind, _, value = ranker.partition(":")
+        if kind == "rrf":
+            rank = RRFRanker(int(value or 60))
+        elif kind == "weighted":
+            w = float(value or 0.8)
+            rank = WeightedRanker(w, 1.0 - w)
+        else:
+            raise ValueError(f"ranker must be rrf[:K] or weighted[:DENSE_WEIGHT], not {ranker!r}")
+        res = self.client.hybrid_search(self.collection, reqs, rank, limit=k, output_fields=["id"])
+        return [{"id": h["id"], "score": h["distance"]} for h in res[0]]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m optical.milvus export IDX --uri URI --collection NAME [--replace]``: what
+    ``optical export IDX --to milvus`` runs."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m optical.milvus")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("export", help="export an Optical index into a Milvus collection")
+    e.add_argument("index")
+    e.add_argument("--uri", required=True, help="Milvus server, e.g. http://127.0.0.1:19530")
+    e.add_argument("--collection", required=True)
+    e.add_argument("--replace", action="store_true", help="drop an existing collection of that name first")
+    args = p.parse_args(argv)
+    result = export(args.index, args.uri, args.collection, replace=args.replace)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""The package against the real library: the sample index built with multilingual-e5-small,
+searches as `optical search` does them, the writer, the encoder and the errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+import optical
+from conftest import SAMPLE, run_cli
+
+
+def test_encoder_returns_the_vectors_the_index_stores(sample_index, e5):
+    enc = optical.Encoder(e5)
+    assert enc.dim == 384 and enc.name == "multilingual-e5-small-q4"
+    index = optical.Index.open(sample_index, read_only=True)
+    keys = index.keys()[:3]
+    docs = [index.get(k, vector=True) for k in keys]
+    # The index encodes "title body" as a passage (engine::passage_text).
+    texts = [f"{d['title']} {d['text']}".strip() for d in docs]
+    vecs = enc.encode(texts, role="passage")
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vecs, np.array([d["vector"] for d in docs], dtype=np.float32), atol=1e-5)
+    # Query and passage roles differ (e5's prefixes).
+    q = enc.encode(texts[:1], role="query")
+    assert not np.allclose(q[0], vecs[0], atol=1e-3)
+    with pytest.raises(ValueError, match="role"):
+        enc.encode(["x"], role="title")
+
+
+def test_search_is_what_optical_search_returns(sample_index, optical_bin):
+    """A hybrid search with query_lang picks the shipped student and the Hausa PSQ table, as
+    `optical search --query-lang hau` does: same hits, same scores, per-leg explain."""
+    query = "A wace shekara aka kafa Kano pillars?"
+    index = optical.Index.open(sample_index, read_only=True)
+    hits = index.search(query, query_lang="hau", k=10)
+    assert len(hits) == 10
+    assert [h["rank"] for h in hits] == list(range(1, 11))
+    top = hits[0]
+    assert "Kano Pillars" in top["title"] + top["text"], top
+    assert set(top["explain"]) == {"bm25_rank", "bm25_score", "dense_rank", "dense_score", "fused_score"}
+    assert top["explain"]["fused_score"] == pytest.approx(top["score"])
+    out = run_cli(optical_bin, "search", sample_index, query, "--query-lang", "hau", "--json", "--explain")
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)["hits"]
+    assert [h["key"] for h in cli] == [h["id"] for h in hits]
+    for c, p in zip(cli, hits):
+        assert c["score"] == pytest.approx(p["score"], rel=1e-5)
+        assert c["explain"]["bm25_rank"] == p["explain"]["bm25_rank"]
+        assert c["explain"]["dense_rank"] == p["explain"]["dense_rank"]
+
+
+def test_modes_and_the_default_query_encoder(sample_index, student, e5):
+    index = optical.Index.open(sample_index, read_only=True)
+    q = "Ubani umongameli wokuqala eNingizimu Afrika?"
+    bm25 = index.search(q, mode="bm25", k=5)
+    dense = index.search(q, mode="dense", query_lang="zul", k=5)
+    assert all(h["explain"]["dense_rank"] is None for h in bm25)
+    assert all(h["explain"]["bm25_rank"] is None for h in dense)
+    assert str(optical.default_query_model(sample_index, query_lang="zul")) == str(student)
+    # The student's vector passed in gives the same dense ranking as query_lang's default.
+    vec = optical.Encoder(student).encode([q], role="query")[0]
+    by_vector = index.search(q, mode="dense", query_vector=vec, k=5)
+    assert [h["id"] for h in by_vector] == [h["id"] for h in dense]
+    # e5 zero-shot (model=) ranks differently from the student.
+    zero_shot = index.search(q, mode="dense", model=e5, k=5)
+    assert [h["score"] for h in zero_shot] != [h["score"] for h in dense]
+
+
+def test_evaluate_is_what_optical_eval_reports(sample_index, optical_bin, tmp_path):
+    """The sample's 100 questions scored by `optical.evaluate` and by `optical eval` on the same
+    index, each query searched with its language's default student and PSQ table. BM25 agrees
+    exactly. `evaluate` scores each query's `search` (what `optical search` returns), while
+    `optical eval` fuses the two legs' runs (`eval::fused`), which rescores no BM25-only
+    candidate densely: hybrid differs slightly (0.864 against 0.857 nDCG@10 when written)."""
+    results = optical.evaluate(SAMPLE, sample_index, modes=["bm25", "hybrid"], split="dev")
+    print("sample dev nDCG@10:", {m: round(r["nDCG@10"], 4) for m, r in results.items()})
+    assert results["hybrid"]["queries"] == 100
+    assert results["hybrid"]["nDCG@10"] > results["bm25"]["nDCG@10"] + 0.05
+    out = run_cli(optical_bin, "eval", "--collection", SAMPLE, "--split", "dev", "--modes", "bm25,hybrid",
+                  "--index", sample_index, "--out", tmp_path / "eval")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
+    for row in rows:
+        tolerance = 1e-4 if row["mode"] == "bm25" else 0.02
+        for metric in ("nDCG@10", "MRR@10", "R@100"):
+            assert results[row["mode"]][metric] == pytest.approx(row["scores"][metric], abs=tolerance), (row["mode"], metric)
+
+
+def test_writer_add_batch_delete_commit(tmp_path):
+    index = optical.Index.create(tmp_path / "idx", dim=3)
+    assert index.dim == 3 and len(index) == 0
+    w = index.writer()
+    w.add("nairobi", "Nairobi is the capital of Kenya.", lang="eng", vector=[1.0, 0.0, 0.0])
+    ids = w.add_batch(
+        [
+            {"id": "berlin", "title": "Berlin", "text": "Berlin is the capital of Germany.", "vector": np.array([0.0, 1.0, 0.0])},
+            {"id": "lagos", "text": "Lagos is the largest city of Nigeria.", "vector": [0.0, 0.0, 1.0]},
+        ],
+        lang="eng",
+    )
+    assert len(ids) == 2
+    assert len(index) == 0, "nothing is visible before the commit"
+    info = w.commit()
+    assert info["docs"] == 3 and info["added"] == 3
+    assert index.search("capital of Kenya", mode="bm25")[0]["id"] == "nairobi"
+    assert index.search("", mode="dense", query_vector=[0.0, 1.0, 0.0], k=1)[0]["id"] == "berlin"
+    assert w.delete("lagos") and not w.delete("nowhere")
+    w.commit()
+    assert index.keys() == ["berlin", "nairobi"]
+    assert index.get("berlin") == {"id": "berlin", "title": "Berlin", "text": "Berlin is the capital of Germany.", "lang": "eng"}
+    # A bad document in a batch adds none of it.
+    with pytest.raises(optical.InvalidError, match="dimension"):
+        w.add_batch([{"id": "a", "text": "a", "vector": [1.0, 0.0, 0.0]}, {"id": "b", "text": "b", "vector": [1.0]}])
+    w.rollback()
+    w.close()
+    # The context manager commits on a clean exit and rolls back on an exception.
+    with index.writer() as w2:
+        w2.upsert("berlin", "Berlin, capital of Germany since 1990.", lang="eng", vector=[0.0, 1.0, 0.0])
+    assert "1990" in index.get("berlin")["text"]
+    with pytest.raises(RuntimeError):
+        with index.writer() as w3:
+            w3.delete("berlin")
+            raise RuntimeError("boom")
+    assert index.get("berlin") is not None
+
+
+def test_writer_encodes_with_the_index_encoder(tmp_path, e5):
+    index = optical.Index.create(tmp_path / "idx", model=e5)
+    assert index.encoder["name"] == "multilingual-e5-small-q4"
+    with index.writer() as w:
+        w.add("nairobi", "Nairobi is the capital of Kenya.", title="Nairobi", lang="eng")
+    v = index.get("nairobi", vector=True)["vector"]
+    want = optical.Encoder(e5).encode(["Nairobi Nairobi is the capital of Kenya."], role="passage")[0]
+    np.testing.assert_allclose(v, want, atol=1e-5)
+    # Reopened, the writer finds the encoder through the model directory the index recorded.
+    del index  # the Index handle holds the lock; the closed writer `w` no longer does
+    index = optical.Index.open(tmp_path / "idx")
+    with index.writer() as w:
+        w.add("berlin", "Berlin is the capital of Germany.", lang="eng")
+    assert index.search("Babban birnin Jamus", query_lang="hau", k=1)[0]["id"] == "berlin"
+
+
+def test_errors_are_typed_and_carry_the_library_message(tmp_path, optical_bin):
+    missing = tmp_path / "nothing"
+    with pytest.raises(optical.NotAnIndexError) as e:
+        optical.Index.open(missing)
+    assert isinstance(e.value, optical.OpticalError)
+    out = run_cli(optical_bin, "info", missing)
+    assert out.returncode != 0 and str(e.value) in out.stderr, (str(e.value), out.stderr)
+
+    index = optical.Index.create(tmp_path / "idx")
+    with pytest.raises(optical.AlreadyExistsError, match="already holds an index"):
+        optical.Index.create(tmp_path / "idx")
+    with pytest.raises(optical.LockedError):
+        optical.Index.open(tmp_path / "idx")
+    w = index.writer()
+    with pytest.raises(optical.LockedError, match="already has a writer"):
+        index.writer()
+    w.close()
+    with pytest.raises(optical.InvalidError, match="text-only"):
+        index.search("x", mode="dense", query_vector=[1.0])
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "fine"}\n{"id": "b"}\n', encoding="utf-8")
+    with pytest.raises(optical.InvalidDocumentError) as e:
+        optical.ingest(tmp_path / "idx2", bad)
+    assert (e.value.file, e.value.line) == (str(bad), 2) and "text" in e.value.reason
+    assert str(e.value) == f"{bad}:2: {e.value.reason}"
+    assert not (tmp_path / "idx2").exists(), "a failed ingest leaves no index behind"
+
+
+def test_incompatible_encoder(sample_index):
+    index = optical.Index.open(sample_index, read_only=True)
+    minilm = optical.models_dir() + "/all-minilm-l6-v2"
+    with pytest.raises(optical.IncompatibleEncoderError):
+        index.search("capital", mode="dense", model=minilm)
