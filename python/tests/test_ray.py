@@ -81,6 +81,10 @@ def cluster(tmp_path_factory):
             assert all(p.poll() is None for p in procs), "a Ray node exited"
             assert time.time() < deadline, f"only {len(ray.nodes())} Ray node(s) joined"
             time.sleep(1)
+        if os.environ.get("OPTICAL_RAY_LOOPBACK"):
+            # scripts/test-python.sh runs this in a network namespace with only a loopback interface.
+            addresses = {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+            assert addresses == {"127.0.0.1"}, f"Ray nodes on {addresses}, not on 127.0.0.1 only"
         yield address
     finally:
         if ray.is_initialized():
