@@ -67,8 +67,8 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 | \`dense (e5 zero-shot)\` | multilingual-e5-small (q4), \`query: \` prefix, no training |
 | \`bm25 (psq)\` | BM25 on the query translated by the IBM Model 1 table shipped with the student (cross-lingual collections) |
 | \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.8 cross-lingual / 0.5 monolingual) and the translated BM25 leg (translations searched in passage bodies) where the query language has a table (likewise every hybrid row) |
-| \`dense (student)\` | the shipped multilingual student (sentence-level MSE, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
-| \`dense (student ot)\` | the student distilled with token-level OT on the same data at the same budget ($(basename "$OT_STUDENT")) |
+| \`dense (student)\` | the shipped multilingual student (token-level OT with a centred cost, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
+| \`dense (student ot)\` | the student distilled with token-level OT on raw cosine costs, same data, same budget, not interpolated ($(basename "$OT_STUDENT")) |
 | \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed students: the Hausa student for Hausa queries, the multilingual one for the other languages; English routed as their manifests say) |
 | \`hybrid (default, bm25 without psq)\` | the default path with the BM25 leg on the untranslated query (\`--psq none\`) |
 
