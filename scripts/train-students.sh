@@ -21,7 +21,7 @@
 #              ship_settings.
 #   OPTICAL    an optical binary to use instead of building one
 #   ENGLISH_TO_TEACHER  1 (default): the manifest routes English queries to e5, as the shipped
-#              student's does (it costs 0.016 nDCG@10 on xquad-r-eng); 0: to the student
+#              student's does (English gains nothing from it: docs/students.md); 0: to the student
 #   LANGUAGES, INTERPOLATE  override ship_settings' languages and α (base + α · (trained − base))
 # The translation tables of the BM25 leg (PSQ) are rebuilt from the training bitext by
 # scripts/build-psq.sh into runs/psq and shipped beside the weights.
