@@ -11,6 +11,7 @@
 #                $OPTICAL_CACHE/models or ~/.cache/optical/models)
 #   STUDENT      the shipped default student, assembled (default: $OPTICAL_CACHE/models/students/multilingual)
 #   OT_STUDENT   the OT student trained at the same budget (default: runs/students/multilingual-ot)
+#   MSE_STUDENT  the mse student trained at the same budget (default: runs/students/multilingual-mse)
 #   OUT          output folder for runs, per-query values, indexes, results.json (default: eval-out)
 #   OPTICAL      the optical binary (default: built here, release)
 #   ONLY         space-separated collection-name prefixes to run (default: all, in the order below)
@@ -23,7 +24,8 @@
 #                                     collections of English documents only)
 #   dense / hybrid (e5 zero-shot)     e5 encodes queries (`query: `) and documents (`passage: `)
 #   dense (student)                   the shipped multilingual student encodes the queries
-#   dense (student ot)                the OT student (same data, same budget) encodes the queries
+#   dense (student ot)                the raw-cost OT student (same data, same budget) encodes the queries
+#   dense (student mse)               the mse student (same data, same budget) encodes the queries
 #   dense / hybrid (default)          no --query-model: what `optical eval` and `optical search`
 #                                     use by default (the installed students: Hausa queries go to the
 #                                     Hausa student, others to the multilingual one; English routed
@@ -48,6 +50,7 @@ CACHE="${OPTICAL_CACHE:-$HOME/.cache/optical}"
 E5="${E5:-$CACHE/models/multilingual-e5-small}"
 STUDENT="${STUDENT:-$CACHE/models/students/multilingual}"
 OT_STUDENT="${OT_STUDENT:-runs/students/multilingual-ot}"
+MSE_STUDENT="${MSE_STUDENT:-runs/students/multilingual-mse}"
 OUT="${OUT:-eval-out}"
 if [ -z "${OPTICAL:-}" ]; then
   cargo build --release --bin optical
@@ -69,6 +72,7 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 | \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.8 cross-lingual / 0.5 monolingual) and the translated BM25 leg (translations searched in passage bodies) where the query language has a table (likewise every hybrid row) |
 | \`dense (student)\` | the shipped multilingual student (token-level OT with a centred cost, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
 | \`dense (student ot)\` | the student distilled with token-level OT on raw cosine costs, same data, same budget, not interpolated ($(basename "$OT_STUDENT")) |
+| \`dense (student mse)\` | the student distilled with sentence-level MSE, same data, same budget, not interpolated ($(basename "$MSE_STUDENT"); the shipped student before the centred-cost OT one) |
 | \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed students: the Hausa student for Hausa queries, the multilingual one for the other languages; English routed as their manifests say) |
 | \`hybrid (default, bm25 without psq)\` | the default path with the BM25 leg on the untranslated query (\`--psq none\`) |
 
@@ -83,7 +87,7 @@ docs/students.md (\`optical eval --run\` on the two TREC runs: p < 0.05 on every
 EOF
 
 students=()
-for s in "student|$STUDENT" "student ot|$OT_STUDENT"; do
+for s in "student|$STUDENT" "student ot|$OT_STUDENT" "student mse|$MSE_STUDENT"; do
   if [ -f "${s#*|}/model.safetensors" ]; then
     students+=("$s")
   else

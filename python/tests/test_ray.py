@@ -125,6 +125,20 @@ def test_ray_job_equals_single_process_index(tmp_path, cluster, e5, sample_queri
     print(f"largest vector difference: {worst:.2e}")
     assert worst < 1e-4
     for q in sample_queries:
-        ha = [h["id"] for h in a.search(q["text"], query_lang=q["lang"], k=10, explain=False)]
-        hb = [h["id"] for h in b.search(q["text"], query_lang=q["lang"], k=10, explain=False)]
-        assert ha == hb, q
+        ha = [(h["id"], h["score"]) for h in a.search(q["text"], query_lang=q["lang"], k=10, explain=False)]
+        hb = [(h["id"], h["score"]) for h in b.search(q["text"], query_lang=q["lang"], k=10, explain=False)]
+        assert_same_ranking(ha, hb, q)
+
+
+def assert_same_ranking(a, b, what):
+    """The same scores rank by rank, and the same documents above the 10th score. Documents that
+    tie (a sentence passage and its own passage can score alike) are ordered by their position in
+    the index, which differs between the merged shards and the single index, so a tie may swap
+    places or, at the cut, keep another document."""
+    close = lambda x, y: abs(x - y) <= 1e-4 * max(abs(x), 1.0)
+    assert len(a) == len(b), what
+    for (ida, sa), (idb, sb) in zip(a, b):
+        assert close(sa, sb), (what, ida, sa, idb, sb)
+    last = a[-1][1]
+    above = lambda hits: sorted(i for i, s in hits if not close(s, last))
+    assert above(a) == above(b), what
