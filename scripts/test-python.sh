@@ -44,11 +44,9 @@ for component in milvus ray; do
   venv="$CACHE/$component-venv"
   if [ -x "$venv/bin/python" ]; then
     "$venv/bin/python" -m pip install --disable-pip-version-check -q --force-reinstall --no-deps "$WHEEL"
-    if [ "$component" = ray ]; then
-      loopback_only "$venv/bin/python" -m pytest -v -rs -s "python/tests/test_$component.py" "$@"
-    else
-      "$venv/bin/python" -m pytest -v -rs -s "python/tests/test_$component.py" "$@"
-    fi
+    isolate=()
+    [ "$component" = ray ] && isolate=(loopback_only)
+    "${isolate[@]}" "$venv/bin/python" -m pytest -v -rs -s "python/tests/test_$component.py" "$@"
   else
     echo "SKIPPED: python/tests/test_$component.py: no $venv (bash scripts/setup-$component-venv.sh installs it)"
   fi
