@@ -94,6 +94,41 @@ fn example_config_parses_with_defaults_and_resolved_paths() {
     assert_eq!(same.teacher_side(), Role::Query);
 }
 
+/// The student and sweep configs the scripts run: each parses and validates (an unknown or
+/// misspelt key is an error), and each sweep config is the shipped recipe at the sweep budget with
+/// only its named setting changed.
+#[test]
+fn student_and_sweep_configs_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let load = |p: &Path| DistillConfig::from_file(p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    let shipped = load(&root.join("students/multilingual-otc.toml"));
+    let mut names = Vec::new();
+    for dir in ["students", "sweep"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let cfg = load(&path);
+                names.push(format!("{dir}/{}", path.file_stem().unwrap().to_string_lossy()));
+                if dir == "sweep" {
+                    assert_eq!(cfg.max_steps, Some(200), "{}", path.display());
+                    // The same files (the paths differ only in the config's directory).
+                    let file_names = |v: &[std::path::PathBuf]| v.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>();
+                    assert_eq!(file_names(&cfg.train), file_names(&shipped.train), "{}", path.display());
+                    assert_eq!(file_names(&cfg.question_train), file_names(&shipped.question_train), "{}", path.display());
+                    assert_eq!(cfg.seed, shipped.seed, "{}", path.display());
+                }
+            }
+        }
+    }
+    for want in ["students/multilingual-otc", "students/hau-mse", "sweep/otc-200", "sweep/lr-1e-4"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+    let base = load(&root.join("sweep/otc-200.toml"));
+    let lr = load(&root.join("sweep/lr-1e-4.toml"));
+    assert_eq!((base.learning_rate, lr.learning_rate), (shipped.learning_rate, 1e-4));
+    assert_eq!(lr.sinkhorn.epsilon, base.sinkhorn.epsilon);
+}
+
 #[test]
 fn config_errors_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
