@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+BASELINE = "otc-200"
 AFRIQA = ["bem", "hau", "ibo", "kin", "twi", "yor", "zul"]
 
 
@@ -31,7 +32,9 @@ def main():
     head = ["run", "step", "dev top-1", "s/step"] + AFRIQA + ["AfriQA mean", "SIB dev mean"]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "--:|" * (len(head) - 1))
-    for out in sorted(p for p in evals.iterdir() if (p / "results.json").is_file()):
+    scored = [p for p in evals.iterdir() if (p / "results.json").is_file()]
+    # The baseline (the shipped settings at the sweep budget) first, then by name.
+    for out in sorted(scored, key=lambda p: (p.name != BASELINE, p.name)):
         scores = {}
         for row in json.loads((out / "results.json").read_text())["rows"]:
             if row["mode"].startswith("dense"):
