@@ -27,6 +27,7 @@ if [ -z "${OPTICAL:-}" ]; then
   OPTICAL="$CARGO_TARGET_DIR/release/optical"
 fi
 
+source scripts/distill-run.sh
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for c in configs/sweep/*.toml; do names+=("$(basename "$c" .toml)"); done
@@ -35,12 +36,7 @@ for name in "${names[@]}"; do
   config="configs/sweep/$name.toml"
   [ -f "$config" ] || { echo "sweep-students: no config $config" >&2; exit 1; }
   run="runs/sweep/$name"
-  if [ -f "$run/summary.json" ] && grep -q '"finished": true' "$run/summary.json"; then
-    echo "sweep-students: $name already trained ($run)" >&2
-  else
-    echo "sweep-students: distilling $name ($RAYON_NUM_THREADS thread(s))" >&2
-    "$OPTICAL" distill --config "$config" --quiet
-  fi
+  distill_unless_finished sweep-students "$config" "$run"
   out="eval-out/sweep/$name"
   [ -f "$out/scored" ] && { echo "sweep-students: $name already scored ($out)" >&2; continue; }
   mkdir -p "$out"

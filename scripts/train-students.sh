@@ -59,6 +59,7 @@ ship_settings() {
   esac
 }
 
+source scripts/distill-run.sh
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for c in configs/students/*.toml; do names+=("$(basename "$c" .toml)"); done
@@ -67,12 +68,7 @@ for name in "${names[@]}"; do
   config="configs/students/$name.toml"
   [ -f "$config" ] || { echo "train-students: no config $config" >&2; exit 1; }
   out="runs/students/$name"
-  if [ -f "$out/summary.json" ] && grep -q '"finished": true' "$out/summary.json"; then
-    echo "train-students: $name already trained ($out); delete it to retrain" >&2
-  else
-    echo "train-students: distilling $name ($config, device $DEVICE, $RAYON_NUM_THREADS thread(s))" >&2
-    "$OPTICAL" distill --config "$config" --device "$DEVICE" --quiet
-  fi
+  distill_unless_finished train-students "$config" "$out" --device "$DEVICE"
   case " $SHIP " in
     *" $name "*)
       read -r ship_name alpha languages tables < <(ship_settings "$name")
