@@ -109,17 +109,21 @@ fn check_text_files(
     metas: &tantivy::IndexMeta,
     report: &mut CheckReport,
 ) {
-    let ids: Vec<tantivy::index::SegmentId> = metas.segments.iter().map(|s| s.id()).collect();
-    check_segments(tantivy, text_dir, &ids, report);
+    check_segments(tantivy, text_dir, &metas.segments, report);
 }
 
-/// Verifies the footer checksum of every file of the given tantivy segments (the files named
-/// `<segment uuid>.*`), and that each has the files every Optical segment has. Also used by a
-/// commit on the segments it just wrote.
+/// Verifies the footer checksum of every file of the given committed tantivy segments, and that
+/// each has the files every Optical segment has (and the delete file its meta names). Also used
+/// by a commit on the segments it just wrote.
+///
+/// A segment's files are the `<segment uuid>.*` files, except delete files of other opstamps
+/// than the committed one: a writer writes `<uuid>.<opstamp>.del` before its commit point, so a
+/// writer killed mid-commit leaves a partial one beside the committed segment. No commit names
+/// it and the next writable open collects it, so it is a leftover, not damage.
 pub(crate) fn check_segments(
     tantivy: &tantivy::Index,
     text_dir: &Path,
-    segments: &[tantivy::index::SegmentId],
+    segments: &[tantivy::SegmentMeta],
     report: &mut CheckReport,
 ) {
     let mut present: Vec<String> = match std::fs::read_dir(text_dir) {
@@ -136,12 +140,25 @@ pub(crate) fn check_segments(
         }
     };
     present.sort();
-    for id in segments {
-        let uuid = id.uuid_string();
+    for segment in segments {
+        let uuid = segment.id().uuid_string();
+        let committed_del = segment.delete_opstamp().map(|_| {
+            let del = segment.relative_path(tantivy::index::SegmentComponent::Delete);
+            del.to_string_lossy().into_owned()
+        });
         let files: Vec<&String> = present
             .iter()
             .filter(|n| n.split('.').next() == Some(uuid.as_str()))
+            .filter(|n| !n.ends_with(".del") || Some(n.as_str()) == committed_del.as_deref())
             .collect();
+        if let Some(del) = &committed_del {
+            if !files.iter().any(|n| *n == del) {
+                report.problems.push(Problem {
+                    file: text_dir.join(del),
+                    message: "missing (the commit names this delete file)".into(),
+                });
+            }
+        }
         for ext in ALWAYS_PRESENT {
             if !files.iter().any(|n| n.ends_with(&format!(".{ext}"))) {
                 let file = text_dir.join(format!("{uuid}.{ext}"));

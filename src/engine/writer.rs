@@ -427,7 +427,8 @@ impl IndexWriter {
         let text_dir = self.shared.dir.join(super::TEXT_DIR);
         let metas = self.shared.tantivy.load_metas().context("reading tantivy meta.json")?;
         let before = self.base.searcher().generation().segments();
-        let new: Vec<_> = metas.segments.iter().map(|s| s.id()).filter(|id| !before.contains_key(id)).collect();
+        let new: Vec<tantivy::SegmentMeta> =
+            metas.segments.iter().filter(|s| !before.contains_key(&s.id())).cloned().collect();
         if self.shared.damage_next_commit.swap(false, Ordering::SeqCst) {
             damage_a_segment_file(&text_dir, &new);
         }
@@ -447,9 +448,9 @@ impl IndexWriter {
 
 /// Test hook behind [`super::Index::damage_next_commit`]: flips one byte in the middle of the
 /// `.store` file of the first of `segments`, as a write that did not land as written would.
-fn damage_a_segment_file(text_dir: &std::path::Path, segments: &[tantivy::index::SegmentId]) {
-    let Some(id) = segments.first() else { return };
-    let path = text_dir.join(format!("{}.store", id.uuid_string()));
+fn damage_a_segment_file(text_dir: &std::path::Path, segments: &[tantivy::SegmentMeta]) {
+    let Some(segment) = segments.first() else { return };
+    let path = text_dir.join(segment.relative_path(tantivy::index::SegmentComponent::Store));
     if let Ok(mut bytes) = std::fs::read(&path) {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
