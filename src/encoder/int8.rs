@@ -63,11 +63,22 @@ impl QuantizedRows {
     }
 }
 
+/// Quantises one row into `dst` (`q = round(x · 127 / max|x|)`, ties to even); returns the
+/// row's scale and `Σ q`.
+fn quantize_row(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature was just detected.
+        return unsafe { vnni::quantize_row(src, dst) };
+    }
+    quantize_row_portable(src, dst)
+}
+
 super::rowops::multiversion! {
-    /// Quantises one row into `dst` (`q = round(x · 127 / max|x|)`, ties to even); returns the
-    /// row's scale and `Σ q`. Compiled for AVX-512 where the CPU has it: the rounding is then
-    /// one instruction instead of a libm call per value.
-    fn quantize_row(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+    /// [`quantize_row`] in plain Rust, the reference of the AVX-512 version. (Compiled for
+    /// AVX-512 it stays slow: the NaN semantics of `f32::max` and of the saturating `as i32`
+    /// are kept lane by lane, which took as long as the int8 matrix products themselves.)
+    fn quantize_row_portable(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
         // Eight independent maxima so the loop vectorises.
         let mut m = [0f32; 8];
         let mut chunks = src.chunks_exact(8);
@@ -333,6 +344,41 @@ mod vnni {
         }
     }
 
+    /// [`super::quantize_row`] on 16 values at a time: the same integers as the portable
+    /// version (`vcvtps2dq` rounds to nearest even, as `round_ties_even` does).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn quantize_row(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+        assert_eq!(src.len(), dst.len());
+        let n = src.len();
+        let full = n / 16 * 16;
+        let mask = ((1u32 << (n - full)) - 1) as __mmask16;
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+        unsafe {
+            let mut m = _mm512_setzero_ps();
+            for i in (0..full).step_by(16) {
+                m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(s.add(i))));
+            }
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask, s.add(full))));
+            let amax = _mm512_reduce_max_ps(m);
+            let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+            let (lo, hi) = (_mm512_set1_epi32(-127), _mm512_set1_epi32(127));
+            let quantize = |v: __m512| {
+                let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, inv));
+                _mm512_min_epi32(_mm512_max_epi32(q, lo), hi)
+            };
+            let mut sum = _mm512_setzero_si512();
+            for i in (0..full).step_by(16) {
+                let q = quantize(_mm512_loadu_ps(s.add(i)));
+                _mm512_mask_cvtepi32_storeu_epi8(d.add(i) as *mut _, 0xffff, q);
+                sum = _mm512_add_epi32(sum, q);
+            }
+            let q = quantize(_mm512_maskz_loadu_ps(mask, s.add(full)));
+            _mm512_mask_cvtepi32_storeu_epi8(d.add(full) as *mut _, mask, q);
+            sum = _mm512_add_epi32(sum, q);
+            (amax / 127.0, _mm512_reduce_add_epi32(sum))
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn kernel<const R: usize, const B: usize>(t: &Tile) {
         let l = t.layer;
@@ -476,6 +522,26 @@ mod tests {
         for (i, (a, b)) in fast.iter().zip(&portable).enumerate() {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "output {i}: {a} vs {b} (kernel {})", kernel_name());
         }
+    }
+
+    #[test]
+    fn quantize_row_agrees_with_the_portable_version() {
+        // Widths with and without a 16-lane tail; values that round to ±127, ties, and zeros.
+        for width in [1, 3, 16, 37, 384, 1536] {
+            let mut x = matrix(width, width as u64);
+            x[0] = 0.5;
+            if width > 2 {
+                x[1] = 0.0;
+            }
+            let (mut fast, mut portable) = (vec![0i8; width], vec![0i8; width]);
+            let a = quantize_row(&x, &mut fast);
+            let b = quantize_row_portable(&x, &mut portable);
+            assert_eq!(a, b, "width {width}: scale and sum");
+            assert_eq!(fast, portable, "width {width}");
+        }
+        let (mut q, zeros) = (vec![1i8; 5], vec![0f32; 5]);
+        assert_eq!(quantize_row(&zeros, &mut q), (0.0, 0));
+        assert_eq!(q, vec![0; 5]);
     }
 
     #[test]
