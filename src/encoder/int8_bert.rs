@@ -2,7 +2,7 @@
 //!
 //! The six linear layers of each transformer layer run as [`Int8Linear`] (query, key and value
 //! fused into one `hidden → 3·hidden` product); LayerNorm, GELU, softmax and the attention
-//! products stay f32 ([`super::rowops`], and `gemm` for `QKᵀ` and `PV`). Inputs are packed
+//! products stay f32 ([`super::rowops`], and [`super::attention`] for `QKᵀ` and `PV`). Inputs are packed
 //! without padding: the token rows of every input in a batch are stacked (`[tokens, hidden]`)
 //! and attention runs per input over its own rows, so no work goes to padding positions.
 //! Position ids start at 0 for each input and token type ids are 0, as in
@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::bert::{BertDenseNorm, BertLayer, BertModel};
 use super::int8::{Int8Linear, QuantizedRows};
-use super::{rowops, to_vec};
+use super::{attention, rowops, to_vec};
 
 /// LayerNorm parameters on the host.
 #[derive(Debug, Clone)]
@@ -203,13 +203,11 @@ impl Int8Bert {
         let qkv = layer.qkv.forward(&QuantizedRows::quantize(x, tokens, h));
         let ctx = self.attention(&qkv, offsets);
         let attn = layer.attn_out.forward(&QuantizedRows::quantize(&ctx, tokens, h));
-        let n = &layer.attn_norm;
-        rowops::residual_layer_norm(x, &attn, h, &n.gamma, &n.beta, n.eps);
-        let mut mid = layer.up.forward(&QuantizedRows::quantize(x, tokens, h));
-        rowops::gelu(&mut mid);
-        let out = layer.down.forward(&QuantizedRows::quantize(&mid, tokens, layer.up.d_out()));
-        let n = &layer.out_norm;
-        rowops::residual_layer_norm(x, &out, h, &n.gamma, &n.beta, n.eps);
+        residual_norm(x, &attn, h, &layer.attn_norm);
+        let mut up = layer.up.forward(&QuantizedRows::quantize(x, tokens, h));
+        let mid = QuantizedRows::quantize_after(&mut up, tokens, layer.up.d_out(), rowops::gelu);
+        let out = layer.down.forward(&mid);
+        residual_norm(x, &out, h, &layer.out_norm);
     }
 
     /// Scaled dot-product attention of every input over its own rows, every head:
@@ -228,35 +226,32 @@ impl Int8Bert {
                 return;
             }
             let dst = &dst;
-            let mut scores = vec![0f32; len * len];
-            let q = qkv[start * 3 * h + head * dh..].as_ptr();
-            let k = qkv[start * 3 * h + h + head * dh..].as_ptr();
-            let v = qkv[start * 3 * h + 2 * h + head * dh..].as_ptr();
-            let row = (3 * h) as isize;
-            // SAFETY: every pointer and stride stays inside qkv / scores / this input's rows of
-            // ctx; the jobs write disjoint (rows of input i) × (columns of head) blocks of ctx.
-            unsafe {
-                // scores[i][j] = q_i · k_j
-                gemm::gemm(
-                    len, len, dh,
-                    scores.as_mut_ptr(), 1, len as isize, false,
-                    q, 1, row,
-                    k, row, 1,
-                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
-                );
-                rowops::softmax_rows(&mut scores, len, scale);
-                // ctx_i = Σ_j p_ij v_j
-                gemm::gemm(
-                    len, dh, len,
-                    dst.0.add(start * h + head * dh), 1, h as isize, false,
-                    scores.as_ptr(), 1, len as isize,
-                    v, 1, row,
-                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
-                );
-            }
+            let base = start * 3 * h + head * dh;
+            let attention_head = attention::Head {
+                q: qkv[base..].as_ptr(),
+                k: qkv[base + h..].as_ptr(),
+                v: qkv[base + 2 * h..].as_ptr(),
+                stride: 3 * h,
+                len,
+                dh,
+                // SAFETY: row `start` of ctx, this head's columns.
+                ctx: unsafe { dst.0.add(start * h + head * dh) },
+                ctx_stride: h,
+            };
+            // SAFETY: the head's rows stay inside qkv and this input's rows of ctx; the jobs
+            // write disjoint (rows of input i) × (columns of head) blocks of ctx.
+            unsafe { attention::attend(&attention_head, scale) };
         });
         ctx
     }
+}
+
+/// `x = LayerNorm(x + delta)` on `width`-wide rows, bands of rows in parallel.
+fn residual_norm(x: &mut [f32], delta: &[f32], width: usize, n: &Norm) {
+    const BAND_ROWS: usize = 64;
+    x.par_chunks_mut(BAND_ROWS * width)
+        .zip(delta.par_chunks(BAND_ROWS * width))
+        .for_each(|(x, delta)| rowops::residual_layer_norm(x, delta, width, &n.gamma, &n.beta, n.eps));
 }
 
 struct CtxPtr(*mut f32);

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+mod attention;
 mod bert;
 mod config;
 mod device;
