@@ -73,17 +73,20 @@ pub(crate) unsafe fn attend_gemm(head: &Head, scale: f32) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::Head;
+    use super::{Head, rowops};
 
     /// Head width of the kernel: two 16-lane registers per row.
     const DH: usize = 32;
     /// Query rows per score tile, and 16-key blocks per score tile: 16 accumulators.
     const SCORE_ROWS: usize = 4;
     const SCORE_BLOCKS: usize = 4;
-    /// Query rows per context tile: 8 rows × 2 registers = 16 accumulators.
+    /// Query rows per context tile (and per block of rows in flight): 8 rows × 2 registers =
+    /// 16 accumulators.
     const CTX_ROWS: usize = 8;
 
-    /// [`super::attend`] for 32-wide heads on AVX-512.
+    /// [`super::attend`] for 32-wide heads on AVX-512. Works through the queries eight rows at
+    /// a time — their scores, softmax and context — so the scores in flight (8 × 128 floats)
+    /// stay in the L1 cache beside the keys and values.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn attend32(head: &Head, scale: f32) {
         let len = head.len;
@@ -91,7 +94,7 @@ mod x86 {
         // the padded scores are zeroed after the softmax so they add nothing to the context.
         let padded = len.next_multiple_of(16);
         let mut keys_t = vec![0f32; DH * padded];
-        let mut scores = vec![0f32; len * padded];
+        let mut scores = vec![0f32; CTX_ROWS * padded];
         unsafe {
             for j in 0..len {
                 let k = head.k.add(j * head.stride);
@@ -101,59 +104,59 @@ mod x86 {
             }
             let mut i = 0;
             while i < len {
-                let rows = (len - i).min(SCORE_ROWS);
-                match rows {
-                    4 => score_rows::<4>(head, &keys_t, padded, &mut scores, i),
-                    3 => score_rows::<3>(head, &keys_t, padded, &mut scores, i),
-                    2 => score_rows::<2>(head, &keys_t, padded, &mut scores, i),
-                    _ => score_rows::<1>(head, &keys_t, padded, &mut scores, i),
-                }
-                i += rows;
-            }
-        }
-        for row in scores.chunks_exact_mut(padded) {
-            let (live, pad) = row.split_at_mut(len);
-            super::rowops::softmax_rows(live, len, scale);
-            pad.fill(0.0);
-        }
-        unsafe {
-            let mut i = 0;
-            while i < len {
                 let rows = (len - i).min(CTX_ROWS);
+                let block = &mut scores[..rows * padded];
+                let mut r = 0;
+                while r < rows {
+                    let n = (rows - r).min(SCORE_ROWS);
+                    match n {
+                        4 => score_rows::<4>(head, &keys_t, padded, block, i, r),
+                        3 => score_rows::<3>(head, &keys_t, padded, block, i, r),
+                        2 => score_rows::<2>(head, &keys_t, padded, block, i, r),
+                        _ => score_rows::<1>(head, &keys_t, padded, block, i, r),
+                    }
+                    r += n;
+                }
+                for row in block.chunks_exact_mut(padded) {
+                    let (live, pad) = row.split_at_mut(len);
+                    rowops::softmax_rows(live, len, scale);
+                    pad.fill(0.0);
+                }
                 match rows {
-                    8 => ctx_tile::<8>(head, &scores, padded, i),
-                    7 => ctx_tile::<7>(head, &scores, padded, i),
-                    6 => ctx_tile::<6>(head, &scores, padded, i),
-                    5 => ctx_tile::<5>(head, &scores, padded, i),
-                    4 => ctx_tile::<4>(head, &scores, padded, i),
-                    3 => ctx_tile::<3>(head, &scores, padded, i),
-                    2 => ctx_tile::<2>(head, &scores, padded, i),
-                    _ => ctx_tile::<1>(head, &scores, padded, i),
+                    8 => ctx_tile::<8>(head, block, padded, i),
+                    7 => ctx_tile::<7>(head, block, padded, i),
+                    6 => ctx_tile::<6>(head, block, padded, i),
+                    5 => ctx_tile::<5>(head, block, padded, i),
+                    4 => ctx_tile::<4>(head, block, padded, i),
+                    3 => ctx_tile::<3>(head, block, padded, i),
+                    2 => ctx_tile::<2>(head, block, padded, i),
+                    _ => ctx_tile::<1>(head, block, padded, i),
                 }
                 i += rows;
             }
         }
     }
 
-    /// Scores of query rows `i..i+R` against every (padded) key.
+    /// Scores of query rows `i+r0 .. i+r0+R` against every (padded) key, into rows
+    /// `r0 .. r0+R` of `scores`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn score_rows<const R: usize>(head: &Head, keys_t: &[f32], padded: usize, scores: &mut [f32], i: usize) {
+    unsafe fn score_rows<const R: usize>(head: &Head, keys_t: &[f32], padded: usize, scores: &mut [f32], i: usize, r0: usize) {
         let mut block = 0;
         while block < padded / 16 {
             let blocks = (padded / 16 - block).min(SCORE_BLOCKS);
             unsafe {
                 match blocks {
-                    4 => score_tile::<R, 4>(head, keys_t, padded, scores, i, block),
-                    3 => score_tile::<R, 3>(head, keys_t, padded, scores, i, block),
-                    2 => score_tile::<R, 2>(head, keys_t, padded, scores, i, block),
-                    _ => score_tile::<R, 1>(head, keys_t, padded, scores, i, block),
+                    4 => score_tile::<R, 4>(head, keys_t, padded, scores, i, r0, block),
+                    3 => score_tile::<R, 3>(head, keys_t, padded, scores, i, r0, block),
+                    2 => score_tile::<R, 2>(head, keys_t, padded, scores, i, r0, block),
+                    _ => score_tile::<R, 1>(head, keys_t, padded, scores, i, r0, block),
                 }
             }
             block += blocks;
         }
     }
 
-    /// `scores[i+r][16·(block+b) ..][..16] = q_{i+r} · k` for r < R, b < B.
+    /// `scores[r0+r][16·(block+b) ..][..16] = q_{i+r0+r} · k` for r < R, b < B.
     #[target_feature(enable = "avx512f")]
     unsafe fn score_tile<const R: usize, const B: usize>(
         head: &Head,
@@ -161,6 +164,7 @@ mod x86 {
         padded: usize,
         scores: &mut [f32],
         i: usize,
+        r0: usize,
         block: usize,
     ) {
         let mut acc = [[_mm512_setzero_ps(); B]; R];
@@ -172,14 +176,14 @@ mod x86 {
                     *v = _mm512_loadu_ps(kt.add(d * padded + b * 16));
                 }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let q = _mm512_set1_ps(*head.q.add((i + r) * head.stride + d));
+                    let q = _mm512_set1_ps(*head.q.add((i + r0 + r) * head.stride + d));
                     for b in 0..B {
                         acc_r[b] = _mm512_fmadd_ps(q, kv[b], acc_r[b]);
                     }
                 }
             }
             for (r, acc_r) in acc.iter().enumerate() {
-                let dst = scores.as_mut_ptr().add((i + r) * padded + block * 16);
+                let dst = scores.as_mut_ptr().add((r0 + r) * padded + block * 16);
                 for (b, &v) in acc_r.iter().enumerate() {
                     _mm512_storeu_ps(dst.add(b * 16), v);
                 }
@@ -187,12 +191,12 @@ mod x86 {
         }
     }
 
-    /// `ctx_{i+r} = Σ_j p_{i+r, j} v_j` for r < R.
+    /// `ctx_{i+r} = Σ_j p_{r, j} v_j` for r < R (`scores` holds the weights of rows `i..`).
     #[target_feature(enable = "avx512f")]
     unsafe fn ctx_tile<const R: usize>(head: &Head, scores: &[f32], padded: usize, i: usize) {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         unsafe {
-            let p = scores.as_ptr().add(i * padded);
+            let p = scores.as_ptr();
             for j in 0..head.len {
                 let v = head.v.add(j * head.stride);
                 let (v0, v1) = (_mm512_loadu_ps(v), _mm512_loadu_ps(v.add(16)));

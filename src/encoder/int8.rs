@@ -62,10 +62,10 @@ impl QuantizedRows {
         out
     }
 
-    /// Applies `f` to each row of `x` in place, then quantises the row while it is still in
-    /// the cache (the encoder's GELU before the second feed-forward product: one pass over
-    /// the widest activations instead of two).
-    pub fn quantize_after(x: &mut [f32], rows: usize, width: usize, f: impl Fn(&mut [f32]) + Sync) -> Self {
+    /// Applies `f(row index, row)` to each row of `x` in place, then quantises the row while
+    /// it is still in the cache (the encoder's GELU and LayerNorms before a product: one pass
+    /// over the activations instead of two).
+    pub fn quantize_after(x: &mut [f32], rows: usize, width: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Self {
         assert_eq!(x.len(), rows * width, "quantize: {} values for {rows} × {width}", x.len());
         let mut out = Self::zeros(rows, width);
         let stride = out.stride;
@@ -73,9 +73,10 @@ impl QuantizedRows {
             .zip(out.values.par_chunks_exact_mut(stride.max(1)))
             .zip(out.scales.par_iter_mut())
             .zip(out.sums.par_iter_mut())
+            .enumerate()
             .with_min_len(16)
-            .for_each(|(((src, dst), scale), sum)| {
-                f(src);
+            .for_each(|(r, (((src, dst), scale), sum))| {
+                f(r, src);
                 (*scale, *sum) = quantize_row(src, &mut dst[..width]);
             });
         out

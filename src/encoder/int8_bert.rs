@@ -168,8 +168,12 @@ impl Int8Bert {
         }
         let tokens = *offsets.last().unwrap();
         let mut x = self.embed(inputs, tokens)?;
-        for layer in &self.layers {
-            self.layer(layer, &mut x, &offsets);
+        let mut xq = QuantizedRows::quantize(&x, tokens, h);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let last = i + 1 == self.layers.len();
+            if let Some(next) = self.layer(layer, &mut x, &xq, &offsets, !last) {
+                xq = next;
+            }
         }
         Ok(PackedStates { states: x, offsets, hidden: h })
     }
@@ -196,18 +200,24 @@ impl Int8Bert {
         Ok(x)
     }
 
-    /// One transformer layer on the packed rows `x` (updated in place).
-    fn layer(&self, layer: &Int8Layer, x: &mut [f32], offsets: &[usize]) {
+    /// One transformer layer on the packed rows `x` (updated in place), whose quantised copy
+    /// is `xq`; returns the quantised result when `quantize_output` (the next layer's input).
+    fn layer(&self, layer: &Int8Layer, x: &mut [f32], xq: &QuantizedRows, offsets: &[usize], quantize_output: bool) -> Option<QuantizedRows> {
         let h = self.hidden;
         let tokens = x.len() / h;
-        let qkv = layer.qkv.forward(&QuantizedRows::quantize(x, tokens, h));
+        let qkv = layer.qkv.forward(xq);
         let ctx = self.attention(&qkv, offsets);
         let attn = layer.attn_out.forward(&QuantizedRows::quantize(&ctx, tokens, h));
-        residual_norm(x, &attn, h, &layer.attn_norm);
-        let mut up = layer.up.forward(&QuantizedRows::quantize(x, tokens, h));
-        let mid = QuantizedRows::quantize_after(&mut up, tokens, layer.up.d_out(), rowops::gelu);
+        let up_input = residual_norm_quantized(x, &attn, h, &layer.attn_norm);
+        let mut up = layer.up.forward(&up_input);
+        let mid = QuantizedRows::quantize_after(&mut up, tokens, layer.up.d_out(), |_, row| rowops::gelu(row));
         let out = layer.down.forward(&mid);
-        residual_norm(x, &out, h, &layer.out_norm);
+        if quantize_output {
+            Some(residual_norm_quantized(x, &out, h, &layer.out_norm))
+        } else {
+            residual_norm(x, &out, h, &layer.out_norm);
+            None
+        }
     }
 
     /// Scaled dot-product attention of every input over its own rows, every head:
@@ -244,6 +254,14 @@ impl Int8Bert {
         });
         ctx
     }
+}
+
+/// [`residual_norm`], and the result quantised for the next product in the same pass.
+fn residual_norm_quantized(x: &mut [f32], delta: &[f32], width: usize, n: &Norm) -> QuantizedRows {
+    let rows = x.len() / width;
+    QuantizedRows::quantize_after(x, rows, width, |r, row| {
+        rowops::residual_layer_norm(row, &delta[r * width..(r + 1) * width], width, &n.gamma, &n.beta, n.eps)
+    })
 }
 
 /// `x = LayerNorm(x + delta)` on `width`-wide rows, bands of rows in parallel.
