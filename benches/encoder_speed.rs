@@ -9,7 +9,7 @@
 //! run back to back on the same machine state.
 //!
 //!   cargo bench --bench encoder_speed
-//!   cargo bench --bench encoder_speed --features fast-cpu   # burn's AVX-512 gemm kernels
+//!   cargo bench --bench encoder_speed --no-default-features   # without gemm's AVX-512 kernels (fast-cpu)
 //!
 //! Built with `--features ndarray`, each round also measures burn's ndarray backend (f32) right
 //! after flex, and a second table puts the two side by side.

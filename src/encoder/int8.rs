@@ -104,30 +104,28 @@ fn quantize_row(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
     quantize_row_portable(src, dst)
 }
 
-super::rowops::multiversion! {
-    /// [`quantize_row`] in plain Rust, the reference of the AVX-512 version. (Compiled for
-    /// AVX-512 it stays slow: the NaN semantics of `f32::max` and of the saturating `as i32`
-    /// are kept lane by lane, which took as long as the int8 matrix products themselves.)
-    fn quantize_row_portable(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
-        // Eight independent maxima so the loop vectorises.
-        let mut m = [0f32; 8];
-        let mut chunks = src.chunks_exact(8);
-        for c in &mut chunks {
-            for i in 0..8 {
-                m[i] = m[i].max(c[i].abs());
-            }
+/// [`quantize_row`] in plain Rust: the reference of the AVX-512 version, and the code on CPUs
+/// without it. (Even compiled for AVX-512 it was slow: the NaN semantics of `f32::max` and of the
+/// saturating `as i32` were kept lane by lane, and quantising took as long as the int8 products.)
+fn quantize_row_portable(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+    // Eight independent maxima so the loop vectorises.
+    let mut m = [0f32; 8];
+    let mut chunks = src.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            m[i] = m[i].max(c[i].abs());
         }
-        let tail = chunks.remainder().iter().fold(0f32, |a, v| a.max(v.abs()));
-        let amax = m.iter().fold(tail, |a, &v| a.max(v));
-        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-        let mut sum = 0i32;
-        for (d, &v) in dst.iter_mut().zip(src) {
-            let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32;
-            *d = q as i8;
-            sum += q;
-        }
-        (amax / 127.0, sum)
     }
+    let tail = chunks.remainder().iter().fold(0f32, |a, v| a.max(v.abs()));
+    let amax = m.iter().fold(tail, |a, &v| a.max(v));
+    let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (d, &v) in dst.iter_mut().zip(src) {
+        let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32;
+        *d = q as i8;
+        sum += q;
+    }
+    (amax / 127.0, sum)
 }
 
 /// A linear layer with int8 weights: `d_in → d_out`, per-output-channel scales, f32 bias.
@@ -192,8 +190,8 @@ impl Int8Linear {
     /// `x · W + b` for quantised rows `x`; returns `x.rows() × d_out` values, row-major.
     pub fn forward(&self, x: &QuantizedRows) -> Vec<f32> {
         assert_eq!(x.stride, self.groups * GROUP, "Int8Linear: input width {} but the layer takes {}", x.stride, self.d_in);
-        // Not zeroed first (that was a tenth of the encoder's time): the kernels write every
-        // output of every row.
+        // Not zeroed first (zeroing was a few per cent of the encoder's time): the kernels write
+        // every output of every row.
         let len = x.rows * self.d_out;
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let kernel = Kernel::detect();

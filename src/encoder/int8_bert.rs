@@ -2,9 +2,10 @@
 //!
 //! The six linear layers of each transformer layer run as [`Int8Linear`] (query, key and value
 //! fused into one `hidden → 3·hidden` product); LayerNorm, GELU, softmax and the attention
-//! products stay f32 ([`super::rowops`], and [`super::attention`] for `QKᵀ` and `PV`). Inputs are packed
-//! without padding: the token rows of every input in a batch are stacked (`[tokens, hidden]`)
-//! and attention runs per input over its own rows, so no work goes to padding positions.
+//! products stay f32 ([`super::rowops`], and [`super::attention`] for `QKᵀ` and `PV`). Inputs
+//! are packed without padding: the token rows of every input in a batch are stacked
+//! (`[tokens, hidden]`) and attention runs per input over its own rows, so no work goes to
+//! padding positions.
 //! Position ids start at 0 for each input and token type ids are 0, as in
 //! [`BertModel::forward`], whose results this approximates (f32 stays the reference path).
 use anyhow::{Result, ensure};

@@ -1,7 +1,8 @@
 //! Row-wise f32 operations of the int8 inference path ([`super::int8_bert`]): LayerNorm with
-//! the residual added, GELU, softmax, mean pooling. Each is written so the compiler vectorises
-//! it (branch-free polynomial `erf` and `exp` instead of the libm calls), and each public
-//! function runs an AVX-512 build of the same code when the CPU has it (checked at run time).
+//! the residual added, GELU, softmax. Branch-free polynomial `erf` and `exp` replace the libm
+//! calls. GELU and softmax run AVX-512 intrinsics when the CPU has them (checked at run time),
+//! with the plain Rust as their reference and as the code elsewhere; LayerNorm is plain Rust
+//! that the compiler vectorises, run as an AVX-512 build of the same code where it can.
 
 /// Defines `pub fn $name(args)` that runs its body compiled for AVX-512 when the CPU has it,
 /// and for the baseline target otherwise. Same code, same results up to FMA contraction.
@@ -30,7 +31,6 @@ macro_rules! multiversion {
         }
     };
 }
-pub(crate) use multiversion;
 
 multiversion! {
     /// `h = LayerNorm(h + delta)` on each `width`-wide row (biased variance, like BERT's).
@@ -89,12 +89,10 @@ pub fn gelu(x: &mut [f32]) {
     gelu_portable(x)
 }
 
-multiversion! {
-    /// [`gelu`] in plain Rust: the reference of the AVX-512 version.
-    pub fn gelu_portable(x: &mut [f32]) {
-        for v in x.iter_mut() {
-            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-        }
+/// [`gelu`] in plain Rust: the reference of the AVX-512 version, and the code on CPUs without it.
+pub fn gelu_portable(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
 }
 
@@ -108,20 +106,18 @@ pub fn softmax_rows(x: &mut [f32], width: usize, scale: f32) {
     softmax_rows_portable(x, width, scale)
 }
 
-multiversion! {
-    /// [`softmax_rows`] in plain Rust: the reference of the AVX-512 version, and the code on
-    /// CPUs without it. (Compiled for AVX-512 it is still slow: `f32::max` and the saturating
-    /// `as i32` of `exp` keep NaN semantics the compiler does lane by lane.)
-    pub fn softmax_rows_portable(x: &mut [f32], width: usize, scale: f32) {
-        for row in x.chunks_exact_mut(width) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            for v in row.iter_mut() {
-                *v = exp((*v - max) * scale);
-            }
-            let inv = 1.0 / lane_sum(row, |v| v);
-            for v in row.iter_mut() {
-                *v *= inv;
-            }
+/// [`softmax_rows`] in plain Rust: the reference of the AVX-512 version, and the code on CPUs
+/// without it. (The compiler does not vectorise it well even for AVX-512: `f32::max` and the
+/// saturating `as i32` of `exp` keep NaN semantics, which it handles lane by lane.)
+pub fn softmax_rows_portable(x: &mut [f32], width: usize, scale: f32) {
+    for row in x.chunks_exact_mut(width) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        for v in row.iter_mut() {
+            *v = exp((*v - max) * scale);
+        }
+        let inv = 1.0 / lane_sum(row, |v| v);
+        for v in row.iter_mut() {
+            *v *= inv;
         }
     }
 }
