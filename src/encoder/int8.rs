@@ -41,24 +41,12 @@ impl QuantizedRows {
         assert_eq!(x.len(), rows * width, "quantize: {} values for {rows} × {width}", x.len());
         let mut out = Self::zeros(rows, width);
         let stride = out.stride;
-        let quantize = |(((src, dst), scale), sum): (((&[f32], &mut [i8]), &mut f32), &mut i32)| {
-            (*scale, *sum) = quantize_row(src, &mut dst[..width]);
-        };
-        let parallel = rows * width >= 1 << 16;
-        let (values, scales, sums) = (&mut out.values, &mut out.scales, &mut out.sums);
-        if parallel {
-            x.par_chunks_exact(width.max(1))
-                .zip(values.par_chunks_exact_mut(stride.max(1)))
-                .zip(scales.par_iter_mut())
-                .zip(sums.par_iter_mut())
-                .for_each(quantize);
-        } else {
-            x.chunks_exact(width.max(1))
-                .zip(values.chunks_exact_mut(stride.max(1)))
-                .zip(scales.iter_mut())
-                .zip(sums.iter_mut())
-                .for_each(quantize);
-        }
+        x.par_chunks_exact(width.max(1))
+            .zip(out.values.par_chunks_exact_mut(stride.max(1)))
+            .zip(out.scales.par_iter_mut())
+            .zip(out.sums.par_iter_mut())
+            .with_min_len(16)
+            .for_each(|(((src, dst), scale), sum)| (*scale, *sum) = quantize_row(src, &mut dst[..width]));
         out
     }
 
@@ -384,7 +372,7 @@ mod vnni {
         assert_eq!(src.len(), dst.len());
         let n = src.len();
         let full = n / 16 * 16;
-        let mask = ((1u32 << (n - full)) - 1) as __mmask16;
+        let mask = super::super::rowops::x86::tail_mask(n - full);
         let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
         unsafe {
             let mut m = _mm512_setzero_ps();

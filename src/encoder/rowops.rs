@@ -123,7 +123,7 @@ pub fn softmax_rows_portable(x: &mut [f32], width: usize, scale: f32) {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     /// Lanes `0..n` of a 16-lane register.
