@@ -38,41 +38,57 @@ pub struct QuantizedRows {
 impl QuantizedRows {
     /// Quantises `rows` rows of width `width` (row-major `x`): `q = round(x · 127 / max|x|)`.
     pub fn quantize(x: &[f32], rows: usize, width: usize) -> Self {
-        assert_eq!(x.len(), rows * width, "quantize: {} values for {rows} × {width}", x.len());
-        let mut out = Self::zeros(rows, width);
-        let stride = out.stride;
-        x.par_chunks_exact(width.max(1))
-            .zip(out.values.par_chunks_exact_mut(stride.max(1)))
-            .zip(out.scales.par_iter_mut())
-            .zip(out.sums.par_iter_mut())
-            .with_min_len(16)
-            .for_each(|(((src, dst), scale), sum)| (*scale, *sum) = quantize_row(src, &mut dst[..width]));
+        let mut out = Self::default();
+        out.quantize_into(x, rows, width);
         out
     }
 
-    /// Applies `f(row index, row)` to each row of `x` in place, then quantises the row while
-    /// it is still in the cache (the encoder's GELU and LayerNorms before a product: one pass
-    /// over the activations instead of two).
-    pub fn quantize_after(x: &mut [f32], rows: usize, width: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Self {
+    /// [`Self::quantize`] into `self`, keeping its allocations (the encoder reuses one set of
+    /// buffers for every layer: fresh ones cost a page fault per 4 KiB each time).
+    pub fn quantize_into(&mut self, x: &[f32], rows: usize, width: usize) {
         assert_eq!(x.len(), rows * width, "quantize: {} values for {rows} × {width}", x.len());
-        let mut out = Self::zeros(rows, width);
-        let stride = out.stride;
+        self.reshape(rows, width);
+        let stride = self.stride;
+        x.par_chunks_exact(width.max(1))
+            .zip(self.values.par_chunks_exact_mut(stride.max(1)))
+            .zip(self.scales.par_iter_mut())
+            .zip(self.sums.par_iter_mut())
+            .with_min_len(16)
+            .for_each(|(((src, dst), scale), sum)| (*scale, *sum) = quantize_row(src, &mut dst[..width]));
+    }
+
+    /// Applies `f(row index, row)` to each row of `x` in place, then quantises the row into
+    /// `self` while it is still in the cache (the encoder's GELU and LayerNorms before a
+    /// product: one pass over the activations instead of two). Keeps `self`'s allocations.
+    pub fn quantize_after_into(&mut self, x: &mut [f32], rows: usize, width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        assert_eq!(x.len(), rows * width, "quantize: {} values for {rows} × {width}", x.len());
+        self.reshape(rows, width);
+        let stride = self.stride;
         x.par_chunks_exact_mut(width.max(1))
-            .zip(out.values.par_chunks_exact_mut(stride.max(1)))
-            .zip(out.scales.par_iter_mut())
-            .zip(out.sums.par_iter_mut())
+            .zip(self.values.par_chunks_exact_mut(stride.max(1)))
+            .zip(self.scales.par_iter_mut())
+            .zip(self.sums.par_iter_mut())
             .enumerate()
             .with_min_len(16)
             .for_each(|(r, (((src, dst), scale), sum))| {
                 f(r, src);
                 (*scale, *sum) = quantize_row(src, &mut dst[..width]);
             });
-        out
     }
 
-    fn zeros(rows: usize, width: usize) -> Self {
+    /// Sizes the buffers for `rows × width`. Each row's values past `width` (padding up to the
+    /// stride) must read 0; rows are otherwise overwritten whole, so old values are cleared only
+    /// when the width leaves padding.
+    fn reshape(&mut self, rows: usize, width: usize) {
         let stride = width.div_ceil(GROUP) * GROUP;
-        Self { rows, stride, values: vec![0; rows * stride], scales: vec![0.0; rows], sums: vec![0; rows] }
+        if stride != width {
+            self.values.clear();
+        }
+        self.values.resize(rows * stride, 0);
+        self.scales.resize(rows, 0.0);
+        self.sums.resize(rows, 0);
+        self.rows = rows;
+        self.stride = stride;
     }
 
     /// Number of rows.
@@ -177,11 +193,19 @@ impl Int8Linear {
 
     /// `x · W + b` for quantised rows `x`; returns `x.rows() × d_out` values, row-major.
     pub fn forward(&self, x: &QuantizedRows) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.forward_into(x, &mut out);
+        out
+    }
+
+    /// [`Self::forward`] into `out` (replacing its contents, keeping its allocation).
+    pub fn forward_into(&self, x: &QuantizedRows, out: &mut Vec<f32>) {
         assert_eq!(x.stride, self.groups * GROUP, "Int8Linear: input width {} but the layer takes {}", x.stride, self.d_in);
         // Not zeroed first (zeroing was a few per cent of the encoder's time): the kernels write
         // every output of every row.
         let len = x.rows * self.d_out;
-        let mut out: Vec<f32> = Vec::with_capacity(len);
+        out.clear();
+        out.reserve(len);
         let kernel = Kernel::detect();
         let threads = rayon::current_num_threads();
         if x.rows >= JOB_ROWS * 2 || threads == 1 {
@@ -206,7 +230,6 @@ impl Int8Linear {
         }
         // SAFETY: every one of the `len` values was written above.
         unsafe { out.set_len(len) };
-        out
     }
 
     /// Computes rows `r0..r0+rows` of `x` into `out` (which starts at row `r0`), output blocks
@@ -570,5 +593,22 @@ mod tests {
         let layer = Int8Linear::new(&[0.0; 8 * 3], Some(&[1.0, -2.0, 3.0]), 8, 3);
         let y = layer.forward(&QuantizedRows::quantize(&[0.0; 2 * 8], 2, 8));
         assert_eq!(y, vec![1.0, -2.0, 3.0, 1.0, -2.0, 3.0]);
+    }
+
+    #[test]
+    fn reused_buffers_give_what_fresh_ones_give() {
+        // A wide input, then a narrower one with row padding (width 10, stride 12): the padding
+        // must read 0 again, and the outputs must equal those of fresh buffers.
+        let (rows, d_out) = (9, 20);
+        let (mut q, mut y) = (QuantizedRows::default(), Vec::new());
+        for d_in in [64, 10, 64] {
+            let (x, w) = (matrix(rows * d_in, d_in as u64), matrix(d_in * d_out, 7));
+            let layer = Int8Linear::new(&w, None, d_in, d_out);
+            q.quantize_into(&x, rows, d_in);
+            layer.forward_into(&q, &mut y);
+            let fresh = QuantizedRows::quantize(&x, rows, d_in);
+            assert_eq!((q.values.as_slice(), q.scales.as_slice(), q.sums.as_slice()), (fresh.values.as_slice(), fresh.scales.as_slice(), fresh.sums.as_slice()), "d_in {d_in}");
+            assert_eq!(y, layer.forward(&fresh), "d_in {d_in}");
+        }
     }
 }

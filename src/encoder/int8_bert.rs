@@ -169,12 +169,11 @@ impl Int8Bert {
         }
         let tokens = *offsets.last().unwrap();
         let mut x = self.embed(inputs, tokens)?;
-        let mut xq = QuantizedRows::quantize(&x, tokens, h);
+        let mut buffers = Buffers::default();
+        buffers.input.quantize_into(&x, tokens, h);
         for (i, layer) in self.layers.iter().enumerate() {
             let last = i + 1 == self.layers.len();
-            if let Some(next) = self.layer(layer, &mut x, &xq, &offsets, !last) {
-                xq = next;
-            }
+            self.layer(layer, &mut x, &offsets, &mut buffers, !last);
         }
         Ok(PackedStates { states: x, offsets, hidden: h })
     }
@@ -202,32 +201,36 @@ impl Int8Bert {
     }
 
     /// One transformer layer on the packed rows `x` (updated in place), whose quantised copy
-    /// is `xq`; returns the quantised result when `quantize_output` (the next layer's input).
-    fn layer(&self, layer: &Int8Layer, x: &mut [f32], xq: &QuantizedRows, offsets: &[usize], quantize_output: bool) -> Option<QuantizedRows> {
+    /// is `buffers.input`; when `quantize_output`, the result is quantised into `buffers.input`
+    /// for the next layer.
+    fn layer(&self, layer: &Int8Layer, x: &mut [f32], offsets: &[usize], buffers: &mut Buffers, quantize_output: bool) {
         let h = self.hidden;
         let tokens = x.len() / h;
-        let qkv = layer.qkv.forward(xq);
-        let ctx = self.attention(&qkv, offsets);
-        let attn = layer.attn_out.forward(&QuantizedRows::quantize(&ctx, tokens, h));
-        let up_input = residual_norm_quantized(x, &attn, h, &layer.attn_norm);
-        let mut up = layer.up.forward(&up_input);
-        let mid = QuantizedRows::quantize_after(&mut up, tokens, layer.up.d_out(), |_, row| rowops::gelu(row));
-        let out = layer.down.forward(&mid);
+        let b = buffers;
+        layer.qkv.forward_into(&b.input, &mut b.wide);
+        self.attention(&b.wide, offsets, &mut b.narrow);
+        b.mid.quantize_into(&b.narrow, tokens, h);
+        layer.attn_out.forward_into(&b.mid, &mut b.narrow);
+        residual_norm_quantized(x, &b.narrow, h, &layer.attn_norm, &mut b.mid);
+        layer.up.forward_into(&b.mid, &mut b.wide);
+        let up = layer.up.d_out();
+        b.mid.quantize_after_into(&mut b.wide, tokens, up, |_, row| rowops::gelu(row));
+        layer.down.forward_into(&b.mid, &mut b.narrow);
         if quantize_output {
-            Some(residual_norm_quantized(x, &out, h, &layer.out_norm))
+            residual_norm_quantized(x, &b.narrow, h, &layer.out_norm, &mut b.input);
         } else {
-            residual_norm(x, &out, h, &layer.out_norm);
-            None
+            residual_norm(x, &b.narrow, h, &layer.out_norm);
         }
     }
 
     /// Scaled dot-product attention of every input over its own rows, every head:
-    /// `qkv` is `[tokens, 3·hidden]`; returns the context `[tokens, hidden]`.
-    fn attention(&self, qkv: &[f32], offsets: &[usize]) -> Vec<f32> {
+    /// `qkv` is `[tokens, 3·hidden]`; writes the context `[tokens, hidden]` into `ctx`.
+    fn attention(&self, qkv: &[f32], offsets: &[usize], ctx: &mut Vec<f32>) {
         let h = self.hidden;
         let dh = h / self.heads;
         let tokens = qkv.len() / (3 * h);
-        let mut ctx = vec![0f32; tokens * h];
+        // Every value is written below (every row of every input, every head's columns).
+        ctx.resize(tokens * h, 0.0);
         let dst = CtxPtr(ctx.as_mut_ptr());
         let scale = 1.0 / (dh as f32).sqrt();
         let jobs: Vec<(usize, usize)> = (0..offsets.len() - 1).flat_map(|i| (0..self.heads).map(move |head| (i, head))).collect();
@@ -253,16 +256,30 @@ impl Int8Bert {
             // write disjoint (rows of input i) × (columns of head) blocks of ctx.
             unsafe { attention::attend(&attention_head, scale) };
         });
-        ctx
     }
 }
 
-/// [`residual_norm`], and the result quantised for the next product in the same pass.
-fn residual_norm_quantized(x: &mut [f32], delta: &[f32], width: usize, n: &Norm) -> QuantizedRows {
+/// The activations of one forward pass, reused by every layer: buffers allocated afresh for
+/// each layer cost the kernel's clearing of new pages every time (≈ 6 % of the int8 encoder's
+/// time at batch 32 × 128).
+#[derive(Default)]
+struct Buffers {
+    /// The layer's input, quantised.
+    input: QuantizedRows,
+    /// `[tokens, 3·hidden]` (query, key, value) and `[tokens, intermediate]` (the up projection).
+    wide: Vec<f32>,
+    /// `[tokens, hidden]`: the attention context, then each product back to the hidden width.
+    narrow: Vec<f32>,
+    /// The quantised input of the attention output, up and down products in turn.
+    mid: QuantizedRows,
+}
+
+/// [`residual_norm`], and the result quantised into `q` for the next product in the same pass.
+fn residual_norm_quantized(x: &mut [f32], delta: &[f32], width: usize, n: &Norm, q: &mut QuantizedRows) {
     let rows = x.len() / width;
-    QuantizedRows::quantize_after(x, rows, width, |r, row| {
+    q.quantize_after_into(x, rows, width, |r, row| {
         rowops::residual_layer_norm(row, &delta[r * width..(r + 1) * width], width, &n.gamma, &n.beta, n.eps)
-    })
+    });
 }
 
 /// `x = LayerNorm(x + delta)` on `width`-wide rows, bands of rows in parallel.
