@@ -159,4 +159,16 @@ for manifest in "$ROOT"/students/*/manifest.json; do
   log "student $NAME: assembled in $OUT"
 done
 
+# A student assembled by an earlier checkout and no longer shipped (its students/<name>/ is gone)
+# would still be picked for its languages: remove it. Only directories this script assembled
+# (they hold student.json) are touched.
+for installed in "$MODELS"/students/*/student.json; do
+  [[ -f "$installed" ]] || continue
+  D="$(dirname "$installed")"
+  if [[ ! -f "$ROOT/students/$(basename "$D")/manifest.json" ]]; then
+    rm -rf "$D"
+    log "student $(basename "$D"): no longer shipped, removed from $MODELS/students"
+  fi
+done
+
 log "models ready in $MODELS"

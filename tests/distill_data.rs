@@ -120,7 +120,7 @@ fn student_and_sweep_configs_parse() {
             }
         }
     }
-    for want in ["students/multilingual-otc", "students/hau-mse", "sweep/otc-200", "sweep/lr-1e-4"] {
+    for want in ["students/multilingual-otc", "students/multilingual-otc-1500", "students/hau-mse", "sweep/otc-200", "sweep/lr-1e-4"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     let base = load(&root.join("sweep/otc-200.toml"));

@@ -102,3 +102,22 @@ fn setup_installs_the_shipped_students_and_eval_uses_one_by_default() {
         student_dir.display()
     );
 }
+
+#[test]
+fn setup_removes_an_installed_student_that_is_no_longer_shipped() {
+    // A student assembled by an earlier checkout whose students/<name>/ is gone would still be
+    // chosen for its languages. (Its student.json here does not parse, so the other tests of
+    // this file, which list the installed students meanwhile, skip it.)
+    let stale = models_dir().join("students").join("no-longer-shipped-test-student");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("student.json"), "{}").unwrap();
+    let run = Command::new("bash").arg(repo().join("scripts/setup-models.sh")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stale.exists(), "setup-models.sh left {} in place:\n{stderr}", stale.display());
+    assert!(stderr.contains("student no-longer-shipped-test-student: no longer shipped"), "{stderr}");
+    for s in shipped() {
+        let dir = models_dir().join("students").join(s.file_name().unwrap());
+        assert!(is_assembled(&s, &dir), "setup-models.sh removed or broke the shipped {}", dir.display());
+    }
+}
