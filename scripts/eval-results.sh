@@ -59,6 +59,20 @@ fi
 [ -d "$EVAL_DIR" ] || { echo "no eval collections at $EVAL_DIR" >&2; exit 1; }
 [ -f "$E5/model.safetensors" ] || { echo "no e5 model at $E5 (run scripts/setup-models.sh)" >&2; exit 1; }
 
+students=()
+for s in "student|$STUDENT" "student ot|$OT_STUDENT" "student mse|$MSE_STUDENT"; do
+  if [ -f "${s#*|}/model.safetensors" ]; then
+    students+=("$s")
+  else
+    echo "eval-results: no model.safetensors in ${s#*|}: rows 'dense (${s%%|*})' are skipped" >&2
+  fi
+done
+# The comparison students' rows are described only when they are run (each line ends in a newline:
+# an empty line would end the markdown table).
+ot_row="" mse_row=""
+[ -f "$OT_STUDENT/model.safetensors" ] && ot_row="| \`dense (student ot)\` | the student distilled with token-level OT on raw cosine costs, same data, same budget, not interpolated ($(basename "$OT_STUDENT")) |"$'\n'
+[ -f "$MSE_STUDENT/model.safetensors" ] && mse_row="| \`dense (student mse)\` | the student distilled with sentence-level MSE, same data, same budget, not interpolated ($(basename "$MSE_STUDENT"); the shipped student before the centred-cost OT one) |"$'\n'
+
 mkdir -p "$OUT"
 cat > "$OUT/preamble.md" <<EOF
 What the rows are (documents are always encoded by multilingual-e5-small (q4) with its
@@ -71,9 +85,7 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 | \`bm25 (psq)\` | BM25 on the query translated by the IBM Model 1 table shipped with the student (cross-lingual collections) |
 | \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.8 cross-lingual / 0.5 monolingual) and the translated BM25 leg (translations searched in passage bodies) where the query language has a table (likewise every hybrid row) |
 | \`dense (student)\` | the shipped multilingual student (token-level OT with a centred cost, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
-| \`dense (student ot)\` | the student distilled with token-level OT on raw cosine costs, same data, same budget, not interpolated ($(basename "$OT_STUDENT")) |
-| \`dense (student mse)\` | the student distilled with sentence-level MSE, same data, same budget, not interpolated ($(basename "$MSE_STUDENT"); the shipped student before the centred-cost OT one) |
-| \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed students: the Hausa student for Hausa queries, the multilingual one for the other languages; English routed as their manifests say) |
+${ot_row}${mse_row}| \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed students: the Hausa student for Hausa queries, the multilingual one for the other languages; English routed as their manifests say) |
 | \`hybrid (default, bm25 without psq)\` | the default path with the BM25 leg on the untranslated query (\`--psq none\`) |
 
 The students were trained on the bitext of swa, hau, yor, ibo, amh, som, mar, tgl and the AfriQA
@@ -86,14 +98,6 @@ rows of one \`optical eval\` call; the un-interpolated student against zero-shot
 docs/students.md (\`optical eval --run\` on the two TREC runs: p < 0.05 on every AfriQA language).
 EOF
 
-students=()
-for s in "student|$STUDENT" "student ot|$OT_STUDENT" "student mse|$MSE_STUDENT"; do
-  if [ -f "${s#*|}/model.safetensors" ]; then
-    students+=("$s")
-  else
-    echo "eval-results: no model.safetensors in ${s#*|}: rows 'dense (${s%%|*})' are skipped" >&2
-  fi
-done
 
 # rows DOC_LANG COLLECTION... [-- EXTRA ARGS]: every row for these collections.
 # With TEACHER_ONLY=1: only bm25 and dense (e5 zero-shot) (the English-query reference rows).
