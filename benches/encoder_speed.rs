@@ -12,7 +12,9 @@
 //!   cargo bench --bench encoder_speed --no-default-features   # without gemm's AVX-512 kernels (fast-cpu)
 //!
 //! Built with `--features ndarray`, each round also measures burn's ndarray backend (f32) right
-//! after flex, and a second table puts the two side by side.
+//! after flex, and a second table puts the two side by side. Where the int8 path runs on AMX
+//! tiles, each round also measures it on the AVX-512 VNNI kernel (`OPTICAL_INT8_NO_AMX`), the
+//! kernel of CPUs without AMX, and a table puts the two side by side.
 //!
 //! Environment: `OPTICAL_BENCH_BATCHES` (timed batches, default 3), `OPTICAL_BENCH_REPS`
 //! (timed single queries, default 20), `OPTICAL_BENCH_ROUNDS` (alternating Rust/PyTorch
@@ -78,6 +80,8 @@ struct Row {
     torch: Option<Speed>,
     /// burn f32 on the ndarray backend, with `--features ndarray`.
     ndarray: Option<Speed>,
+    /// The int8 path on the VNNI kernel, when the fastest kernel here is AMX.
+    int8_vnni: Option<Speed>,
     shape: (usize, usize),
 }
 
@@ -200,6 +204,8 @@ fn main() {
         };
         #[allow(unused_mut)]
         let mut ndarray_best: Option<Speed> = None;
+        let amx = optical::encoder::int8::kernel_name() == "amx-int8";
+        let mut vnni_best: Option<Speed> = None;
         let tokens = f32_enc.tokenize(&texts, Role::Passage).unwrap();
         let seq = tokens.iter().map(|t| t.ids.len()).max().unwrap();
         assert!(tokens.iter().all(|t| t.ids.len() == seq), "passages should all be truncated");
@@ -217,6 +223,15 @@ fn main() {
             int8_best = Some(int8_best.map_or(s, |b| b.best(s)));
             for (a, b) in vectors.iter().zip(&reference) {
                 int8_cosine = int8_cosine.min(cosine(a, b));
+            }
+            if amx {
+                eprintln!("{name}: round {round}/{rounds}: int8 (avx512-vnni, OPTICAL_INT8_NO_AMX) ...");
+                // SAFETY: no other thread reads the environment between encodes (the rayon
+                // workers are idle); the kernel is chosen per product from this variable.
+                unsafe { std::env::set_var("OPTICAL_INT8_NO_AMX", "1") };
+                let (s, _) = bench_rust(&int8_enc, &texts, batches, reps);
+                unsafe { std::env::remove_var("OPTICAL_INT8_NO_AMX") };
+                vnni_best = Some(vnni_best.map_or(s, |b| b.best(s)));
             }
             #[cfg(feature = "ndarray")]
             {
@@ -239,6 +254,7 @@ fn main() {
             int8_cosine,
             torch,
             ndarray: ndarray_best,
+            int8_vnni: vnni_best,
             shape: (texts.len(), seq),
         });
     }
@@ -266,6 +282,21 @@ fn main() {
             "| {} | {:.1} | {:.1} | {tsps} | {ratio} | {:.1} | {:.1} | {tms} | {:.4} |",
             r.model, r.f32.sps, r.int8.sps, r.f32.ms, r.int8.ms, r.int8_cosine
         );
+    }
+    if rows.iter().any(|r| r.int8_vnni.is_some()) {
+        println!();
+        println!("int8 kernels in the same run: AMX tiles (the default here) and AVX-512 VNNI (OPTICAL_INT8_NO_AMX)");
+        println!("| model | int8 AMX (passages/s) | int8 VNNI (passages/s) | AMX / PyTorch | VNNI / PyTorch | AMX query (ms) | VNNI query (ms) |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            if let Some(v) = r.int8_vnni {
+                let ratio = |s: Speed| r.torch.map_or("n/a".into(), |t| format!("{:.2}x", s.sps / t.sps));
+                println!(
+                    "| {} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} |",
+                    r.model, r.int8.sps, v.sps, ratio(r.int8), ratio(v), r.int8.ms, v.ms
+                );
+            }
+        }
     }
     if rows.iter().any(|r| r.ndarray.is_some()) {
         println!();

@@ -7,6 +7,10 @@
 //! stored offset by +128 (as u8) and the offset is taken back out with the row sum of the
 //! quantised activations: `Σ (w+128)·a = Σ w·a + 128·Σ a`. The VNNI kernel is chosen at run
 //! time (`is_x86_feature_detected!`); elsewhere a portable loop computes the same integers.
+//! Where the CPU has AMX-INT8 (Intel Sapphire Rapids and later) and the operating system lets
+//! the process use it, the products run on the tile unit instead (`amx`): `tdpbsud` takes the
+//! activations signed and the weights unsigned, so it reads the same packed weights and gives
+//! the same integers as the VNNI kernel, sixteen times as many per instruction.
 //! f32 stays the reference path of the encoder; this module is only used when int8 inference
 //! is asked for (the network around it is `int8_bert.rs`).
 use rayon::prelude::*;
@@ -236,6 +240,13 @@ impl Int8Linear {
     /// `b0..b1`.
     #[allow(clippy::too_many_arguments)]
     fn run(&self, kernel: Kernel, x: &QuantizedRows, r0: usize, rows: usize, b0: usize, b1: usize, out: *mut f32) {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Amx && x.stride % amx::DEPTH == 0 {
+            // SAFETY: detect() found AMX-INT8 and AVX-512 and got the tile state for the process.
+            unsafe { amx::band(self, x, r0, rows, b0, b1, out) };
+            return;
+        }
+        let tile_kernel = kernel.tile();
         let mut b = b0;
         while b < b1 {
             let nb = (b1 - b).min(TILE_BLOCKS);
@@ -252,7 +263,7 @@ impl Int8Linear {
                     // SAFETY: row r of this band is row r0 + r of the output.
                     out: unsafe { out.add(r * self.d_out) },
                 };
-                kernel.run(&tile);
+                tile_kernel(&tile);
                 r += nr;
             }
             b += nb;
@@ -294,9 +305,14 @@ enum Kernel {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Vnni,
+    #[cfg(target_arch = "x86_64")]
+    Amx,
 }
 
 impl Kernel {
+    /// The fastest kernel this CPU runs. `OPTICAL_INT8_PORTABLE` (set to anything) forces the
+    /// portable loop and `OPTICAL_INT8_NO_AMX` stops at VNNI: for benchmarks and for checking
+    /// one kernel against another.
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if std::env::var_os("OPTICAL_INT8_PORTABLE").is_none()
@@ -304,27 +320,34 @@ impl Kernel {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
         {
+            if std::env::var_os("OPTICAL_INT8_NO_AMX").is_none() && amx::available() {
+                return Kernel::Amx;
+            }
             return Kernel::Vnni;
         }
         Kernel::Portable
     }
 
-    fn run(self, t: &Tile) {
+    /// The register-tile kernel of this kernel family (the AMX path falls back to VNNI for
+    /// layers whose input width is not a whole number of tile rows).
+    fn tile(self) -> fn(&Tile) {
         match self {
-            Kernel::Portable => portable_tile(t),
-            // SAFETY: detect() checked the CPU features.
+            Kernel::Portable => portable_tile,
+            // SAFETY (both): detect() checked the CPU features before choosing these.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => unsafe { vnni::tile(t) },
+            Kernel::Vnni | Kernel::Amx => |t| unsafe { vnni::tile(t) },
         }
     }
 }
 
-/// The name of the kernel this CPU runs ("avx512-vnni" or "portable").
+/// The name of the kernel this CPU runs ("amx-int8", "avx512-vnni" or "portable").
 pub fn kernel_name() -> &'static str {
     match Kernel::detect() {
         Kernel::Portable => "portable",
         #[cfg(target_arch = "x86_64")]
         Kernel::Vnni => "avx512-vnni",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Amx => "amx-int8",
     }
 }
 
@@ -358,7 +381,7 @@ fn portable_tile(t: &Tile) {
 mod vnni {
     use std::arch::x86_64::*;
 
-    use super::{GROUP, LANES, TILE_BLOCKS, TILE_ROWS, Tile};
+    use super::{GROUP, Int8Linear, LANES, QuantizedRows, TILE_BLOCKS, TILE_ROWS, Tile};
 
     /// Dispatches a tile to the kernel instance of its exact shape, so that the accumulators
     /// are a fixed-size array the compiler keeps in registers.
@@ -445,23 +468,217 @@ mod vnni {
                 }
             }
             for (r, acc_r) in acc.iter().enumerate() {
-                let row = t.row + r;
-                let sa = _mm512_set1_ps(x.scales[row]);
-                let offset = _mm512_set1_epi32(128 * x.sums[row]);
                 for (b, &v) in acc_r.iter().enumerate() {
                     let o = (t.block + b) * LANES;
-                    let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(v, offset));
-                    let scale = _mm512_mul_ps(sa, _mm512_loadu_ps(l.scales.as_ptr().add(o)));
-                    let y = _mm512_fmadd_ps(dot, scale, _mm512_loadu_ps(l.bias.as_ptr().add(o)));
-                    let dst = t.out.add(r * l.d_out + o);
-                    let valid = l.d_out - o;
-                    if valid >= LANES {
-                        _mm512_storeu_ps(dst, y);
-                    } else {
-                        _mm512_mask_storeu_ps(dst, ((1u32 << valid) - 1) as u16, y);
+                    finish_lanes(l, x, t.row + r, o, v, t.out.add(r * l.d_out + o));
+                }
+            }
+        }
+    }
+
+    /// Writes the 16 accumulated dot products `acc` of input row `row`, outputs `o..o + 16`, to
+    /// `dst` as [`Tile::finish`] does (lanes past `d_out` are not written).
+    ///
+    /// # Safety
+    /// AVX-512F; `dst` valid for the outputs `o..min(o + 16, d_out)` of the row.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn finish_lanes(l: &Int8Linear, x: &QuantizedRows, row: usize, o: usize, acc: __m512i, dst: *mut f32) {
+        unsafe {
+            let offset = _mm512_set1_epi32(128 * x.sums[row]);
+            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, offset));
+            let scale = _mm512_mul_ps(_mm512_set1_ps(x.scales[row]), _mm512_loadu_ps(l.scales.as_ptr().add(o)));
+            let y = _mm512_fmadd_ps(dot, scale, _mm512_loadu_ps(l.bias.as_ptr().add(o)));
+            let valid = l.d_out - o;
+            if valid >= LANES {
+                _mm512_storeu_ps(dst, y);
+            } else {
+                _mm512_mask_storeu_ps(dst, ((1u32 << valid) - 1) as u16, y);
+            }
+        }
+    }
+}
+
+/// The products on AMX tiles. Eight tile registers hold a 32 × 32 block of outputs: C0..C3 (the
+/// i32 sums of rows 0–15 / 16–31 × outputs 0–15 / 16–31), A0, A1 (sixteen rows of 64 activation
+/// bytes each) and B0, B1 (sixteen groups of 4 inputs × 16 outputs of packed weights — exactly
+/// one 1 KiB run of [`Int8Linear::packed`]). One `tdpbsud` is a 16 × 16 × 64 product.
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use super::{GROUP, Int8Linear, LANES, QuantizedRows, vnni};
+
+    /// Input bytes per tile row, and so per step along the inputs: layers whose input stride is
+    /// not a multiple of it run on the VNNI kernel.
+    pub(super) const DEPTH: usize = 64;
+    /// Rows of a tile.
+    const ROWS: usize = 16;
+    /// Bytes between the rows of a B tile (one group of every lane of a block).
+    const B_STRIDE: usize = LANES * GROUP;
+
+    /// Whether the CPU has AMX-INT8 and Linux gave this process the tile state (a process must
+    /// ask for it, once, before any thread uses it).
+    pub(super) fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            // Leaf 7 is read only where the CPU has it.
+            let (max_leaf, _) = __get_cpuid_max(0);
+            if max_leaf < 7 {
+                return false;
+            }
+            let edx = __cpuid_count(7, 0).edx;
+            let (tile, int8) = (edx >> 24 & 1 == 1, edx >> 25 & 1 == 1);
+            tile && int8 && request_tile_state()
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_tile_state() -> bool {
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: arch_prctl with these arguments only changes the process's permissions.
+        unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_tile_state() -> bool {
+        false
+    }
+
+    /// The tile configuration `ldtilecfg` reads (palette 1).
+    #[repr(C, align(64))]
+    #[derive(PartialEq)]
+    struct Config {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        /// Bytes per row of tiles 0..8 (then 8 reserved).
+        bytes_per_row: [u16; 16],
+        /// Rows of tiles 0..8 (then 8 reserved).
+        rows: [u8; 16],
+    }
+
+    impl Config {
+        /// C0, C1, A0: `top` rows; C2, C3, A1: `bottom` rows (0: unused); B0, B1: 16 rows.
+        fn new(top: usize, bottom: usize) -> Self {
+            let mut c = Config { palette: 1, start_row: 0, reserved: [0; 14], bytes_per_row: [0; 16], rows: [0; 16] };
+            for (tile, rows) in [(0, top), (1, top), (4, top), (2, bottom), (3, bottom), (5, bottom), (6, ROWS), (7, ROWS)] {
+                if rows > 0 {
+                    c.rows[tile] = rows as u8;
+                    c.bytes_per_row[tile] = DEPTH as u16;
+                }
+            }
+            c
+        }
+    }
+
+    macro_rules! tile_zero {
+        ($t:literal) => {
+            asm!(concat!("tilezero tmm", $t), options(nostack, nomem))
+        };
+    }
+    macro_rules! tile_load {
+        ($t:literal, $ptr:expr, $stride:expr) => {
+            asm!(concat!("tileloadd tmm", $t, ", [{p} + {s}*1]"), p = in(reg) $ptr, s = in(reg) $stride, options(nostack, readonly))
+        };
+    }
+    macro_rules! tile_store {
+        ($t:literal, $ptr:expr) => {
+            asm!(concat!("tilestored [{p} + {s}*1], tmm", $t), p = in(reg) $ptr, s = in(reg) LANES * 4, options(nostack))
+        };
+    }
+    /// `C += A · B`, A signed bytes (activations), B unsigned bytes (weights + 128).
+    macro_rules! tile_dot {
+        ($c:literal, $a:literal, $b:literal) => {
+            asm!(concat!("tdpbsud tmm", $c, ", tmm", $a, ", tmm", $b), options(nostack, nomem))
+        };
+    }
+
+    /// Rows `r0..r0 + rows` of `x` times output blocks `b0..b1` of `l`, into `out` (row `r0`,
+    /// column 0 of the output), 32 rows × 2 blocks at a time.
+    ///
+    /// # Safety
+    /// [`available`] returned true and the CPU has AVX-512F; `x.stride` is a multiple of
+    /// [`DEPTH`]; `out` is valid for `rows` rows of `l.d_out` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn band(l: &Int8Linear, x: &QuantizedRows, r0: usize, rows: usize, b0: usize, b1: usize, out: *mut f32) {
+        debug_assert_eq!(x.stride % DEPTH, 0);
+        let steps = x.stride / DEPTH;
+        let block_bytes = l.groups * B_STRIDE;
+        // The four C tiles, stored for the epilogue: [tile][row][lane].
+        let mut sums = [[[0i32; LANES]; ROWS]; 4];
+        let mut config: Option<Config> = None;
+        unsafe {
+            for r in (0..rows).step_by(2 * ROWS) {
+                let top = (rows - r).min(ROWS);
+                let bottom = (rows - r - top).min(ROWS);
+                let wanted = Config::new(top, bottom);
+                if config.as_ref() != Some(&wanted) {
+                    asm!("ldtilecfg [{}]", in(reg) &wanted, options(nostack, readonly));
+                    config = Some(wanted);
+                }
+                let a = x.values.as_ptr().add((r0 + r) * x.stride);
+                let a_bottom = a.add(ROWS * x.stride);
+                for b in (b0..b1).step_by(2) {
+                    let pair = b + 1 < b1;
+                    let w = l.packed.as_ptr().add(b * block_bytes);
+                    let w_next = w.add(block_bytes);
+                    tile_zero!("0");
+                    if pair {
+                        tile_zero!("1");
+                    }
+                    if bottom > 0 {
+                        tile_zero!("2");
+                        if pair {
+                            tile_zero!("3");
+                        }
+                    }
+                    for k in 0..steps {
+                        tile_load!("4", a.add(k * DEPTH), x.stride);
+                        tile_load!("6", w.add(k * ROWS * B_STRIDE), B_STRIDE);
+                        tile_dot!("0", "4", "6");
+                        if bottom > 0 {
+                            tile_load!("5", a_bottom.add(k * DEPTH), x.stride);
+                            tile_dot!("2", "5", "6");
+                        }
+                        if pair {
+                            tile_load!("7", w_next.add(k * ROWS * B_STRIDE), B_STRIDE);
+                            tile_dot!("1", "4", "7");
+                            if bottom > 0 {
+                                tile_dot!("3", "5", "7");
+                            }
+                        }
+                    }
+                    tile_store!("0", sums[0].as_mut_ptr());
+                    if pair {
+                        tile_store!("1", sums[1].as_mut_ptr());
+                    }
+                    if bottom > 0 {
+                        tile_store!("2", sums[2].as_mut_ptr());
+                        if pair {
+                            tile_store!("3", sums[3].as_mut_ptr());
+                        }
+                    }
+                    for (tile, acc) in sums.iter().enumerate() {
+                        let (half, block) = (tile / 2, b + tile % 2);
+                        let valid = if half == 0 { top } else { bottom };
+                        if block >= b1 {
+                            continue;
+                        }
+                        let o = block * LANES;
+                        for (i, lanes) in acc.iter().enumerate().take(valid) {
+                            let row = r + half * ROWS + i;
+                            let v = _mm512_loadu_si512(lanes.as_ptr().cast());
+                            vnni::finish_lanes(l, x, r0 + row, o, v, out.add(row * l.d_out + o));
+                        }
                     }
                 }
             }
+            // Hands the tile state back, so the thread does not carry 8 KiB of it through
+            // every context switch.
+            asm!("tilerelease", options(nostack, nomem));
         }
     }
 }
@@ -565,6 +782,43 @@ mod tests {
         layer.run(Kernel::Portable, &q, 0, rows, 0, layer.blocks, portable.as_mut_ptr());
         for (i, (a, b)) in fast.iter().zip(&portable).enumerate() {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "output {i}: {a} vs {b} (kernel {})", kernel_name());
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn amx_kernel_gives_the_vnni_kernels_results() {
+        if !(amx::available() && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512bw")) {
+            eprintln!("SKIPPED amx_kernel_gives_the_vnni_kernels_results: this CPU has no AMX-INT8 (or the OS refused the tile state)");
+            return;
+        }
+        // Row counts around the 16-row tiles and 32-row steps, an odd number of output blocks
+        // (80 = 5 × 16), a ragged last block (1100), inputs of one and of several tile depths.
+        for &(rows, d_in, d_out) in &[(1, 64, 80), (5, 128, 16), (16, 384, 80), (17, 384, 1100), (31, 64, 48), (33, 1536, 80), (70, 384, 1152)] {
+            let x = matrix(rows * d_in, rows as u64);
+            let w = matrix(d_in * d_out, d_out as u64);
+            let b = matrix(d_out, 3);
+            let layer = Int8Linear::new(&w, Some(&b), d_in, d_out);
+            let q = QuantizedRows::quantize(&x, rows, d_in);
+            let run = |kernel| {
+                let mut y = vec![f32::NAN; rows * d_out];
+                layer.run(kernel, &q, 0, rows, 0, layer.blocks, y.as_mut_ptr());
+                y
+            };
+            // Same integers, same epilogue: the same bits.
+            let (amx, vnni) = (run(Kernel::Amx), run(Kernel::Vnni));
+            for (i, (a, v)) in amx.iter().zip(&vnni).enumerate() {
+                assert_eq!(a.to_bits(), v.to_bits(), "{rows}×{d_in}→{d_out}, output {i}: amx {a} vs vnni {v}");
+            }
+            // A band that starts past row 0, over a middle range of blocks (the query path).
+            let mut part = vec![f32::NAN; (rows - rows / 2) * d_out];
+            layer.run(Kernel::Amx, &q, rows / 2, rows - rows / 2, 1, layer.blocks, part.as_mut_ptr());
+            for r in 0..rows - rows / 2 {
+                for o in LANES.min(d_out)..d_out {
+                    let (got, want) = (part[r * d_out + o], vnni[(rows / 2 + r) * d_out + o]);
+                    assert_eq!(got.to_bits(), want.to_bits(), "{rows}×{d_in}→{d_out}, band row {r} output {o}");
+                }
+            }
         }
     }
 
