@@ -53,6 +53,8 @@ fn main() -> Result<()> {
         println!("distill_step: pass --bench (cargo bench --bench distill_step) to measure");
         return Ok(());
     }
+    // As `optical distill` does: freed tensors' pages stay in the process.
+    optical::memory::keep_freed_pages();
     let model = cache_dir().join("models/multilingual-e5-small");
     if !model.join("model.safetensors").is_file() {
         bail!("{} is not prepared: run scripts/setup-models.sh", model.display());

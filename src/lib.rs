@@ -53,6 +53,7 @@ pub mod engine;
 mod error;
 pub mod eval;
 pub mod ingest;
+pub mod memory;
 pub mod search;
 pub mod translate;
 

@@ -58,6 +58,7 @@ pub struct DistillArgs {
 }
 
 pub fn run(args: DistillArgs) -> Result<()> {
+    optical::memory::keep_freed_pages();
     let mut cfg = DistillConfig::from_file(&args.config)?;
     if let Some(o) = args.output {
         cfg.output = o;
