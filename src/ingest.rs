@@ -43,7 +43,8 @@ pub struct IngestOptions<'a> {
     /// existing index must have been built with the same model.
     pub model: Option<PathBuf>,
     /// Encode with the int8 inference path ([`crate::encoder::EncoderOptions::int8`]):
-    /// faster on the CPU, vectors close to but not equal to the f32 ones.
+    /// faster on the CPU, vectors close to but not equal to the f32 ones. Default: as
+    /// [`crate::encoder::EncoderOptions::for_search`] (int8 where the CPU has a fast kernel).
     pub int8: bool,
     /// Advanced once per document written.
     pub progress: ProgressBar,
@@ -59,7 +60,7 @@ impl Default for IngestOptions<'_> {
             dim: None,
             elem: None,
             model: None,
-            int8: false,
+            int8: EncoderOptions::for_search().int8,
             progress: ProgressBar::hidden(),
             on_invalid: None,
         }

@@ -59,11 +59,10 @@ fn dense_beats_bm25_on_the_sample_and_reuses_its_index() {
 /// (`optical::eval::dense_eval`): the same encoders give the same figures, whichever way it runs.
 #[test]
 fn exhaustive_mode_reproduces_the_library_dense_eval() {
-    use optical::encoder::{Encoder, Role, default_device};
+    use optical::encoder::{Encoder, EncoderOptions, Role, default_device};
     let model = common::model_dir("multilingual-e5-small");
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample");
-    let out = tempfile::tempdir().unwrap();
-    let eval = |extra: &[&str]| {
+    let eval = |out: &std::path::Path, extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_optical"))
             .args(["eval", "--collection"])
             .arg(&sample)
@@ -72,28 +71,36 @@ fn exhaustive_mode_reproduces_the_library_dense_eval() {
             .arg("--doc-model")
             .arg(&model)
             .arg("--out")
-            .arg(out.path())
+            .arg(out)
             .args(extra)
             .output()
             .expect("running optical eval")
     };
-    let output = eval(&["--modes", "exhaustive", "--doc-role", "passage"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "optical eval failed:\n{stderr}");
-    assert!(!stderr.contains("indexing"), "the exhaustive mode builds no index:\n{stderr}");
-    assert!(out.path().join("runs/sample.dev.exhaustive.trec").is_file());
+    // The default precision (int8 where the CPU has a fast kernel) and `--f32`, each against the
+    // library with the same encoder options.
+    for (flag, options) in [(None, EncoderOptions::for_search()), (Some("--f32"), EncoderOptions::default())] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["--modes", "exhaustive", "--doc-role", "passage"];
+        args.extend(flag);
+        let output = eval(out.path(), &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "optical eval {flag:?} failed:\n{stderr}");
+        assert!(!stderr.contains("indexing"), "the exhaustive mode builds no index:\n{stderr}");
+        assert!(out.path().join("runs/sample.dev.exhaustive.trec").is_file());
 
-    let encoder = Encoder::load(&model, &default_device()).unwrap();
-    let (want, _) = optical::eval::dense_eval(&sample, Some("dev"), &encoder, &encoder, Role::Passage, 100).unwrap();
-    let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
-    let row = table.rows.iter().find(|r| r.mode == "exhaustive").expect("an exhaustive row");
-    for (metric, value) in &want.metrics {
-        let got = row.scores[metric];
-        assert!((got - value).abs() < 1e-9, "{metric}: optical eval {got}, dense_eval {value}");
+        let encoder = Encoder::load_with(&model, &default_device(), &options).unwrap();
+        let (want, _) = optical::eval::dense_eval(&sample, Some("dev"), &encoder, &encoder, Role::Passage, 100).unwrap();
+        let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
+        let row = table.rows.iter().find(|r| r.mode == "exhaustive").expect("an exhaustive row");
+        for (metric, value) in &want.metrics {
+            let got = row.scores[metric];
+            assert!((got - value).abs() < 1e-9, "{flag:?} {metric}: optical eval {got}, dense_eval {value}");
+        }
     }
 
     // The role applies to the exhaustive mode only: an index always encodes passages.
-    let refused = eval(&["--modes", "dense", "--doc-role", "query"]);
+    let out = tempfile::tempdir().unwrap();
+    let refused = eval(out.path(), &["--modes", "dense", "--doc-role", "query"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--doc-role applies to the exhaustive mode"));
 }

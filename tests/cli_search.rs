@@ -98,3 +98,40 @@ fn text_only_index_searches_bm25_and_refuses_dense() {
     let err = fails(&["search", idx, "Kano", "--mode", "dense"]);
     assert!(err.contains("text-only"), "{err}");
 }
+
+#[test]
+fn index_encodes_in_int8_by_default_where_the_cpu_has_a_fast_kernel_and_f32_when_asked() {
+    use optical::encoder::{Encoder, EncoderOptions, default_device};
+    use optical::engine::{Index, passage_text};
+    let e5 = common::model_dir("multilingual-e5-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs.jsonl");
+    std::fs::write(&docs, "{\"_id\":\"rice\",\"title\":\"Rice\",\"text\":\"Rice is the seed of the grass species Oryza sativa.\"}\n").unwrap();
+    let stored = |flags: &[&str]| {
+        let dir = tmp.path().join(format!("idx{}", flags.join("")));
+        let mut args = vec!["index", dir.to_str().unwrap(), "--input", docs.to_str().unwrap(), "--model", e5.to_str().unwrap(), "--lang", "eng"];
+        args.extend(flags);
+        ok(&args);
+        let index = Index::open_read_only(&dir).unwrap();
+        let snap = index.snapshot();
+        snap.vector(snap.id_of("rice").unwrap().unwrap()).unwrap().to_vec()
+    };
+    let encode = |options: &EncoderOptions| {
+        let encoder = Encoder::load_with(&e5, &default_device(), options).unwrap();
+        encoder.encode_passages(&[passage_text("Rice", "Rice is the seed of the grass species Oryza sativa.")]).unwrap().remove(0)
+    };
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let (default, f32, int8) = (stored(&[]), stored(&["--f32"]), stored(&["--int8"]));
+    let (want_f32, want_int8) = (encode(&EncoderOptions::default()), encode(&EncoderOptions { int8: true, ..Default::default() }));
+    assert!(max_diff(&f32, &want_f32) < 1e-6, "--f32 stores the f32 network's vector");
+    assert!(max_diff(&int8, &want_int8) < 1e-6, "--int8 stores the int8 network's vector");
+    assert!(max_diff(&want_f32, &want_int8) > 1e-5, "the two networks' vectors should differ");
+    if optical::encoder::int8::fast_kernel_available() {
+        assert!(max_diff(&default, &want_int8) < 1e-6, "the default on this CPU ({}) is int8", optical::encoder::int8::kernel_name());
+    } else {
+        eprintln!("NOTE: no fast int8 kernel on this CPU: the default must be f32");
+        assert!(max_diff(&default, &want_f32) < 1e-6, "the default without a fast int8 kernel is f32");
+    }
+    let refused = fails(&["index", tmp.path().join("x").to_str().unwrap(), "--input", docs.to_str().unwrap(), "--model", e5.to_str().unwrap(), "--int8", "--f32"]);
+    assert!(refused.contains("--f32") || refused.contains("cannot be used with"), "{refused}");
+}

@@ -90,9 +90,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub index: Option<PathBuf>,
     /// Encode documents and queries with int8 linear layers (faster; vectors close to the f32
-    /// ones). The dense index built for the collection is then a separate one (`.int8`).
-    #[arg(long)]
+    /// ones). The dense index built for the collection is then a separate one (`.int8`). The
+    /// default where the CPU has AVX-512 VNNI or AMX.
+    #[arg(long, conflicts_with = "f32")]
     pub int8: bool,
+    /// Encode documents and queries with the f32 network (the reference path) even where int8
+    /// is the default.
+    #[arg(long)]
+    pub f32: bool,
     /// Language of the corpus documents when building an index (`eng` gets the English stemmer;
     /// other codes are indexed as Unicode words). Lines with a `lang` field keep theirs.
     #[arg(long, default_value = "eng")]
@@ -124,7 +129,9 @@ pub struct EvalArgs {
 /// Modes the eval command knows, in the order the results table lists them.
 const MODES: [&str; 4] = ["bm25", "dense", "hybrid", "exhaustive"];
 
-pub fn run(args: EvalArgs) -> Result<()> {
+pub fn run(mut args: EvalArgs) -> Result<()> {
+    // From here on `args.int8` is the precision in force (`--int8`, `--f32` or the CPU's default).
+    args.int8 = super::int8_wanted(args.int8, args.f32);
     let metrics = parse_metrics(&args)?;
     let fusions = parse_fusions(&args)?;
     check_arguments(&args)?;

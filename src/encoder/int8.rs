@@ -340,6 +340,13 @@ impl Kernel {
     }
 }
 
+/// Whether this CPU runs the int8 products on AVX-512 VNNI or AMX (and not on the portable
+/// loop, which is slower than the f32 path): where it does, indexing and search encode in int8
+/// by default ([`super::EncoderOptions::for_search`]).
+pub fn fast_kernel_available() -> bool {
+    Kernel::detect() != Kernel::Portable
+}
+
 /// The name of the kernel this CPU runs ("amx-int8", "avx512-vnni" or "portable").
 pub fn kernel_name() -> &'static str {
     match Kernel::detect() {

@@ -184,8 +184,20 @@ pub struct EncoderOptions {
     pub batch_size: Option<usize>,
     /// Run the linear layers in int8 ([`Int8Bert`]) for [`Encoder::encode`] and
     /// [`Encoder::token_states`]: faster on the CPU, vectors close to but not equal to the f32
-    /// ones (the f32 network stays loaded: [`Encoder::model`] and training use it).
+    /// ones (the f32 network stays loaded: [`Encoder::model`] and training use it). Off in
+    /// [`EncoderOptions::default`] (the reference path); on in [`EncoderOptions::for_search`]
+    /// where the CPU has a fast int8 kernel.
     pub int8: bool,
+}
+
+impl EncoderOptions {
+    /// The options indexing and search use by default: int8 where the CPU runs it on AVX-512
+    /// VNNI or AMX ([`int8::fast_kernel_available`]), f32 elsewhere. int8 encodes 8–13× faster
+    /// than f32 here and changed nDCG@10 by −0.001 on the AfriQA dev mean and on SciFact's
+    /// train split (README, "Int8 inference").
+    pub fn for_search() -> Self {
+        EncoderOptions { int8: int8::fast_kernel_available(), ..EncoderOptions::default() }
+    }
 }
 
 /// Token states of one input.

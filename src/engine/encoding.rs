@@ -91,9 +91,11 @@ pub fn passage_text(title: &str, body: &str) -> String {
     }
 }
 
-/// Loads an encoder model directory on the default device, naming it on failure.
+/// Loads an encoder model directory on the default device for indexing and search
+/// ([`EncoderOptions::for_search`]: int8 where the CPU has a fast int8 kernel), naming it on
+/// failure. [`load_encoder_with`] chooses.
 pub fn load_encoder(dir: &Path) -> Result<Encoder> {
-    load_encoder_with(dir, &EncoderOptions::default())
+    load_encoder_with(dir, &EncoderOptions::for_search())
 }
 
 /// [`load_encoder`] with `options` (e.g. [`EncoderOptions::int8`]).
