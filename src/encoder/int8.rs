@@ -11,8 +11,9 @@
 //! the process use it, the products run on the tile unit instead (`amx`): `tdpbsud` takes the
 //! activations signed and the weights unsigned, so it reads the same packed weights and gives
 //! the same integers as the VNNI kernel, sixteen times as many per instruction.
-//! f32 stays the reference path of the encoder; this module is only used when int8 inference
-//! is asked for (the network around it is `int8_bert.rs`).
+//! f32 stays the reference path of the encoder; this module serves the int8 inference path (the
+//! network around it is `int8_bert.rs`), which indexing and search use by default where
+//! [`fast_kernel_available`].
 use rayon::prelude::*;
 
 /// Output channels per packed block: one 512-bit register of i32 accumulators.
