@@ -82,6 +82,8 @@ pub struct IngestReport {
     pub docs: u64,
     /// The encoder that computed the vectors, if any.
     pub encoder: Option<String>,
+    /// The precision it ran in ([`Encoder::precision`]: `f32`, `int8 (avx512-vnni)`, …).
+    pub precision: Option<String>,
     /// The model directory found through the index's hint file, when no model was given.
     pub encoder_from_index: Option<PathBuf>,
     /// Why the key map was rebuilt when the index was opened, if it was.
@@ -216,6 +218,7 @@ struct Batch<'o, 'a> {
 fn index_file(index: &Index, encoder: Option<Arc<Encoder>>, mut reader: CorpusReader, options: &mut IngestOptions) -> Result<IngestReport> {
     let start = Instant::now();
     let encoder_name = encoder.as_ref().map(|e| e.info().name.clone());
+    let precision = encoder.as_ref().map(|e| e.precision());
     let writer = match encoder {
         Some(enc) => index.writer()?.with_encoder(enc)?,
         None => index.writer()?,
@@ -246,6 +249,7 @@ fn index_file(index: &Index, encoder: Option<Arc<Encoder>>, mut reader: CorpusRe
         generation: info.generation,
         docs: info.docs,
         encoder: encoder_name,
+        precision,
         encoder_from_index: None,
         keymap_rebuilt: None,
         elapsed: start.elapsed(),

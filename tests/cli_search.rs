@@ -122,6 +122,8 @@ fn index_encodes_in_int8_by_default_where_the_cpu_has_a_fast_kernel_and_f32_when
     };
     let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     let (default, f32, int8) = (stored(&[]), stored(&["--f32"]), stored(&["--int8"]));
+    let summary = ok(&["index", tmp.path().join("again").to_str().unwrap(), "--input", docs.to_str().unwrap(), "--model", e5.to_str().unwrap(), "--f32"]);
+    assert!(summary.contains("encoded by multilingual-e5-small-q4 in f32"), "{summary}");
     let (want_f32, want_int8) = (encode(&EncoderOptions::default()), encode(&EncoderOptions { int8: true, ..Default::default() }));
     assert!(max_diff(&f32, &want_f32) < 1e-6, "--f32 stores the f32 network's vector");
     assert!(max_diff(&int8, &want_int8) < 1e-6, "--int8 stores the int8 network's vector");

@@ -559,7 +559,9 @@ impl Encoder {
 }
 
 /// Indexes a JSONL file or BEIR corpus into the index at `path` (created if absent) in one
-/// commit, as `optical index` does. Returns the report as a dict.
+/// commit, as `optical index` does. Returns the report as a dict (`added`, `replaced`,
+/// `skipped`, `generation`, `docs`, `encoder`, `precision` — `f32` or `int8 (<kernel>)` —,
+/// `seconds`, `passages_per_sec`).
 #[pyfunction]
 #[pyo3(signature = (path, input, *, model=None, lang="und", skip_invalid=false, dim=None))]
 pub fn ingest<'py>(py: Python<'py>, path: PathBuf, input: PathBuf, model: Option<PathBuf>, lang: &str, skip_invalid: bool, dim: Option<usize>) -> PyResult<Bound<'py, PyDict>> {
@@ -578,6 +580,7 @@ fn report_dict<'py>(py: Python<'py>, r: &IngestReport) -> PyResult<Bound<'py, Py
     d.set_item("generation", r.generation)?;
     d.set_item("docs", r.docs)?;
     d.set_item("encoder", r.encoder.clone())?;
+    d.set_item("precision", r.precision.clone())?;
     d.set_item("seconds", r.elapsed.as_secs_f64())?;
     d.set_item("passages_per_sec", r.passages_per_sec())?;
     Ok(d)

@@ -110,7 +110,7 @@ fn print_report(report: &IngestReport, input: &Path) {
         report.added,
         report.replaced,
         if skipped == 0 { String::new() } else { format!(", {skipped} bad lines skipped") },
-        report.encoder.as_ref().map_or(String::new(), |e| format!(", encoded by {e}")),
+        report.encoder.as_ref().map_or(String::new(), |e| format!(", encoded by {e} in {}", report.precision.as_deref().unwrap_or("f32"))),
         input.display(),
         report.docs,
         report.generation,

@@ -397,6 +397,12 @@ impl Encoder {
         self.int8.is_some()
     }
 
+    /// The precision [`Encoder::encode`] runs in, for reports: `"f32"`, or `"int8"` with the
+    /// kernel this CPU uses (`"int8 (amx-int8)"`).
+    pub fn precision(&self) -> String {
+        if self.is_int8() { format!("int8 ({})", int8::kernel_name()) } else { "f32".into() }
+    }
+
     /// The (f32) network.
     pub fn model(&self) -> &BertModel {
         &self.model
