@@ -89,15 +89,10 @@ pub struct EvalArgs {
     /// Index to search instead of building one from the collection's corpus.
     #[arg(long)]
     pub index: Option<PathBuf>,
-    /// Encode documents and queries with int8 linear layers (faster; vectors close to the f32
-    /// ones). The dense index built for the collection is then a separate one (`.int8`). The
-    /// default where the CPU has AVX-512 VNNI or AMX.
-    #[arg(long, conflicts_with = "f32")]
-    pub int8: bool,
-    /// Encode documents and queries with the f32 network (the reference path) even where int8
-    /// is the default.
-    #[arg(long)]
-    pub f32: bool,
+    // Precision of the document and query encoders; an int8 dense index built for the
+    // collection is a separate one (`.int8`).
+    #[command(flatten)]
+    pub precision: super::Precision,
     /// Language of the corpus documents when building an index (`eng` gets the English stemmer;
     /// other codes are indexed as Unicode words). Lines with a `lang` field keep theirs.
     #[arg(long, default_value = "eng")]
@@ -129,9 +124,7 @@ pub struct EvalArgs {
 /// Modes the eval command knows, in the order the results table lists them.
 const MODES: [&str; 4] = ["bm25", "dense", "hybrid", "exhaustive"];
 
-pub fn run(mut args: EvalArgs) -> Result<()> {
-    // From here on `args.int8` is the precision in force (`--int8`, `--f32` or the CPU's default).
-    args.int8 = super::int8_wanted(args.int8, args.f32);
+pub fn run(args: EvalArgs) -> Result<()> {
     let metrics = parse_metrics(&args)?;
     let fusions = parse_fusions(&args)?;
     check_arguments(&args)?;
@@ -310,7 +303,7 @@ impl Modes<'_> {
     /// The exhaustive row: the corpus encoded by the document encoder in `--doc-role`.
     fn exhaustive(&self, collection: &BeirCollection, setup: &SearchSetup, split: &BeirSplit) -> Result<SystemResult> {
         let dense = self.dense.context("the exhaustive mode needs a document encoder")?;
-        let options = EncoderOptions { int8: self.args.int8, ..EncoderOptions::default() };
+        let options = EncoderOptions { int8: self.args.precision.int8(), ..EncoderOptions::default() };
         let doc_encoder = Encoder::load_with(&dense.doc_model, &default_device(), &options).with_context(|| format!("loading model {}", dense.doc_model.display()))?;
         let role = match self.args.doc_role {
             Some(DocRole::Query) => Role::Query,
@@ -364,7 +357,7 @@ struct DenseSetup {
     doc_lang: String,
     /// Query encoders loaded so far, by directory.
     loaded: std::cell::RefCell<HashMap<PathBuf, Arc<Encoder>>>,
-    /// `--int8`: query encoders run the int8 path.
+    /// The precision in force (`Precision::int8`): query encoders run the int8 path.
     int8: bool,
 }
 
@@ -387,7 +380,7 @@ impl DenseSetup {
             Some(index) => optical::engine::recorded_model_dir(index).unwrap_or_else(|| doc_model.clone()),
             None => doc_model.clone(),
         };
-        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default(), int8: args.int8 })
+        Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default(), int8: args.precision.int8() })
     }
 
     /// The query encoder for queries in `lang`: `--query-model`, else the default.
@@ -440,7 +433,7 @@ fn dense_index(collection: &BeirCollection, args: &EvalArgs, dense: &DenseSetup)
         return Ok(index.clone());
     }
     let lang = sanitize(&args.doc_lang);
-    let int8 = if args.int8 { ".int8" } else { "" };
+    let int8 = if args.precision.int8() { ".int8" } else { "" };
     let name = format!("{}.{lang}.{}{int8}", collection.corpus_fingerprint()?, dense.doc_fingerprint);
     build_index(collection, args, &name, Some(&dense.doc_model))
 }
@@ -475,7 +468,7 @@ fn build_index(collection: &BeirCollection, args: &EvalArgs, name: &str, model: 
     let corpus = collection.corpus_path()?;
     eprintln!("indexing {} into {}", corpus.display(), dir.display());
     // What `optical index` runs, so that eval measures exactly what users build.
-    let options = IngestOptions { lang: args.doc_lang.clone(), model: model.map(Path::to_path_buf), int8: args.int8, ..IngestOptions::default() };
+    let options = IngestOptions { lang: args.doc_lang.clone(), model: model.map(Path::to_path_buf), int8: args.precision.int8(), ..IngestOptions::default() };
     super::index::index_and_print(&staging, &corpus, options).with_context(|| format!("indexing {}", corpus.display()))?;
     std::fs::rename(&staging, &dir)
         .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;

@@ -45,13 +45,8 @@ pub struct IndexArgs {
     /// records it; an existing index must have been built with the same model.
     #[arg(long, conflicts_with_all = ["dim"])]
     pub model: Option<PathBuf>,
-    /// Encode with int8 linear layers: faster, vectors close to the f32 ones (pooled cosine
-    /// ≥ 0.99; see README). The default where the CPU has AVX-512 VNNI or AMX.
-    #[arg(long, conflicts_with = "f32")]
-    pub int8: bool,
-    /// Encode with the f32 network (the reference path) even where int8 is the default.
-    #[arg(long)]
-    pub f32: bool,
+    #[command(flatten)]
+    pub precision: super::Precision,
 }
 
 pub fn run(args: IndexArgs) -> Result<()> {
@@ -61,7 +56,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
         dim: args.dim,
         elem: args.elem,
         model: args.model,
-        int8: super::int8_wanted(args.int8, args.f32),
+        int8: args.precision.int8(),
         ..IngestOptions::default()
     };
     index_and_print(&args.dir, &args.input, options)

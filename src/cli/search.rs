@@ -34,13 +34,9 @@ pub struct SearchArgs {
     /// for the index's embedding space (see `--query-lang`), else the index's own encoder.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Encode the query with int8 linear layers (faster; vectors close to the f32 ones). The
-    /// default where the CPU has AVX-512 VNNI or AMX.
-    #[arg(long, conflicts_with = "f32")]
-    pub int8: bool,
-    /// Encode the query with the f32 network (the reference path) even where int8 is the default.
-    #[arg(long)]
-    pub f32: bool,
+    // Precision of the query encoder.
+    #[command(flatten)]
+    pub precision: super::Precision,
     /// Language of the query (ISO 639-3): picks a per-language student when one is installed,
     /// routes English to the index's encoder when the student says so, and keeps the index's
     /// encoder when it equals `--lang` (monolingual search); passed to the pipeline.
@@ -124,7 +120,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             );
         }
         let model = query_model(&args, &args.dir, &index)?;
-        let encoder = Arc::new(load_encoder_with(&model, &EncoderOptions { int8: super::int8_wanted(args.int8, args.f32), ..Default::default() })?);
+        let encoder = Arc::new(load_encoder_with(&model, &EncoderOptions { int8: args.precision.int8(), ..Default::default() })?);
         searcher = searcher
             .with_encoder(encoder)
             .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;

@@ -192,8 +192,8 @@ pub struct EncoderOptions {
 
 impl EncoderOptions {
     /// The options indexing and search use by default: int8 where the CPU runs it on AVX-512
-    /// VNNI or AMX ([`int8::fast_kernel_available`]), f32 elsewhere. int8 encodes 8–13× faster
-    /// than f32 here and changed nDCG@10 by −0.001 on the AfriQA dev mean and on SciFact's
+    /// VNNI or AMX ([`int8::fast_kernel_available`]), f32 elsewhere. int8 encoded 6.6–12.9× as many
+    /// passages/s as f32 in the session-12 bench (README) and changed nDCG@10 by −0.001 on the AfriQA dev mean and on SciFact's
     /// train split (README, "Int8 inference").
     pub fn for_search() -> Self {
         EncoderOptions { int8: int8::fast_kernel_available(), ..EncoderOptions::default() }
