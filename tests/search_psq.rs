@@ -93,6 +93,33 @@ fn a_translated_query_ranks_the_document_with_the_translated_terms_first() {
     assert!(terms.iter().any(|t| t.term == "football" && !t.translated));
 }
 
+#[test]
+fn a_name_spelled_the_query_language_s_way_finds_its_english_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let mut w = index.writer().unwrap();
+    let docs = [("l", "Liberia is a country in West Africa"), ("b", "Libya borders Egypt"), ("x", "Football results")];
+    for (i, (key, body)) in docs.into_iter().enumerate() {
+        let mut v = vec![0.0; DIM];
+        v[i] = 1.0;
+        w.add(Document::new(key, body).with_lang("eng").with_vector(v)).unwrap();
+    }
+    w.commit().unwrap();
+    // Kinyarwanda spells the name with -iya; the table knows neither word.
+    let req = SearchRequest::new("igihugu cya Liberiya").with_mode(Mode::Bm25).with_query_lang("hau").with_k(3);
+    let psq = Searcher::for_index(&index).with_translation_table(Arc::new(table()));
+    let hits = psq.search(&req).unwrap().hits;
+    assert_eq!(hits.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(), ["l"], "{hits:?}");
+    let terms = psq.translated_query(&req).unwrap().unwrap();
+    let liberia = terms.iter().find(|t| t.term == "liberia").expect("a spelling match");
+    assert!(liberia.translated && liberia.from == ["liberiya"]);
+    assert_eq!(liberia.weight, optical::translate::DEFAULT_PSQ_SPELLING_WEIGHT);
+    // Words shorter than five letters ("cya") and words an English document has get none.
+    assert_eq!(terms.iter().filter(|t| t.translated).count(), 1, "{terms:?}");
+    let off = psq.with_psq_spelling_weight(0.0);
+    assert!(off.search(&req).unwrap().hits.is_empty());
+}
+
 /// The terms `searcher` searches for `req` after translation.
 fn translated_terms(searcher: &Searcher, req: &SearchRequest) -> Vec<String> {
     searcher.translated_query(req).unwrap().unwrap().into_iter().map(|t| t.term).collect()

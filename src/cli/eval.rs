@@ -268,6 +268,7 @@ impl Modes<'_> {
             tables: &tables,
             psq_min_idf: args.psq_limits.psq_min_idf,
             psq_max_terms: args.psq_limits.psq_max_terms,
+            psq_spelling_weight: args.psq_limits.psq_spelling_weight,
             query_encoder: query_encoder.as_ref(),
             query_vectors: &query_vectors,
         };

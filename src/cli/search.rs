@@ -77,12 +77,19 @@ pub struct PsqQueryLimits {
     /// Search at most this many translated terms per query, the heaviest (after the idf cut).
     #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_MAX_TERMS)]
     pub psq_max_terms: usize,
+    /// Weight shared by the English terms spelled like a query word that has no translation and
+    /// occurs in no English document (a name spelled the query language's way; 0 turns it off).
+    #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_SPELLING_WEIGHT)]
+    pub psq_spelling_weight: f32,
 }
 
 impl PsqQueryLimits {
     /// `searcher` with these limits on its translated queries.
     pub fn apply(&self, searcher: optical::search::Searcher) -> optical::search::Searcher {
-        searcher.with_psq_min_idf(self.psq_min_idf).with_psq_max_terms(self.psq_max_terms)
+        searcher
+            .with_psq_min_idf(self.psq_min_idf)
+            .with_psq_max_terms(self.psq_max_terms)
+            .with_psq_spelling_weight(self.psq_spelling_weight)
     }
 }
 

@@ -13,6 +13,7 @@ use tantivy::{DocAddress, Searcher, SegmentOrdinal, SegmentReader, Term};
 
 use super::snapshot::Snapshot;
 use super::text::{self, Bm25Fields};
+use crate::translate::words::{Spellings, edit_distance, spelling_distance};
 use crate::translate::{PsqFields, TranslatedTerm, psq_query};
 
 /// One BM25 candidate.
@@ -94,6 +95,58 @@ impl Snapshot {
         Ok(kept)
     }
 
+    /// `terms` with, for each word kept untranslated that no English document contains, the
+    /// English body terms spelled like it (at most [`spelling_distance`] edits, the closest): names written
+    /// the query language's way (`Liberiya`, `Siloveniya`, `Nijeriya`) find `liberia`,
+    /// `slovenia`, `nigeria`. The closest terms share `weight` and are searched like
+    /// translations; the word itself stays.
+    pub fn with_spelling_matches(&self, terms: Vec<TranslatedTerm>, weight: f32) -> crate::Result<Vec<TranslatedTerm>> {
+        if weight <= 0.0 {
+            return Ok(terms);
+        }
+        let searcher = self.searcher();
+        let fields = self.fields();
+        let mut stem = text::stemmed_analyzer(tantivy::tokenizer::Language::English);
+        let matched = self.guarded("looking up spelling matches", || {
+            let mut matched: Vec<TranslatedTerm> = Vec::new();
+            for t in terms.iter().filter(|t| !t.translated) {
+                let Some(stemmed) = text::analyze(&mut stem, &t.term).pop() else { continue };
+                let distance = spelling_distance(&stemmed);
+                if distance == 0 {
+                    continue;
+                }
+                let mut occurs = false;
+                for field in [fields.body_eng, fields.title_eng] {
+                    occurs |= searcher.doc_freq(&Term::from_field_text(field, &stemmed)).context("reading a document frequency")? > 0;
+                }
+                if occurs {
+                    continue;
+                }
+                let mut near: Vec<(u32, String)> = Vec::new();
+                for seg in searcher.segment_readers() {
+                    let index = seg.inverted_index(fields.body_eng).context("opening the English body terms")?;
+                    let mut stream = index.terms().search(Spellings::within(&stemmed, distance)).into_stream()?;
+                    while stream.advance() {
+                        let Ok(term) = std::str::from_utf8(stream.key()) else { continue };
+                        if !near.iter().any(|(_, t)| t == term) {
+                            near.push((edit_distance(&stemmed, term), term.to_string()));
+                        }
+                    }
+                }
+                let Some(closest) = near.iter().map(|(d, _)| *d).min() else { continue };
+                near.retain(|(d, _)| *d == closest);
+                let share = weight / near.len() as f32;
+                for (_, term) in near {
+                    matched.push(TranslatedTerm { term, weight: share, from: vec![t.term.clone()], translated: true });
+                }
+            }
+            Ok(matched)
+        })?;
+        let mut out = terms;
+        out.extend(matched);
+        Ok(out)
+    }
+
     /// tantivy's top-`n` of `q` with internal ids.
     fn top_n(&self, q: &dyn Query, n: usize) -> Result<Vec<SparseHit>> {
         // tantivy reserves room for `n` hits up front: never ask for more than there are documents.
@@ -128,3 +181,4 @@ pub(crate) fn segment_column<'a, C>(
         Entry::Vacant(e) => Ok(e.insert(open(searcher.segment_reader(addr.segment_ord))?)),
     }
 }
+

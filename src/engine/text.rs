@@ -35,7 +35,7 @@ pub const ENGLISH: &str = "optical_eng";
 
 /// Tokens longer than this many bytes are dropped (URLs, base64 blobs). Generous because
 /// Ethiopic and Devanagari take three bytes a character.
-const MAX_TOKEN_BYTES: usize = 120;
+pub(crate) const MAX_TOKEN_BYTES: usize = 120;
 
 /// Splits text at Unicode word boundaries (UAX #29) and keeps the segments that contain a letter
 /// or digit (`unicode_words()` semantics, with byte offsets for highlighting), minus leading and

@@ -33,6 +33,8 @@ pub struct SearchSetup<'a> {
     pub psq_min_idf: f32,
     /// The most translated terms a PSQ query searches ([`Searcher::with_psq_max_terms`]).
     pub psq_max_terms: usize,
+    /// The weight of spelling matches ([`Searcher::with_psq_spelling_weight`]).
+    pub psq_spelling_weight: f32,
     /// The query encoder (dense and hybrid modes).
     pub query_encoder: Option<&'a Arc<Encoder>>,
     /// The split's query vectors, encoded beforehand.
@@ -46,7 +48,10 @@ impl SearchSetup<'_> {
         for t in self.tables {
             searcher = searcher.with_translation_table(Arc::clone(t));
         }
-        searcher = searcher.with_psq_min_idf(self.psq_min_idf).with_psq_max_terms(self.psq_max_terms);
+        searcher = searcher
+            .with_psq_min_idf(self.psq_min_idf)
+            .with_psq_max_terms(self.psq_max_terms)
+            .with_psq_spelling_weight(self.psq_spelling_weight);
         if mode == Mode::Bm25 {
             return Ok(searcher);
         }

@@ -16,7 +16,7 @@ use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
 use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
 use crate::translate::{
-    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, TranslationTable, heaviest_translations, translate_query,
+    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, heaviest_translations, translate_query,
 };
 
 #[derive(Clone)]
@@ -29,6 +29,8 @@ struct Encoders {
     psq_min_idf: f32,
     /// At most this many translated terms (the heaviest) are searched per PSQ query.
     psq_max_terms: usize,
+    /// Weight of the English terms spelled like an untranslated query word (0: none).
+    psq_spelling_weight: f32,
 }
 
 impl Default for Encoders {
@@ -39,6 +41,7 @@ impl Default for Encoders {
             tables: HashMap::new(),
             psq_min_idf: DEFAULT_PSQ_MIN_IDF,
             psq_max_terms: DEFAULT_PSQ_MAX_TERMS,
+            psq_spelling_weight: DEFAULT_PSQ_SPELLING_WEIGHT,
         }
     }
 }
@@ -133,7 +136,14 @@ impl Searcher {
         self.with_changed(|enc| enc.psq_max_terms = max_terms)
     }
 
-    /// The query's terms after translation (common terms left out, see
+    /// Adds to a PSQ query, for each word kept untranslated that no English document contains,
+    /// the English terms spelled like it (`Liberiya` → `liberia`), sharing `weight` (0 adds none;
+    /// [`Snapshot::with_spelling_matches`](crate::engine::Snapshot::with_spelling_matches)).
+    pub fn with_psq_spelling_weight(self, weight: f32) -> Searcher {
+        self.with_changed(|enc| enc.psq_spelling_weight = weight)
+    }
+
+    /// The query's terms after translation (spelling matches added, common terms left out, see
     /// [`Searcher::with_psq_min_idf`], then at most [`Searcher::with_psq_max_terms`] of them),
     /// when a table is registered for its language.
     pub fn translated_query(&self, req: &SearchRequest) -> Result<Option<Vec<TranslatedTerm>>> {
@@ -141,6 +151,7 @@ impl Searcher {
             return Ok(None);
         };
         let terms = translate_query(table, &req.query);
+        let terms = self.snapshot.with_spelling_matches(terms, self.encoders.psq_spelling_weight)?;
         let terms = self.snapshot.without_common_translations(terms, self.encoders.psq_min_idf)?;
         Ok(Some(heaviest_translations(terms, self.encoders.psq_max_terms)))
     }

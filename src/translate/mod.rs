@@ -14,12 +14,15 @@ pub mod model1;
 pub mod ot_plans;
 pub mod query;
 pub mod table;
+pub mod words;
 
 pub use model1::{Model1Options, train_model1};
 pub use ot_plans::{OtPlanOptions, train_ot_plans};
 pub(crate) use query::psq_query;
-pub use query::{DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, PsqFields, TranslatedTerm, heaviest_translations, translate_query};
+pub use query::{
+    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, heaviest_translations, translate_query};
 pub use table::{Pruning, TranslationTable, read_tables, table_files};
+pub use words::{fold, source_words_analyzer};
 
 /// Words ↔ dense ids, in order of first sight: the vocabularies table builders count over.
 #[derive(Default)]

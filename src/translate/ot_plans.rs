@@ -8,8 +8,8 @@
 //! is a translation table like IBM Model 1's ([`super::model1`]), learned from the encoders'
 //! contextual states instead of co-occurrence statistics.
 //!
-//! Subword pieces are merged to the words the index's analyzers produce — the foreign side as
-//! lowercased Unicode words, the English side stemmed — by their byte spans, so the table's words
+//! Subword pieces are merged to the words a translated query uses — the foreign side as
+//! [`source_words_analyzer`] words, the English side stemmed — by their byte spans, so the table's words
 //! are exactly the terms a translated query looks up. Tokens that belong to no analyzer word
 //! (punctuation, special and prefix tokens) take no part in the plan, so they soak up no mass.
 use std::collections::HashMap;
@@ -23,7 +23,8 @@ use super::table::{Pruning, TranslationTable};
 use crate::distill::BitextPair;
 use crate::distill::ot::{SinkhornSettings, cosine_cost, log_marginals, sinkhorn_log};
 use crate::encoder::{Encoder, Role, TokenStates, to_vec};
-use crate::engine::text::{analyze_spans, stemmed_analyzer, words_analyzer};
+use super::words::source_words_analyzer;
+use crate::engine::text::{analyze_spans, stemmed_analyzer};
 
 /// Settings of a table built from OT plans.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,7 +112,7 @@ impl PlanCounts {
         sinkhorn: SinkhornSettings,
         device: &Device,
     ) -> Result<()> {
-        let mut words = words_analyzer();
+        let mut words = source_words_analyzer();
         let mut stemmed = stemmed_analyzer(Language::English);
         let mut sides = Vec::new();
         for (i, (s, t)) in s_states.iter().zip(t_states).enumerate() {
@@ -170,7 +171,7 @@ impl PlanCounts {
             }
             let translations =
                 list.into_iter().map(|(ew, c)| (self.e_vocab.words[ew as usize].clone(), c / total)).collect();
-            table.insert(self.f_vocab.words[fw as usize].clone(), translations);
+            table.insert(&self.f_vocab.words[fw as usize], translations);
         }
         table.prune(options.pruning);
         Ok(table)
@@ -243,7 +244,7 @@ mod tests {
         // "Ruwa, gida": pieces "Ru" "wa" "," "gida"; the comma belongs to no word.
         let s = states(&[[1.0, 0.0, 0.0]; 4], &[(0, 2), (2, 4), (4, 5), (6, 10)]);
         let mut vocab = Vocab::default();
-        let got = word_tokens(&s, "Ruwa, gida", &mut words_analyzer(), &mut vocab);
+        let got = word_tokens(&s, "Ruwa, gida", &mut source_words_analyzer(), &mut vocab);
         assert_eq!(got.rows, vec![0, 1, 3]);
         assert_eq!(got.word_ids, vec![0, 0, 1]);
         assert_eq!(vocab.words, vec!["ruwa", "gida"]);

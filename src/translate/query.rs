@@ -11,7 +11,8 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Term};
 
 use super::table::TranslationTable;
-use crate::engine::text::{self, Bm25Fields, TextFields, analyze, words_analyzer};
+use super::words::source_words_analyzer;
+use crate::engine::text::{self, Bm25Fields, TextFields, analyze_spans};
 
 /// Translations into terms with a BM25 idf below this in the searched index are left out of a
 /// PSQ query (`Searcher::with_psq_min_idf`): chosen on the AfriQA dev sets (docs/search.md).
@@ -21,6 +22,11 @@ pub const DEFAULT_PSQ_MIN_IDF: f32 = 1.0;
 /// (`Searcher::with_psq_max_terms`): every term is a posting list the BM25 stage walks, and the
 /// light ones add little to a score. Chosen on the AfriQA dev sets (docs/search.md).
 pub const DEFAULT_PSQ_MAX_TERMS: usize = 16;
+
+/// Weight shared by the English terms spelled like a query word no table translates and no English
+/// document contains (`Searcher::with_psq_spelling_weight`): on the AfriQA dev sets 0.5 scored
+/// above 0 and 1 (docs/search.md).
+pub const DEFAULT_PSQ_SPELLING_WEIGHT: f32 = 0.5;
 
 /// Which English fields a translated term searches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,32 +54,69 @@ pub struct TranslatedTerm {
 }
 
 /// The terms `text` turns into: translations first (by descending weight), then the words kept
-/// as they are.
+/// as they are. Query words are [`source_words_analyzer`] words, the table's keys. A word the
+/// table lacks takes the translations of the table's words spelled most like it
+/// ([`TranslationTable::near`]), sharing its weight among them, and is kept too; a word split
+/// at a case step (`yaseNetherlands`, `McBride`) is also kept whole when a part of it has no
+/// translation, so a name written in one piece still matches as one.
 pub fn translate_query(table: &TranslationTable, text: &str) -> Vec<TranslatedTerm> {
-    let mut words: Vec<String> = analyze(&mut words_analyzer(), text);
+    let tokens = analyze_spans(&mut source_words_analyzer(), text);
+    let mut words: Vec<String> = tokens.iter().map(|(w, _)| w.clone()).collect();
     words.sort();
     words.dedup();
     let mut translated: BTreeMap<String, (f32, Vec<String>)> = BTreeMap::new();
-    let mut kept = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
     for f in words {
-        match table.get(&f) {
-            Some(list) => {
-                for (e, p) in list {
-                    let entry = translated.entry(e.clone()).or_insert((0.0, Vec::new()));
-                    entry.0 += p;
-                    entry.1.push(f.clone());
-                }
+        let mut add = |e: &String, p: f32| {
+            let entry = translated.entry(e.clone()).or_insert((0.0, Vec::new()));
+            entry.0 += p;
+            if entry.1.last() != Some(&f) {
+                entry.1.push(f.clone());
             }
-            None => kept.push(TranslatedTerm { term: f.clone(), weight: 1.0, from: vec![f], translated: false }),
+        };
+        match table.get(&f) {
+            Some(list) => list.iter().for_each(|(e, p)| add(e, *p)),
+            None => {
+                // The words spelled like it share its weight; it is also kept as written.
+                let near = table.near(&f);
+                for key in &near {
+                    for (e, p) in table.get(key).unwrap_or_default() {
+                        add(e, p / near.len() as f32);
+                    }
+                }
+                kept.push(f);
+            }
         }
     }
+    for whole in split_words(&tokens) {
+        if whole.iter().any(|part| table.get(part).is_none()) {
+            kept.push(whole.concat());
+        }
+    }
+    kept.sort();
+    kept.dedup();
     let mut out: Vec<TranslatedTerm> = translated
         .into_iter()
         .map(|(term, (weight, from))| TranslatedTerm { term, weight, from, translated: true })
         .collect();
     out.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.term.cmp(&b.term)));
-    out.extend(kept);
+    out.extend(kept.into_iter().map(|f| TranslatedTerm { term: f.clone(), weight: 1.0, from: vec![f], translated: false }));
     out
+}
+
+/// The words the analyzer split into parts: runs of tokens whose spans touch.
+fn split_words(tokens: &[(String, std::ops::Range<usize>)]) -> Vec<Vec<&str>> {
+    let mut runs: Vec<Vec<&str>> = Vec::new();
+    let mut end = usize::MAX;
+    for (word, span) in tokens {
+        match runs.last_mut() {
+            Some(run) if span.start == end => run.push(word),
+            _ => runs.push(vec![word]),
+        }
+        end = span.end;
+    }
+    runs.retain(|run| run.len() > 1);
+    runs
 }
 
 /// `terms` with at most `max` translated terms, the heaviest (`terms` comes from
@@ -138,6 +181,30 @@ mod tests {
         assert!(!get("abuja").translated);
         assert_eq!(terms[0].term, "water");
         assert_eq!(terms.last().unwrap().term, "abuja");
+    }
+
+    #[test]
+    fn tone_marks_glued_prefixes_and_inflections_do_not_hide_a_word_from_the_table() {
+        let mut table = TranslationTable::new("zul", "eng", "test");
+        table.insert("yase", vec![("of".into(), 1.0)]);
+        table.insert("ilu", vec![("town".into(), 1.0)]);
+        table.insert("gwamnan", vec![("governor".into(), 1.0)]);
+        let terms = translate_query(&table, "Ìlú yaseNetherlands McBride gwamna");
+        let names: Vec<(&str, bool)> = terms.iter().map(|t| (t.term.as_str(), t.translated)).collect();
+        assert_eq!(
+            names,
+            [
+                ("governor", true),
+                ("of", true),
+                ("town", true),
+                ("bride", false),
+                ("gwamna", false),
+                ("mc", false),
+                ("mcbride", false),
+                ("netherlands", false),
+                ("yasenetherlands", false)
+            ]
+        );
     }
 
     #[test]

@@ -17,16 +17,21 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
+
+use tantivy_fst::{IntoStreamer, Streamer};
+
+use super::words::{Spellings, edit_distance, fold, spelling_distance};
 
 /// File-format version written and accepted.
 pub const FORMAT: u32 = 1;
 const MAGIC: &str = "# optical-translation-table";
 
 /// `p(e | f)`: for each query-language word `f`, its English translations, most probable first.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct TranslationTable {
     /// Language of the query words (ISO 639-3).
     pub source: String,
@@ -35,6 +40,15 @@ pub struct TranslationTable {
     /// How the table was built (`ibm-model1`, `ot-plans`).
     pub method: String,
     entries: BTreeMap<String, Vec<(String, f32)>>,
+    /// The source words as an FST for [`TranslationTable::near`], built on first use (`None`
+    /// if it could not be built) and dropped whenever the words change.
+    keys: OnceLock<Option<Arc<tantivy_fst::Map<Vec<u8>>>>>,
+}
+
+impl PartialEq for TranslationTable {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.source, &self.target, &self.method, &self.entries) == (&other.source, &other.target, &other.method, &other.entries)
+    }
 }
 
 /// How a table is cut down before it is stored or used.
@@ -62,13 +76,41 @@ impl TranslationTable {
             target: target.to_string(),
             method: method.to_string(),
             entries: BTreeMap::new(),
+            keys: OnceLock::new(),
         }
     }
 
-    /// Sets the translations of `f` (any order; kept most probable first).
-    pub fn insert(&mut self, f: impl Into<String>, mut translations: Vec<(String, f32)>) {
+    /// Sets the translations of `f` (any order; kept most probable first). The key is `f`
+    /// [`fold`]ed, the form query words are looked up in.
+    pub fn insert(&mut self, f: &str, mut translations: Vec<(String, f32)>) {
         translations.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        self.entries.insert(f.into(), translations);
+        self.entries.insert(fold(f), translations);
+        self.keys = OnceLock::new();
+    }
+
+    /// The source words spelled most like `word` (the fewest edits, at most
+    /// [`spelling_distance`]), `word` itself left out: the words whose translations stand in for
+    /// a word the table lacks — an inflection the bitext never had, a name spelled otherwise.
+    pub fn near(&self, word: &str) -> Vec<&str> {
+        let distance = spelling_distance(word);
+        if distance == 0 {
+            return Vec::new();
+        }
+        let keys = self.keys.get_or_init(|| {
+            // BTreeMap keys come sorted and distinct, as an FST is built.
+            tantivy_fst::Map::from_iter(self.entries.keys().map(|k| (k.as_bytes(), 0))).ok().map(Arc::new)
+        });
+        let Some(keys) = keys else { return Vec::new() };
+        let mut stream = keys.search(Spellings::within(word, distance)).into_stream();
+        let mut near: Vec<(u32, &str)> = Vec::new();
+        while let Some((key, _)) = stream.next() {
+            let Some((key, _)) = std::str::from_utf8(key).ok().and_then(|k| self.entries.get_key_value(k)) else { continue };
+            if key != word {
+                near.push((edit_distance(word, key), key.as_str()));
+            }
+        }
+        let closest = near.iter().map(|(d, _)| *d).min().unwrap_or(0);
+        near.into_iter().filter(|(d, _)| *d == closest).map(|(_, k)| k).collect()
     }
 
     /// The translations of `f`, most probable first.
@@ -126,7 +168,7 @@ impl TranslationTable {
             }
             let list: Vec<(String, f32)> = p.into_iter().filter(|(_, q)| *q > 0.0).map(|(e, q)| (e.to_string(), q)).collect();
             if !list.is_empty() {
-                mixed.insert(f.clone(), list);
+                mixed.insert(f, list);
             }
         }
         mixed.prune(pruning);
@@ -154,6 +196,7 @@ impl TranslationTable {
             *list = kept;
         }
         self.entries.retain(|_, l| !l.is_empty());
+        self.keys = OnceLock::new();
     }
 
     /// The file's text (header with checksum, then sorted rows).
@@ -222,6 +265,7 @@ impl TranslationTable {
             bail!("checksum mismatch: the header says sha256 {sha}, the rows hash to {actual} (the file is truncated or was edited)");
         }
         let mut table = TranslationTable::new(&source, &target, &method);
+        let mut by_word: BTreeMap<&str, Vec<(String, f32)>> = BTreeMap::new();
         let mut rows = 0usize;
         for (i, line) in body.lines().enumerate() {
             let n = i + 7;
@@ -236,11 +280,29 @@ impl TranslationTable {
             if f.is_empty() || e.is_empty() {
                 bail!("line {n}: empty word");
             }
-            table.entries.entry(f.to_string()).or_default().push((e.to_string(), p));
+            by_word.entry(f).or_default().push((e.to_string(), p));
             rows += 1;
         }
         if rows != entries {
             bail!("the header says {entries} entries, the file has {rows}");
+        }
+        // Keys are looked up folded. A table written before folding may hold several spellings
+        // of one folded word (`ìlú`, `ilu`): their translations are averaged.
+        let mut spellings: BTreeMap<String, Vec<Vec<(String, f32)>>> = BTreeMap::new();
+        for (f, list) in by_word {
+            spellings.entry(fold(f)).or_default().push(list);
+        }
+        for (f, mut lists) in spellings {
+            let list = if lists.len() == 1 {
+                lists.pop().unwrap_or_default()
+            } else {
+                let mut sum: BTreeMap<String, f32> = BTreeMap::new();
+                for (e, p) in lists.iter().flatten() {
+                    *sum.entry(e.clone()).or_default() += p / lists.len() as f32;
+                }
+                sum.into_iter().collect()
+            };
+            table.insert(&f, list);
         }
         Ok(table)
     }
@@ -300,6 +362,34 @@ mod tests {
         let back = TranslationTable::parse(&t.to_tsv().unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.get("ruwa").unwrap()[0], ("water".to_string(), 0.7));
+    }
+
+    #[test]
+    fn near_finds_the_closest_spellings_of_a_missing_word() {
+        let mut t = TranslationTable::new("hau", "eng", "test");
+        for w in ["gwamnan", "gwamnati", "gwamnatin", "sarki"] {
+            t.insert(w, vec![("x".into(), 1.0)]);
+        }
+        assert_eq!(t.near("gwamna"), ["gwamnan"], "one edit beats two");
+        assert_eq!(t.near("gwamnatn"), ["gwamnan", "gwamnati", "gwamnatin"], "ties all stay");
+        assert!(t.near("gwamnan").is_empty(), "a word is not near itself");
+        assert!(t.near("sark").is_empty(), "short words have no spelling matches");
+        assert!(t.near("kasuwa").is_empty());
+        t.insert("kasuwar", vec![("market".into(), 1.0)]);
+        assert_eq!(t.near("kasuwa"), ["kasuwar"], "the key set follows inserts");
+    }
+
+    #[test]
+    fn spellings_of_one_folded_word_are_averaged_on_reading() {
+        // A table keyed by raw words, as tables were written before keys were folded.
+        let body = "ilu\ttown\t1\nìlú\tcity\t0.5\nìlú\ttown\t0.5\n";
+        let text = format!(
+            "# optical-translation-table 1\n# source yor\n# target eng\n# method ibm-model1\n# entries 3\n# sha256 {}\n{body}",
+            hex(&Sha256::digest(body.as_bytes()))
+        );
+        let t = TranslationTable::parse(&text).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get("ilu").unwrap(), [("town".to_string(), 0.75), ("city".to_string(), 0.25)]);
     }
 
     #[test]
