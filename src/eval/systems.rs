@@ -15,7 +15,7 @@ use super::harness::{Timing, evaluate_system, query_progress};
 use super::metrics::{Averaging, Metric, evaluate};
 use super::output::SystemResult;
 use super::run::Run;
-use crate::encoder::{Encoder, Role};
+use crate::encoder::{Encoder, EncoderInfo, Role};
 use crate::engine::Index;
 use crate::eval::BeirCollection;
 use crate::search::{Fusion, Mode, SearchRequest, Searcher};
@@ -193,19 +193,26 @@ pub fn score_run_files(files: &[PathBuf], split: &BeirSplit, metrics: &[Metric])
     Ok(out)
 }
 
-/// Every query of the split encoded by `encoder` (query prefix), by query id. The vectors are
-/// cached under `cache_dir`, named by the sha256 of the encoder's description (weights
-/// fingerprint, prefixes, length) and of every query's id and text, so that rows of one sweep
-/// that share a query encoder (student, default, no-PSQ) encode each query set once.
-pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Result<QueryVectors> {
+/// The name of a split's cached query vectors: the sha256 of the encoder's description (weights
+/// fingerprint, prefixes, length), of the precision it runs in (int8 vectors differ from f32
+/// ones) and of every query's id and text.
+pub fn query_vectors_key(info: &EncoderInfo, int8: bool, split: &BeirSplit) -> Result<String> {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(encoder.info())?);
+    h.update(serde_json::to_vec(info)?);
+    h.update(if int8 { "int8" } else { "f32" });
     for q in &split.queries {
         for part in [q.id.as_bytes(), b"\t", q.text.as_bytes(), b"\n"] {
             h.update(part);
         }
     }
-    let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    Ok(h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+/// Every query of the split encoded by `encoder` (query prefix), by query id. The vectors are
+/// cached under `cache_dir`, named by [`query_vectors_key`], so that rows of one sweep that share
+/// a query encoder (student, default, no-PSQ) encode each query set once.
+pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Result<QueryVectors> {
+    let key = query_vectors_key(encoder.info(), encoder.is_int8(), split)?;
     let path = cache_dir.join(format!("{key}.f32"));
     let dim = encoder.info().dim;
     if let Ok(bytes) = std::fs::read(&path)
@@ -223,4 +230,27 @@ pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) ->
     let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
     crate::distill::write_atomic(&path, &bytes)?;
     Ok(split.queries.iter().map(|q| q.id.clone()).zip(vectors).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_query_vectors_are_named_by_precision_too() {
+        let info = EncoderInfo {
+            name: "student".into(),
+            dim: 4,
+            fingerprint: "f".into(),
+            embedding_space: "s".into(),
+            query_prefix: "query: ".into(),
+            passage_prefix: "passage: ".into(),
+            max_length: 128,
+        };
+        let query = Query { id: "q1".into(), text: "Ina Kano?".into(), lang: None };
+        let split = BeirSplit { split: "dev".into(), queries: vec![query], qrels: Default::default() };
+        let key = |int8| query_vectors_key(&info, int8, &split).unwrap();
+        assert_eq!(key(true), key(true));
+        assert_ne!(key(true), key(false), "int8 and f32 vectors of one encoder must not share a cache file");
+    }
 }
