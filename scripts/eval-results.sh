@@ -34,7 +34,7 @@
 #   afriqa-*, xquad-r-deu also with queries.eng.jsonl (human English translations): bm25 and
 #   dense (e5 zero-shot) there are the translate-test reference (the teacher on English).
 # Hybrid is BM25 top-100 ∪ dense top-100 with the default fusion (bylang: z-scores, dense weight
-# 0.8 for cross-lingual queries, 0.5 for queries in the documents' language; docs/search.md) and,
+# 0.75 for cross-lingual queries, 0.5 for queries in the documents' language; docs/search.md) and,
 # for a query language with a table, the translated BM25 leg.
 #
 # Documents are always encoded by e5, so one dense index per corpus (cached in $OUT/indexes by
@@ -83,7 +83,7 @@ What the rows are (documents are always encoded by multilingual-e5-small (q4) wi
 | \`bm25\` | — (tantivy BM25 on the query text) |
 | \`dense (e5 zero-shot)\` | multilingual-e5-small (q4), \`query: \` prefix, no training |
 | \`bm25 (psq)\` | BM25 on the query translated by the IBM Model 1 table shipped with the student (cross-lingual collections) |
-| \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.8 cross-lingual / 0.5 monolingual) and the translated BM25 leg (translations searched in passage bodies) where the query language has a table (likewise every hybrid row) |
+| \`hybrid (e5 zero-shot)\` | BM25 top-100 ∪ dense top-100 with that query encoder, the default fusion (bylang: z-scores, dense weight 0.75 cross-lingual / 0.5 monolingual) and the translated BM25 leg (translations searched in passage bodies) where the query language has a table (likewise every hybrid row) |
 | \`dense (student)\` | the shipped multilingual student (token-level OT with a centred cost, weights interpolated 0.7 toward e5; $(basename "$STUDENT")) |
 ${ot_row}${mse_row}| \`dense (default)\`, \`hybrid (default)\` | no \`--query-model\`: the default query path (the installed students: the Hausa student for Hausa queries, the multilingual one for the other languages; English routed as their manifests say) |
 | \`hybrid (default, bm25 without psq)\` | the default path with the BM25 leg on the untranslated query (\`--psq none\`) |

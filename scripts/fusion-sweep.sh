@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/optical/target}"
 EVAL_DIR="${1:-${OPTICAL_SHARED_DATA:-../shared/data}/eval}"
 OUT="${OUT:-eval-out/fusion}"
-FUSIONS="${FUSIONS:-rrf:10,rrf:20,rrf:60,linear:0.3,linear:0.5,linear:0.7,linear:0.8,zscore:0.3,zscore:0.5,zscore:0.6,zscore:0.7,zscore:0.8,zscore:0.9,confidence:0.5,confidence:0.7,confidence:0.8,bylang:0.7:0.5,bylang:0.8:0.5,bylang:0.8:0.4,bylang:0.9:0.5}"
+FUSIONS="${FUSIONS:-rrf:10,rrf:20,rrf:60,linear:0.3,linear:0.5,linear:0.7,linear:0.8,zscore:0.3,zscore:0.5,zscore:0.6,zscore:0.7,zscore:0.8,zscore:0.9,confidence:0.5,confidence:0.7,confidence:0.8,bylang:0.7:0.5,bylang:0.75:0.5,bylang:0.8:0.5,bylang:0.8:0.4,bylang:0.9:0.5}"
 if [ -z "${OPTICAL:-}" ]; then
   cargo build --release --bin optical
   OPTICAL="$CARGO_TARGET_DIR/release/optical"

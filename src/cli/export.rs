@@ -16,6 +16,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use optical::engine::Index;
+use optical::search::fusion::DEFAULT_CROSS_WEIGHT;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Target {
@@ -83,9 +84,9 @@ fn milvus(args: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// The weights of the OpenSearch pipeline, BM25 then dense: Optical's default fusion weighs
-/// dense scores 0.8 for cross-lingual queries (`bylang:0.8:0.5`, docs/search.md).
-const OPENSEARCH_WEIGHTS: [f64; 2] = [0.2, 0.8];
+/// The weights of the OpenSearch pipeline, BM25 then dense: Optical's default fusion for
+/// cross-lingual queries (`bylang:0.75:0.5`, docs/search.md).
+const OPENSEARCH_WEIGHTS: [f64; 2] = [1.0 - DEFAULT_CROSS_WEIGHT as f64, DEFAULT_CROSS_WEIGHT as f64];
 
 /// Writes `bulk.ndjson`, `mapping.json` and `search-pipeline.json` into `out`; returns the
 /// number of documents. Documents are written in key order, so the files are reproducible.
@@ -137,7 +138,7 @@ pub fn opensearch_bulk(dir: &Path, out: &Path, name: &str) -> Result<u64> {
     write_json(&out.join("mapping.json"), &mapping)?;
 
     let pipeline = serde_json::json!({
-        "description": "Optical's hybrid fusion for cross-lingual queries: z-scores of the BM25 and k-NN sub-queries (in that order), dense weight 0.8",
+        "description": format!("Optical's hybrid fusion for cross-lingual queries: z-scores of the BM25 and k-NN sub-queries (in that order), dense weight {DEFAULT_CROSS_WEIGHT}"),
         "phase_results_processors": [{
             "normalization-processor": {
                 "normalization": {"technique": "z_score"},

@@ -47,7 +47,7 @@ pub struct SearchArgs {
     pub lang: Option<String>,
     /// How hybrid mode combines BM25 and dense rankings: `rrf[:K]`, `linear[:DENSE_WEIGHT]`
     /// (min-max normalised), `zscore[:DENSE_WEIGHT]`, `confidence[:PRIOR]` or
-    /// `bylang[:CROSS:MONO]`. Default: `bylang:0.8:0.5` (docs/search.md says how it was chosen).
+    /// `bylang[:CROSS:MONO]`. Default: `bylang:0.75:0.5` (docs/search.md says how it was chosen).
     #[arg(long)]
     pub fusion: Option<String>,
     #[command(flatten)]
