@@ -276,6 +276,25 @@ fn main() {
                 })
                 .collect();
             report("hybrid + PSQ, no encoding", &psq_searcher, &psq, iters);
+            // The same with two of the six words spelled otherwise, as real questions have them:
+            // a table word with a letter added (found through the table's closest spellings) and
+            // an English word with `ya` added, as names are written in Kinyarwanda (in no table,
+            // so the English terms spelled like it are looked up in the index).
+            let english: Vec<&str> = sents
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .filter(|w| w.len() >= 6 && w.chars().all(|c| c.is_ascii_lowercase()))
+                .collect();
+            let spelled: Vec<SearchRequest> = qs
+                .iter()
+                .map(|(_, v)| {
+                    let mut text: Vec<String> = (0..4).map(|_| words[rng.random_range(0..words.len())].clone()).collect();
+                    text.push(format!("{}x", words[rng.random_range(0..words.len())]));
+                    text.push(format!("{}ya", english[rng.random_range(0..english.len())]));
+                    req(Mode::Hybrid, &(text.join(" "), v.clone())).with_query_lang("hau")
+                })
+                .collect();
+            report("hybrid + PSQ, 2 respelled", &psq_searcher, &spelled, iters);
         }
         Err(e) => eprintln!("no PSQ row: {e:#}"),
     }

@@ -594,7 +594,7 @@ fn arb_table() -> impl Strategy<Value = TranslationTable> {
     prop::collection::btree_map(word(), prop::collection::vec((word(), 0.001f32..=1.0), 1..4), 0..8).prop_map(|entries| {
         let mut t = TranslationTable::new("hau", "eng", "ibm-model1");
         for (f, list) in entries {
-            t.insert(f, list);
+            t.insert(&f, list);
         }
         t
     })

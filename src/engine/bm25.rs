@@ -96,10 +96,10 @@ impl Snapshot {
     }
 
     /// `terms` with, for each word kept untranslated that no English document contains, the
-    /// English body terms spelled like it (at most [`spelling_distance`] edits, the closest): names written
-    /// the query language's way (`Liberiya`, `Siloveniya`, `Nijeriya`) find `liberia`,
+    /// English body terms spelled most like it (at most [`spelling_distance`] edits): names
+    /// written the query language's way (`Liberiya`, `Siloveniya`, `Nijeriya`) find `liberia`,
     /// `slovenia`, `nigeria`. The closest terms share `weight` and are searched like
-    /// translations; the word itself stays.
+    /// translations (`--explain` lists them as translated from the word); the word itself stays.
     pub fn with_spelling_matches(&self, terms: Vec<TranslatedTerm>, weight: f32) -> crate::Result<Vec<TranslatedTerm>> {
         if weight <= 0.0 {
             return Ok(terms);
@@ -181,4 +181,3 @@ pub(crate) fn segment_column<'a, C>(
         Entry::Vacant(e) => Ok(e.insert(open(searcher.segment_reader(addr.segment_ord))?)),
     }
 }
-

@@ -119,9 +119,12 @@ fn split_words(tokens: &[(String, std::ops::Range<usize>)]) -> Vec<Vec<&str>> {
     runs
 }
 
-/// `terms` with at most `max` translated terms, the heaviest (`terms` comes from
-/// [`translate_query`], heaviest first); the words kept untranslated all stay.
-pub fn heaviest_translations(terms: Vec<TranslatedTerm>, max: usize) -> Vec<TranslatedTerm> {
+/// `terms` with at most `max` translated terms, the heaviest, first by descending weight (spelling
+/// matches are appended after [`translate_query`]'s order); the words kept untranslated all stay,
+/// after them.
+pub fn heaviest_translations(mut terms: Vec<TranslatedTerm>, max: usize) -> Vec<TranslatedTerm> {
+    // Stable: equal weights keep translate_query's order (by term).
+    terms.sort_by(|a, b| b.translated.cmp(&a.translated).then_with(|| b.weight.total_cmp(&a.weight)));
     let mut translated = 0;
     terms
         .into_iter()
@@ -215,6 +218,11 @@ mod tests {
         let terms = heaviest_translations(translate_query(&table, "ruwa sama Abuja Kano"), 2);
         let names: Vec<&str> = terms.iter().map(|t| t.term.as_str()).collect();
         assert_eq!(names, ["water", "sky", "abuja", "kano"]);
+        // A heavier term appended later (a spelling match) still makes the cut.
+        let mut terms = translate_query(&table, "ruwa sama Abuja");
+        terms.push(TranslatedTerm { term: "abu".into(), weight: 0.9, from: vec!["abuja".into()], translated: true });
+        let names: Vec<String> = heaviest_translations(terms, 2).into_iter().map(|t| t.term).collect();
+        assert_eq!(names, ["abu", "water", "abuja"]);
         let all = heaviest_translations(translate_query(&table, "ruwa sama"), 10);
         assert_eq!(all.len(), 4);
     }
