@@ -122,10 +122,11 @@ impl Snapshot {
                 if occurs {
                     continue;
                 }
+                let spellings = Spellings::within(&stemmed, distance);
                 let mut near: Vec<(u32, String)> = Vec::new();
                 for seg in searcher.segment_readers() {
                     let index = seg.inverted_index(fields.body_eng).context("opening the English body terms")?;
-                    let mut stream = index.terms().search(Spellings::within(&stemmed, distance)).into_stream()?;
+                    let mut stream = index.terms().search(&spellings).into_stream()?;
                     while stream.advance() {
                         let Ok(term) = std::str::from_utf8(stream.key()) else { continue };
                         if !near.iter().any(|(_, t)| t == term) {
