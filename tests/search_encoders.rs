@@ -1,6 +1,7 @@
 //! Indexing with a real encoder, and the index refusing encoders whose vectors do not fit:
 //! a query encoder of another embedding space (all-MiniLM-L6-v2 has e5-small's dimension, 384,
-//! but not its space), a document encoder other than the one that built the index.
+//! but not its space), a document encoder other than the one that built the index; and a query
+//! in a language with a translation table encoded with its English gloss.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use optical::encoder::{Encoder, default_device};
 use optical::engine::{Document, Index, IndexConfig, VectorElem};
 use optical::search::{Mode, SearchRequest, Searcher};
+use optical::translate::TranslationTable;
 
 fn docs() -> Vec<Document> {
     [
@@ -130,4 +132,37 @@ fn e5_index_records_its_encoder_and_refuses_others() {
         .err()
         .expect("must refuse");
     assert!(err.to_string().contains("text-only"), "{err}");
+}
+
+#[test]
+fn a_query_in_a_table_s_language_is_encoded_with_its_gloss() {
+    let e5 = Arc::new(Encoder::load(common::model_dir("multilingual-e5-small"), &default_device()).unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::open_or_create_for(tmp.path(), &e5).unwrap();
+    let mut w = index.writer().unwrap().with_encoder(Arc::clone(&e5)).unwrap();
+    w.add_batch(docs()).unwrap();
+    w.commit().unwrap();
+    let mut table = TranslationTable::new("hau", "eng", "test");
+    table.insert("yayan", vec![("children".into(), 1.0)]);
+    table.insert("nawa", vec![("mani".into(), 0.8), ("how".into(), 0.2)]);
+    table.set_written_forms([("mani".to_string(), "many".to_string())].into());
+    let searcher = Searcher::for_index(&index).with_encoder(Arc::clone(&e5)).unwrap().with_translation_table(Arc::new(table));
+    let query = "Yayan Jackson nawa?";
+    let glossed = "Yayan Jackson nawa? children many";
+    assert_eq!(searcher.dense_query_text(query, Some("hau")), glossed);
+    assert_eq!(searcher.dense_query_text(query, Some("yor")), query, "no table for the language: as written");
+
+    let req = SearchRequest::new(query).with_query_lang("hau").with_mode(Mode::Dense).with_k(5);
+    let scored = |s: &Searcher, req: &SearchRequest| -> Vec<(String, f32)> {
+        s.search(req).unwrap().hits.into_iter().map(|h| (h.key, h.score)).collect()
+    };
+    let vector = |text: &str| e5.encode_queries(&[text]).unwrap().remove(0);
+    let with_gloss = scored(&searcher, &req);
+    assert_eq!(with_gloss, scored(&searcher, &req.clone().with_query_vector(vector(glossed))), "the searcher encodes the glossed text");
+    let off = searcher.clone().with_query_gloss(false);
+    assert_eq!(off.dense_query_text(query, Some("hau")), query);
+    let without = scored(&off, &req);
+    assert_eq!(without, scored(&off, &req.clone().with_query_vector(vector(query))), "glosses off: the text as written");
+    assert_ne!(with_gloss, without);
+    assert_eq!(with_gloss[0].0, "jackson");
 }

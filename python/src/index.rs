@@ -174,7 +174,7 @@ impl PyIndex {
     /// else bm25). `query_lang` (ISO 639-3) picks the shipped student and the PSQ table, as
     /// `optical search --query-lang` does; `model` names the query encoder instead;
     /// `query_vector` skips query encoding. `fusion`: e.g. "rrf:60", "zscore:0.7",
-    /// "bylang:0.75:0.5" (the default). `lang` keeps only documents in that language.
+    /// "bylang:0.8:0.5" (the default). `lang` keeps only documents in that language.
     #[pyo3(signature = (query, *, mode=None, k=10, query_lang=None, lang=None, fusion=None, model=None, query_vector=None, psq=true, explain=true))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(

@@ -18,7 +18,7 @@ use optical::encoder::{Encoder, EncoderOptions, Role, WEIGHTS_FILE, default_devi
 use optical::engine::Index;
 use optical::ingest::IngestOptions;
 use optical::eval::output::{EvalOutput, SplitName, SystemResult, sanitize};
-use optical::eval::systems::{SearchSetup, encode_queries, exhaustive_system, fused_systems, hybrid_legs, score_run_files, search_system};
+use optical::eval::systems::{SearchSetup, dense_query_texts, encode_queries, exhaustive_system, fused_systems, hybrid_legs, score_run_files, search_system};
 use optical::eval::{BeirCollection, BeirSplit, Metric, ResultRow, Run};
 use optical::search::{Fusion, Mode};
 
@@ -74,7 +74,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub psq: Option<PathBuf>,
     #[command(flatten)]
-    pub psq_limits: super::search::PsqQueryLimits,
+    pub psq_options: super::search::PsqOptions,
     /// Query encoder model directory (dense, hybrid and exhaustive modes). Default: the shipped student
     /// installed for the document encoder's embedding space (chosen by the queries' `lang`),
     /// else the document encoder (or, with `--index`, the model directory recorded beside it).
@@ -260,15 +260,20 @@ impl Modes<'_> {
             Some(index) => psq_tables(index, split, args)?,
             None => Vec::new(),
         };
+        let query_gloss = !args.psq_options.no_query_gloss;
         let query_vectors = match &query_encoder {
-            Some(e) => encode_queries(e, split, &args.out.join("query-vectors"))?,
+            Some(e) => {
+                let texts = dense_query_texts(index.as_ref(), &tables, query_gloss, split);
+                encode_queries(e, split, &texts, &args.out.join("query-vectors"))?
+            }
             None => HashMap::new(),
         };
         let setup = SearchSetup {
             tables: &tables,
-            psq_min_idf: args.psq_limits.psq_min_idf,
-            psq_max_terms: args.psq_limits.psq_max_terms,
-            psq_spelling_weight: args.psq_limits.psq_spelling_weight,
+            psq_min_idf: args.psq_options.psq_min_idf,
+            psq_max_terms: args.psq_options.psq_max_terms,
+            psq_spelling_weight: args.psq_options.psq_spelling_weight,
+            query_gloss,
             query_encoder: query_encoder.as_ref(),
             query_vectors: &query_vectors,
         };

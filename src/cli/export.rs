@@ -85,7 +85,7 @@ fn milvus(args: &ExportArgs) -> Result<()> {
 }
 
 /// The weights of the OpenSearch pipeline, BM25 then dense: Optical's default fusion for
-/// cross-lingual queries (`bylang:0.75:0.5`, docs/search.md).
+/// cross-lingual queries (`bylang:0.8:0.5`, docs/search.md).
 const OPENSEARCH_WEIGHTS: [f64; 2] = [1.0 - DEFAULT_CROSS_WEIGHT as f64, DEFAULT_CROSS_WEIGHT as f64];
 
 /// Writes `bulk.ndjson`, `mapping.json` and `search-pipeline.json` into `out`; returns the

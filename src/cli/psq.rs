@@ -9,7 +9,7 @@ use optical::distill::read_bitexts;
 use optical::distill::ot::SinkhornSettings;
 use optical::encoder::{self, Encoder, EncoderOptions};
 use optical::translate::{
-    Model1Options, OtPlanOptions, Pruning, TranslationTable, train_model1, train_ot_plans, translate_query,
+    Model1Options, OtPlanOptions, Pruning, TranslationTable, glossed_query, train_model1, train_ot_plans, translate_query,
 };
 
 #[derive(Subcommand)]
@@ -32,7 +32,7 @@ pub enum PsqCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Show how a query is translated by a table.
+    /// Show how a query is translated by a table: the BM25 terms, and the text the dense encoder reads.
     Translate {
         /// Translation table file.
         table: PathBuf,
@@ -108,6 +108,7 @@ pub fn run(cmd: PsqCommand) -> Result<()> {
                 let kind = if t.translated { "translated" } else { "kept" };
                 println!("{:<24} {:.4}  {kind} from {}", t.term, t.weight, t.from.join(" "));
             }
+            println!("dense query: {}", glossed_query(&table, &query));
             Ok(())
         }
     }

@@ -47,7 +47,7 @@ pub struct SearchArgs {
     pub lang: Option<String>,
     /// How hybrid mode combines BM25 and dense rankings: `rrf[:K]`, `linear[:DENSE_WEIGHT]`
     /// (min-max normalised), `zscore[:DENSE_WEIGHT]`, `confidence[:PRIOR]` or
-    /// `bylang[:CROSS:MONO]`. Default: `bylang:0.75:0.5` (docs/search.md says how it was chosen).
+    /// `bylang[:CROSS:MONO]`. Default: `bylang:0.8:0.5` (docs/search.md says how it was chosen).
     #[arg(long)]
     pub fusion: Option<String>,
     #[command(flatten)]
@@ -58,7 +58,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub psq: Option<PathBuf>,
     #[command(flatten)]
-    pub psq_limits: PsqQueryLimits,
+    pub psq_options: PsqOptions,
     /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
     #[arg(long)]
     pub explain: bool,
@@ -67,9 +67,10 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
-/// How much of a translated query the BM25 leg keeps; `optical search` and `optical eval` share it.
+/// How translated queries are searched: how much of one the BM25 leg keeps, and whether the dense
+/// leg reads the query's gloss; `optical search` and `optical eval` share it.
 #[derive(Args, Debug, Clone)]
-pub struct PsqQueryLimits {
+pub struct PsqOptions {
     /// Leave out translations into terms whose BM25 idf in the index is below this (function
     /// words such as "the"; 0 keeps all).
     #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_MIN_IDF)]
@@ -81,15 +82,20 @@ pub struct PsqQueryLimits {
     /// occurs in no English document (a name spelled the query language's way; 0 turns it off).
     #[arg(long, default_value_t = optical::translate::DEFAULT_PSQ_SPELLING_WEIGHT)]
     pub psq_spelling_weight: f32,
+    /// Encode a query for the dense leg as written, without the English gloss (its words' best
+    /// translations) appended when its language has a translation table.
+    #[arg(long)]
+    pub no_query_gloss: bool,
 }
 
-impl PsqQueryLimits {
-    /// `searcher` with these limits on its translated queries.
+impl PsqOptions {
+    /// `searcher` with these settings for its translated queries.
     pub fn apply(&self, searcher: optical::search::Searcher) -> optical::search::Searcher {
         searcher
             .with_psq_min_idf(self.psq_min_idf)
             .with_psq_max_terms(self.psq_max_terms)
             .with_psq_spelling_weight(self.psq_spelling_weight)
+            .with_query_gloss(!self.no_query_gloss)
     }
 }
 
@@ -137,7 +143,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     for table in translation_tables(args.psq.as_deref(), space, &query_langs, args.lang.as_deref())? {
         searcher = searcher.with_translation_table(table);
     }
-    searcher = args.psq_limits.apply(searcher);
+    searcher = args.psq_options.apply(searcher);
     let req = request(&args, mode)?;
     let results = searcher.search(&req)?;
     let snap = searcher.snapshot();

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use sha2::{Digest, Sha256};
 
 use super::beir::{BeirSplit, Query};
@@ -35,6 +35,9 @@ pub struct SearchSetup<'a> {
     pub psq_max_terms: usize,
     /// The weight of spelling matches ([`Searcher::with_psq_spelling_weight`]).
     pub psq_spelling_weight: f32,
+    /// Whether queries are encoded with their tables' glosses ([`Searcher::with_query_gloss`]);
+    /// [`dense_query_texts`] gives the texts to encode.
+    pub query_gloss: bool,
     /// The query encoder (dense and hybrid modes).
     pub query_encoder: Option<&'a Arc<Encoder>>,
     /// The split's query vectors, encoded beforehand.
@@ -51,7 +54,8 @@ impl SearchSetup<'_> {
         searcher = searcher
             .with_psq_min_idf(self.psq_min_idf)
             .with_psq_max_terms(self.psq_max_terms)
-            .with_psq_spelling_weight(self.psq_spelling_weight);
+            .with_psq_spelling_weight(self.psq_spelling_weight)
+            .with_query_gloss(self.query_gloss);
         if mode == Mode::Bm25 {
             return Ok(searcher);
         }
@@ -193,26 +197,45 @@ pub fn score_run_files(files: &[PathBuf], split: &BeirSplit, metrics: &[Metric])
     Ok(out)
 }
 
+/// The texts the dense encoder reads for the split's queries, in order: each query as written, or
+/// with its gloss appended where `index` is searched with a table for its language and glosses
+/// are on ([`Searcher::dense_query_text`]).
+pub fn dense_query_texts(index: Option<&Index>, tables: &[Arc<TranslationTable>], query_gloss: bool, split: &BeirSplit) -> Vec<String> {
+    let searcher = index.map(|index| {
+        tables.iter().fold(Searcher::for_index(index), |s, t| s.with_translation_table(Arc::clone(t))).with_query_gloss(query_gloss)
+    });
+    split
+        .queries
+        .iter()
+        .map(|q| match &searcher {
+            Some(s) => s.dense_query_text(&q.text, q.lang.as_deref()).into_owned(),
+            None => q.text.clone(),
+        })
+        .collect()
+}
+
 /// The name of a split's cached query vectors: the sha256 of the encoder's description (weights
 /// fingerprint, prefixes, length), of the precision it runs in (int8 vectors differ from f32
-/// ones) and of every query's id and text.
-pub fn query_vectors_key(info: &EncoderInfo, int8: bool, split: &BeirSplit) -> Result<String> {
+/// ones) and of every query's id and the text encoded (with its gloss, if any).
+pub fn query_vectors_key(info: &EncoderInfo, int8: bool, split: &BeirSplit, texts: &[String]) -> Result<String> {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(info)?);
     h.update(if int8 { "int8" } else { "f32" });
-    for q in &split.queries {
-        for part in [q.id.as_bytes(), b"\t", q.text.as_bytes(), b"\n"] {
+    for (q, text) in split.queries.iter().zip(texts) {
+        for part in [q.id.as_bytes(), b"\t", text.as_bytes(), b"\n"] {
             h.update(part);
         }
     }
     Ok(h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
-/// Every query of the split encoded by `encoder` (query prefix), by query id. The vectors are
-/// cached under `cache_dir`, named by [`query_vectors_key`], so that rows of one sweep that share
-/// a query encoder (student, default, no-PSQ) encode each query set once.
-pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) -> Result<QueryVectors> {
-    let key = query_vectors_key(encoder.info(), encoder.is_int8(), split)?;
+/// The split's queries encoded by `encoder` (query prefix) from `texts` (one per query, in
+/// order: [`dense_query_texts`]), by query id. The vectors are cached under `cache_dir`, named by
+/// [`query_vectors_key`], so that rows of one sweep that share a query encoder (student, default,
+/// no-PSQ) encode each query set once.
+pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, texts: &[String], cache_dir: &Path) -> Result<QueryVectors> {
+    ensure!(texts.len() == split.queries.len(), "{} texts for {} queries", texts.len(), split.queries.len());
+    let key = query_vectors_key(encoder.info(), encoder.is_int8(), split, texts)?;
     let path = cache_dir.join(format!("{key}.f32"));
     let dim = encoder.info().dim;
     if let Ok(bytes) = std::fs::read(&path)
@@ -222,7 +245,7 @@ pub fn encode_queries(encoder: &Encoder, split: &BeirSplit, cache_dir: &Path) ->
         eprintln!("query vectors reused from {}", path.display());
         return Ok(split.queries.iter().map(|q| q.id.clone()).zip(values.chunks(dim).map(<[f32]>::to_vec)).collect());
     }
-    let texts: Vec<&str> = split.queries.iter().map(|q| q.text.as_str()).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = encoder
         .encode_queries(&texts)
         .with_context(|| format!("encoding the {} queries with {}", texts.len(), encoder.info().name))?;
@@ -237,7 +260,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cached_query_vectors_are_named_by_precision_too() {
+    fn cached_query_vectors_are_named_by_precision_and_encoded_text() {
         let info = EncoderInfo {
             name: "student".into(),
             dim: 4,
@@ -249,8 +272,11 @@ mod tests {
         };
         let query = Query { id: "q1".into(), text: "Ina Kano?".into(), lang: None };
         let split = BeirSplit { split: "dev".into(), queries: vec![query], qrels: Default::default() };
-        let key = |int8| query_vectors_key(&info, int8, &split).unwrap();
+        let plain = vec!["Ina Kano?".to_string()];
+        let key = |int8| query_vectors_key(&info, int8, &split, &plain).unwrap();
         assert_eq!(key(true), key(true));
         assert_ne!(key(true), key(false), "int8 and f32 vectors of one encoder must not share a cache file");
+        let glossed = vec!["Ina Kano? where".to_string()];
+        assert_ne!(key(true), query_vectors_key(&info, true, &split, &glossed).unwrap(), "a glossed query is another vector");
     }
 }

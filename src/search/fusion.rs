@@ -7,7 +7,7 @@
 //! with the same code.
 //!
 //! A fusion is written as a spec string (`rrf:60`, `linear:0.7`, `zscore:0.7`, `confidence:0.7`,
-//! `bylang:0.75:0.5`); `FromStr` and `Display` convert both ways, so the CLI, result tables and
+//! `bylang:0.8:0.5`); `FromStr` and `Display` convert both ways, so the CLI, result tables and
 //! run-file names all use one form.
 
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ impl Default for Fusion {
 }
 
 /// Dense weight of the default fusion for cross-lingual queries.
-pub const DEFAULT_CROSS_WEIGHT: f32 = 0.75;
+pub const DEFAULT_CROSS_WEIGHT: f32 = 0.8;
 /// Dense weight of the default fusion for queries in the documents' language.
 pub const DEFAULT_MONO_WEIGHT: f32 = 0.5;
 

@@ -1,6 +1,7 @@
 //! [`Searcher`]: one commit's snapshot plus the query encoders, running BM25, dense and hybrid
 //! searches.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
 use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
 use crate::translate::{
-    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, heaviest_translations, translate_query,
+    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, translate_query,
 };
 
 #[derive(Clone)]
@@ -31,6 +32,8 @@ struct Encoders {
     psq_max_terms: usize,
     /// Weight of the English terms spelled like an untranslated query word (0: none).
     psq_spelling_weight: f32,
+    /// Whether the dense encoder reads a query with its table's English gloss appended.
+    query_gloss: bool,
 }
 
 impl Default for Encoders {
@@ -42,6 +45,7 @@ impl Default for Encoders {
             psq_min_idf: DEFAULT_PSQ_MIN_IDF,
             psq_max_terms: DEFAULT_PSQ_MAX_TERMS,
             psq_spelling_weight: DEFAULT_PSQ_SPELLING_WEIGHT,
+            query_gloss: true,
         }
     }
 }
@@ -141,6 +145,22 @@ impl Searcher {
     /// [`Snapshot::with_spelling_matches`](crate::engine::Snapshot::with_spelling_matches)).
     pub fn with_psq_spelling_weight(self, weight: f32) -> Searcher {
         self.with_changed(|enc| enc.psq_spelling_weight = weight)
+    }
+
+    /// Whether a query in a language with a translation table is encoded with its English gloss
+    /// appended (on by default; [`crate::translate::gloss`]): the dense leg then also reads the
+    /// English words of the table's best translations.
+    pub fn with_query_gloss(self, on: bool) -> Searcher {
+        self.with_changed(|enc| enc.query_gloss = on)
+    }
+
+    /// The text the dense encoder reads for `text` in `lang`: with its English gloss appended when
+    /// glosses are on and a table is registered for `lang`, else `text` itself.
+    pub fn dense_query_text<'a>(&self, text: &'a str, lang: Option<&str>) -> Cow<'a, str> {
+        match lang.and_then(|l| self.encoders.tables.get(l)) {
+            Some(table) if self.encoders.query_gloss => Cow::Owned(glossed_query(table, text)),
+            _ => Cow::Borrowed(text),
+        }
     }
 
     /// The query's terms after translation (spelling matches added, common terms left out, see
@@ -288,7 +308,8 @@ impl Searcher {
             }
             None => {
                 let t0 = Instant::now();
-                let v = self.encode_query(&req.query, req.query_lang.as_deref())?;
+                let lang = req.query_lang.as_deref();
+                let v = self.encode_query(&self.dense_query_text(&req.query, lang), lang)?;
                 t.encode = t0.elapsed();
                 v
             }

@@ -10,12 +10,14 @@
 //! query into a weighted disjunction of English terms ([`query`]).
 use std::collections::HashMap;
 
+pub mod gloss;
 pub mod model1;
 pub mod ot_plans;
 pub mod query;
 pub mod table;
 pub mod words;
 
+pub use gloss::{MAX_GLOSSED_QUERY_WORDS, gloss_query, glossed_query};
 pub use model1::{Model1Options, train_model1};
 pub use ot_plans::{OtPlanOptions, train_ot_plans};
 pub(crate) use query::psq_query;

@@ -13,6 +13,7 @@ use tantivy::tokenizer::Language;
 use super::Vocab;
 use super::table::{Pruning, TranslationTable};
 use crate::distill::BitextPair;
+use super::gloss::english_written_forms;
 use super::words::source_words_analyzer;
 use crate::engine::text::{analyze, stemmed_analyzer};
 
@@ -104,6 +105,7 @@ pub fn train_model1(pairs: &[BitextPair], source: &str, options: Model1Options) 
         table.insert(&f_vocab.words[fw as usize], list);
     }
     table.prune(options.pruning);
+    table.set_written_forms(english_written_forms(pairs.iter().map(|p| p.english.as_str())));
     Ok(table)
 }
 
@@ -129,6 +131,7 @@ mod tests {
         let table = train_model1(&pairs, "hau", options).unwrap();
         assert_eq!(table.get("ruwa").unwrap()[0].0, "water");
         assert_eq!(table.get("gida").unwrap()[0].0, "hous", "English side is stemmed");
+        assert_eq!(table.written_form("hous"), "house", "and each term records the word it was written as");
         assert_eq!(table.get("itace").unwrap()[0].0, "tree");
     }
 

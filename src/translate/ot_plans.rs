@@ -23,6 +23,7 @@ use super::table::{Pruning, TranslationTable};
 use crate::distill::BitextPair;
 use crate::distill::ot::{SinkhornSettings, cosine_cost, log_marginals, sinkhorn_log};
 use crate::encoder::{Encoder, Role, TokenStates, to_vec};
+use super::gloss::english_written_forms;
 use super::words::source_words_analyzer;
 use crate::engine::text::{analyze_spans, stemmed_analyzer};
 
@@ -89,7 +90,9 @@ pub fn train_ot_plans(
         done += chunk.len();
         on_progress(done);
     }
-    counts.into_table(source, options)
+    let mut table = counts.into_table(source, options)?;
+    table.set_written_forms(english_written_forms(pairs.iter().map(|p| p.english.as_str())));
+    Ok(table)
 }
 
 /// Co-alignment mass `c(f, e)` summed over plans, with the vocabularies it is keyed by.

@@ -1,14 +1,19 @@
 //! The translation table `p(e | f)` and its file format.
 //!
 //! ```text
-//! # optical-translation-table 1
+//! # optical-translation-table 2
 //! # source hau
 //! # target eng
 //! # method ibm-model1
 //! # entries 12345
 //! # sha256 <hex sha256 of every line after this header>
-//! f<TAB>e<TAB>p
+//! f<TAB>e<TAB>p<TAB>word
 //! ```
+//!
+//! `e` is an English term as the index analyses it (stemmed: `figur`); `word` is the English word
+//! it was most often written as in the bitext (`figure`), which query glosses show the dense
+//! encoder ([`super::gloss`]). Version 1 files (three columns, no `word`) are still read; their
+//! terms stand for themselves.
 //!
 //! UTF-8 TSV so that a user can read and diff it; the header names the format version, the
 //! languages, how it was built, and a checksum of the body, so that a truncated or edited file is
@@ -26,8 +31,8 @@ use tantivy_fst::{IntoStreamer, Streamer};
 
 use super::words::{Spellings, edit_distance, fold, spelling_distance};
 
-/// File-format version written and accepted.
-pub const FORMAT: u32 = 1;
+/// File-format version written; version 1 (no written forms) is also read.
+pub const FORMAT: u32 = 2;
 const MAGIC: &str = "# optical-translation-table";
 
 /// `p(e | f)`: for each query-language word `f`, its English translations, most probable first.
@@ -40,6 +45,8 @@ pub struct TranslationTable {
     /// How the table was built (`ibm-model1`, `ot-plans`).
     pub method: String,
     entries: BTreeMap<String, Vec<(String, f32)>>,
+    /// The English word each translation term is written as, where it differs from the term.
+    written: BTreeMap<String, String>,
     /// The source words as an FST for [`TranslationTable::near`], built on first use (`None`
     /// if it could not be built) and dropped whenever the words change.
     keys: OnceLock<Option<Arc<tantivy_fst::Map<Vec<u8>>>>>,
@@ -47,7 +54,8 @@ pub struct TranslationTable {
 
 impl PartialEq for TranslationTable {
     fn eq(&self, other: &Self) -> bool {
-        (&self.source, &self.target, &self.method, &self.entries) == (&other.source, &other.target, &other.method, &other.entries)
+        (&self.source, &self.target, &self.method, &self.entries, &self.written)
+            == (&other.source, &other.target, &other.method, &other.entries, &other.written)
     }
 }
 
@@ -76,6 +84,7 @@ impl TranslationTable {
             target: target.to_string(),
             method: method.to_string(),
             entries: BTreeMap::new(),
+            written: BTreeMap::new(),
             keys: OnceLock::new(),
         }
     }
@@ -111,6 +120,18 @@ impl TranslationTable {
         }
         let closest = near.iter().map(|(d, _)| *d).min().unwrap_or(0);
         near.into_iter().filter(|(d, _)| *d == closest).map(|(_, k)| k).collect()
+    }
+
+    /// Records the English word each translation term is written as (`figur` → `figure`, from
+    /// [`super::gloss::english_written_forms`]); terms the table does not use are ignored.
+    pub fn set_written_forms(&mut self, forms: BTreeMap<String, String>) {
+        let used: std::collections::BTreeSet<&str> = self.entries.values().flatten().map(|(e, _)| e.as_str()).collect();
+        self.written = forms.into_iter().filter(|(e, w)| used.contains(e.as_str()) && e != w).collect();
+    }
+
+    /// The English word translation term `e` is written as: the recorded one, else `e` itself.
+    pub fn written_form<'a>(&'a self, e: &'a str) -> &'a str {
+        self.written.get(e).map_or(e, String::as_str)
     }
 
     /// The translations of `f`, most probable first.
@@ -172,6 +193,9 @@ impl TranslationTable {
             }
         }
         mixed.prune(pruning);
+        let mut written = other.written.clone();
+        written.extend(self.written.clone());
+        mixed.set_written_forms(written);
         Ok(mixed)
     }
 
@@ -209,8 +233,10 @@ impl TranslationTable {
             for (e, p) in list {
                 check_token(f)?;
                 check_token(e)?;
+                let word = self.written_form(e);
+                check_token(word)?;
                 // `{}` on f32 prints the shortest text that reads back to the same value.
-                writeln!(body, "{f}\t{e}\t{p}").expect("writing to a String");
+                writeln!(body, "{f}\t{e}\t{p}\t{word}").expect("writing to a String");
             }
         }
         let sha = hex(&Sha256::digest(body.as_bytes()));
@@ -249,9 +275,11 @@ impl TranslationTable {
             Ok(value.to_string())
         };
         let version = header(1, &MAGIC[2..])?;
-        if version != FORMAT.to_string() {
-            bail!("line 1: format version {version:?}, this build reads version {FORMAT}");
-        }
+        let columns = match version.as_str() {
+            "1" => 3,
+            "2" => 4,
+            _ => bail!("line 1: format version {version:?}, this build reads versions 1 and {FORMAT}"),
+        };
         let source = header(2, "source")?;
         let target = header(3, "target")?;
         let method = header(4, "method")?;
@@ -266,13 +294,27 @@ impl TranslationTable {
         }
         let mut table = TranslationTable::new(&source, &target, &method);
         let mut by_word: BTreeMap<&str, Vec<(String, f32)>> = BTreeMap::new();
+        let mut written: BTreeMap<String, String> = BTreeMap::new();
         let mut rows = 0usize;
         for (i, line) in body.lines().enumerate() {
             let n = i + 7;
-            let mut fields = line.split('\t');
-            let (Some(f), Some(e), Some(p), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
-                bail!("line {n}: expected `f<TAB>e<TAB>p`, found {line:?}");
-            };
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() != columns {
+                let expected = if columns == 3 { "f<TAB>e<TAB>p" } else { "f<TAB>e<TAB>p<TAB>word" };
+                bail!("line {n}: expected `{expected}`, found {line:?}");
+            }
+            let (f, e, p) = (fields[0], fields[1], fields[2]);
+            if let Some(word) = fields.get(3) {
+                if word.is_empty() {
+                    bail!("line {n}: empty English word");
+                }
+                match written.get(e) {
+                    Some(w) if w != word => bail!("line {n}: term {e:?} is written {word:?} here and {w:?} on an earlier line"),
+                    _ => {
+                        written.insert(e.to_string(), word.to_string());
+                    }
+                }
+            }
             let p: f32 = p.parse().map_err(|_| anyhow::anyhow!("line {n}: probability {p:?} is not a number"))?;
             if !(p > 0.0 && p <= 1.0) {
                 bail!("line {n}: probability {p} is outside (0, 1]");
@@ -304,6 +346,7 @@ impl TranslationTable {
             };
             table.insert(&f, list);
         }
+        table.set_written_forms(written);
         Ok(table)
     }
 }
@@ -353,6 +396,7 @@ mod tests {
         let mut t = TranslationTable::new("hau", "eng", "ibm-model1");
         t.insert("ruwa", vec![("water".into(), 0.7), ("rain".into(), 0.2), ("the".into(), 0.1)]);
         t.insert("shekara", vec![("year".into(), 0.95), ("old".into(), 0.05)]);
+        t.set_written_forms(BTreeMap::from([("year".into(), "years".into()), ("unused".into(), "x".into())]));
         t
     }
 
@@ -362,6 +406,23 @@ mod tests {
         let back = TranslationTable::parse(&t.to_tsv().unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.get("ruwa").unwrap()[0], ("water".to_string(), 0.7));
+        assert_eq!(back.written_form("year"), "years");
+        assert_eq!(back.written_form("water"), "water", "a term without a recorded word stands for itself");
+        assert_eq!(back.written_form("unused"), "unused", "words of terms the table does not use are not kept");
+    }
+
+    #[test]
+    fn a_term_written_two_ways_is_refused_with_its_line() {
+        let body = "ruwa\tyear\t0.5\tyears\nshekara\tyear\t1\tyearly\n";
+        let text = format!(
+            "# optical-translation-table 2\n# source hau\n# target eng\n# method x\n# entries 2\n# sha256 {}\n{body}",
+            hex(&Sha256::digest(body.as_bytes()))
+        );
+        let err = format!("{:#}", TranslationTable::parse(&text).unwrap_err());
+        assert!(err.contains("line 8") && err.contains("yearly"), "{err}");
+        let v1 = text.replace("table 2", "table 1");
+        let err = format!("{:#}", TranslationTable::parse(&v1).unwrap_err());
+        assert!(err.contains("line 7: expected `f<TAB>e<TAB>p`"), "a version-1 file has three columns: {err}");
     }
 
     #[test]
@@ -434,7 +495,7 @@ mod tests {
         assert!(TranslationTable::parse(&edited).unwrap_err().to_string().contains("checksum mismatch"));
         let truncated = &text[..text.len() - 10];
         assert!(TranslationTable::parse(truncated).unwrap_err().to_string().contains("checksum mismatch"));
-        let wrong_version = text.replacen("table 1", "table 9", 1);
+        let wrong_version = text.replacen("table 2", "table 9", 1);
         assert!(TranslationTable::parse(&wrong_version).unwrap_err().to_string().contains("format version \"9\""));
         let no_header = "ruwa\twater\t1\n";
         assert!(TranslationTable::parse(no_header).unwrap_err().to_string().contains("line 1"));

@@ -1,0 +1,97 @@
+//! A word-by-word English gloss of a query, for the dense encoder.
+//!
+//! The student reads a Hausa or Yoruba question less well than the teacher reads English. Appending
+//! each query word's most probable English translation (from the same table as PSQ) gives the
+//! encoder the English words it knows best, alongside the original words it was distilled on:
+//! `Yayan Micheal Jackson nawa?` is encoded as `Yayan Micheal Jackson nawa? children micheal
+//! jackson how`. On the AfriQA dev sets that lifted the dense leg's nDCG@10 from 0.640 to 0.66
+//! (docs/search.md, "Query glosses").
+//!
+//! Tables hold stemmed English terms (`figur`), the words BM25 matches; a gloss needs words the
+//! encoder's tokenizer knows (`figure`), so a table also records the English word each term was
+//! most often written as in its bitext ([`english_written_forms`]).
+use std::collections::{BTreeMap, HashMap};
+
+use tantivy::tokenizer::Language;
+
+use super::table::TranslationTable;
+use super::words::source_words_analyzer;
+use crate::engine::text::{analyze_spans, stemmed_analyzer};
+
+/// For each stemmed English term of `texts`, the lowercased word it was most often written as
+/// (ties: the alphabetically first), e.g. `figur` → `figure`.
+pub fn english_written_forms<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
+    let mut analyzer = stemmed_analyzer(Language::English);
+    let mut counts: HashMap<String, HashMap<String, usize>> = HashMap::new();
+    for text in texts {
+        for (term, span) in analyze_spans(&mut analyzer, text) {
+            let Some(word) = text.get(span) else { continue };
+            *counts.entry(term).or_default().entry(word.to_lowercase()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter_map(|(term, words)| {
+            let best = words.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))?;
+            Some((term, best.0))
+        })
+        .collect()
+}
+
+/// The query's gloss: for each query word in order (the [`source_words_analyzer`] words a PSQ
+/// query looks up), the English word of its most probable translation; words the table lacks
+/// (names, numbers) are left out, since the query text already carries them. Empty when no
+/// word has a translation.
+pub fn gloss_query(table: &TranslationTable, text: &str) -> String {
+    let mut gloss: Vec<&str> = Vec::new();
+    for (word, _) in analyze_spans(&mut source_words_analyzer(), text) {
+        if let Some((term, _)) = table.get(&word).and_then(<[_]>::first) {
+            gloss.push(table.written_form(term));
+        }
+    }
+    gloss.join(" ")
+}
+
+/// Queries of more words than this are encoded as written. A question of a few words gains
+/// from the English words of its gloss; a whole sentence already gives the encoder its
+/// context, and a gloss as long again mostly adds the table's mistakes, which the BM25 leg
+/// shares. On the dev sets (docs/search.md, "Query glosses"), glossing every query lifted the
+/// AfriQA questions (6–8 words) as much as glossing those up to 12 words did, and cost the
+/// SIB sentences (25 words) 0.007 nDCG@10 in hybrid search; with this limit, 0.001.
+pub const MAX_GLOSSED_QUERY_WORDS: usize = 12;
+
+/// The text the dense encoder reads for a query: the query, then its gloss when the query has
+/// at most [`MAX_GLOSSED_QUERY_WORDS`] words and the table translates any of them.
+pub fn glossed_query(table: &TranslationTable, text: &str) -> String {
+    let words = analyze_spans(&mut source_words_analyzer(), text).len();
+    let gloss = if words <= MAX_GLOSSED_QUERY_WORDS { gloss_query(table, text) } else { String::new() };
+    if gloss.is_empty() { text.to_string() } else { format!("{text} {gloss}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_forms_are_the_most_frequent_spelling_of_each_stem() {
+        let forms = english_written_forms(["The figures show a figure", "Figures again; running"]);
+        assert_eq!(forms.get("figur").map(String::as_str), Some("figures"));
+        assert_eq!(forms.get("run").map(String::as_str), Some("running"));
+    }
+
+    #[test]
+    fn a_gloss_follows_the_query_order_and_skips_untranslated_words() {
+        let mut table = TranslationTable::new("hau", "eng", "test");
+        table.insert("yayan", vec![("children".into(), 0.7), ("child".into(), 0.3)]);
+        table.insert("nawa", vec![("mani".into(), 0.4), ("how".into(), 0.6)]);
+        table.set_written_forms(BTreeMap::from([("mani".to_string(), "many".to_string())]));
+        assert_eq!(gloss_query(&table, "Yayan Micheal Jackson nawa?"), "children how");
+        table.insert("nawa", vec![("mani".into(), 0.9)]);
+        assert_eq!(glossed_query(&table, "Yayan Jackson nawa?"), "Yayan Jackson nawa? children many");
+        assert_eq!(glossed_query(&table, "Micheal Jackson"), "Micheal Jackson");
+        let sentence = ["nawa"; MAX_GLOSSED_QUERY_WORDS + 1].join(" ");
+        assert_eq!(glossed_query(&table, &sentence), sentence, "a long query is encoded as written");
+        let question = ["nawa"; MAX_GLOSSED_QUERY_WORDS].join(" ");
+        assert_ne!(glossed_query(&table, &question), question);
+    }
+}
