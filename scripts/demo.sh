@@ -38,7 +38,7 @@ echo "== retrieval quality on the whole sample (100 questions, nDCG@10): zero-sh
 rm -rf "$CACHE/demo-eval"
 "$OPTICAL" eval --collection examples/sample --split dev --modes bm25 --index "$INDEX" --out "$CACHE/demo-eval"
 "$OPTICAL" eval --collection examples/sample --split dev --modes dense,hybrid \
-  --query-model "$MODEL" --label "e5 zero-shot" --index "$INDEX" --out "$CACHE/demo-eval"
+  --query-model "$MODEL" --no-query-gloss --label "e5 zero-shot" --index "$INDEX" --out "$CACHE/demo-eval"
 # No --query-model: the default, the shipped student.
 "$OPTICAL" eval --collection examples/sample --split dev --modes dense,hybrid \
   --label "student" --index "$INDEX" --out "$CACHE/demo-eval" --markdown "$CACHE/demo-eval/results.md"

@@ -268,6 +268,7 @@ fn psq_build_and_search_explain_through_the_binary() {
     assert!(ok, "{err}");
     assert!(out.lines().next().unwrap().starts_with("water"), "{out}");
     assert!(out.contains("kano") && out.contains("kept"), "{out}");
+    assert!(out.contains("dense query: ruwa Kano water\n"), "the gloss: each translated word's best English word: {out}");
 
     let idx = tmp.path().join("idx");
     drop(index(&idx));

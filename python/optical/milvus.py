@@ -115,7 +115,8 @@ def export(index_path: str, uri: str, collection: str, *, replace: bool = False,
 class MilvusSearcher:
     """Hybrid search of an exported collection, the queries encoded by Optical: the dense
     vector by the index's default query encoder (the shipped student for ``query_lang``, as
-    ``optical search`` does) and the sparse vector by ``Index.sparse_query`` (PSQ)."""
+    ``optical search`` does) from ``Index.dense_query_text`` (the query with its gloss) and the
+    sparse vector by ``Index.sparse_query`` (PSQ)."""
 
     def __init__(self, uri: str, collection: str, index_path: str):
         from pymilvus import MilvusClient
@@ -151,7 +152,8 @@ class MilvusSearcher:
         ``[{"id", "score"}]`` best first."""
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
-        dense = self._encoder(query_lang).encode([query], role="query")[0].tolist()
+        text = self.index.dense_query_text(query, query_lang=query_lang)  # glossed, as Optical's dense leg reads it
+        dense = self._encoder(query_lang).encode([text], role="query")[0].tolist()
         reqs = [
             AnnSearchRequest(data=[dense], anns_field="dense", param={"metric_type": "IP"}, limit=depth),
             self._sparse_request(query, query_lang, sparse, depth, "hybrid"),

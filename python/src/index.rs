@@ -174,7 +174,9 @@ impl PyIndex {
     /// else bm25). `query_lang` (ISO 639-3) picks the shipped student and the PSQ table, as
     /// `optical search --query-lang` does; `model` names the query encoder instead;
     /// `query_vector` skips query encoding. `fusion`: e.g. "rrf:60", "zscore:0.7",
-    /// "bylang:0.8:0.5" (the default). `lang` keeps only documents in that language.
+    /// "bylang:0.8:0.5" (the default). `lang` keeps only documents in that language. `psq`:
+    /// use the translation table of `query_lang` (PSQ in the BM25 leg, the query's gloss for
+    /// the dense encoder; `dense_query_text` shows that text).
     #[pyo3(signature = (query, *, mode=None, k=10, query_lang=None, lang=None, fusion=None, model=None, query_vector=None, psq=true, explain=true))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
@@ -292,6 +294,17 @@ impl PyIndex {
         .py_err()
     }
 
+    /// The text the dense leg encodes for `query`, as `search` would: the query with its English
+    /// gloss appended when `query_lang` has a translation table (and `psq`), else the query.
+    #[pyo3(signature = (query, *, query_lang=None, lang=None, psq=true))]
+    fn dense_query_text(&self, py: Python<'_>, query: &str, query_lang: Option<String>, lang: Option<String>, psq: bool) -> PyResult<String> {
+        py.detach(|| -> optical::Result<String> {
+            let searcher = self.searcher(Mode::Bm25, false, None, query_lang.as_deref(), lang.as_deref(), psq)?;
+            Ok(searcher.dense_query_text(query, query_lang.as_deref()).into_owned())
+        })
+        .py_err()
+    }
+
     fn __repr__(&self) -> String {
         let snap = self.index.snapshot();
         format!(
@@ -356,8 +369,8 @@ impl PyIndex {
             };
             searcher = searcher.with_encoder(encoder)?;
         }
+        // Tables serve both legs: PSQ for BM25, the query's gloss for the dense encoder.
         if psq
-            && mode != Mode::Dense
             && let Some(space) = config.encoder.as_ref().map(|e| e.embedding_space.clone())
             && let Some(table) = students::default_translation_table(&space, query_lang, doc_lang)
         {

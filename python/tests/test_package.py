@@ -59,8 +59,12 @@ def test_modes_and_the_default_query_encoder(sample_index, student, e5):
     assert all(h["explain"]["dense_rank"] is None for h in bm25)
     assert all(h["explain"]["bm25_rank"] is None for h in dense)
     assert str(optical.default_query_model(sample_index, query_lang="zul")) == str(student)
-    # The student's vector passed in gives the same dense ranking as query_lang's default.
-    vec = optical.Encoder(student).encode([q], role="query")[0]
+    # The student's vector of the glossed query (the Zulu table's English words appended) passed
+    # in gives the same dense ranking as query_lang's default.
+    text = index.dense_query_text(q, query_lang="zul")
+    assert text.startswith(q + " ") and len(text) > len(q) + 1, text
+    assert index.dense_query_text(q, query_lang="zul", psq=False) == q
+    vec = optical.Encoder(student).encode([text], role="query")[0]
     by_vector = index.search(q, mode="dense", query_vector=vec, k=5)
     assert [h["id"] for h in by_vector] == [h["id"] for h in dense]
     # e5 zero-shot (model=) ranks differently from the student.

@@ -148,13 +148,21 @@ pub fn run(args: SearchArgs) -> Result<()> {
     let results = searcher.search(&req)?;
     let snap = searcher.snapshot();
     let translated = if mode == Mode::Dense { None } else { searcher.translated_query(&req)? };
+    // The text the dense leg encoded, when it is not the query as written (a gloss was appended).
+    let dense_query = match mode {
+        Mode::Bm25 => None,
+        _ => Some(searcher.dense_query_text(&req.query, req.query_lang.as_deref())).filter(|t| *t != req.query),
+    };
     if args.json {
-        print_json(&args, snap, &results, translated.as_deref())
+        print_json(&args, snap, &results, translated.as_deref(), dense_query.as_deref())
     } else {
-        if args.explain
-            && let Some(terms) = &translated
-        {
-            print_translation(terms);
+        if args.explain {
+            if let Some(terms) = &translated {
+                print_translation(terms);
+            }
+            if let Some(text) = &dense_query {
+                println!("dense query (glossed): {text}");
+            }
         }
         print_table(&args, snap, &results)
     }
@@ -260,6 +268,7 @@ fn print_json(
     snap: &Snapshot,
     results: &SearchResults,
     translated: Option<&[TranslatedTerm]>,
+    dense_query: Option<&str>,
 ) -> Result<()> {
     let mut out = Vec::with_capacity(results.hits.len());
     for (rank, h) in results.hits.iter().enumerate() {
@@ -282,6 +291,7 @@ fn print_json(
         "generation": results.generation,
         "took_ms": optical::search::millis(results.timings.total),
         "translated_query": translated,
+        "dense_query": dense_query,
         "hits": out,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
