@@ -3,9 +3,10 @@
 //! The student reads a Hausa or Yoruba question less well than the teacher reads English. Appending
 //! each query word's most probable English translation (from the same table as PSQ) gives the
 //! encoder the English words it knows best, alongside the original words it was distilled on:
-//! `Yayan Micheal Jackson nawa?` is encoded as `Yayan Micheal Jackson nawa? children micheal
-//! jackson how`. On the AfriQA dev sets that lifted the dense leg's nDCG@10 from 0.640 to 0.66
-//! (docs/search.md, "Query glosses").
+//! with the shipped Hausa table, `A wace shekara aka samu yancin kai a kasar Najeriya?` is encoded
+//! as `A wace shekara aka samu yancin kai a kasar Najeriya? in what year the the independent the
+//! in country nigeria`. On the AfriQA dev sets that lifted the dense leg's nDCG@10 from 0.640 to
+//! 0.660, and hybrid's from 0.666 to 0.679 (docs/search.md, "Query glosses").
 //!
 //! Tables hold stemmed English terms (`figur`), the words BM25 matches; a gloss needs words the
 //! encoder's tokenizer knows (`figure`), so a table also records the English word each term was
@@ -56,8 +57,9 @@ pub fn gloss_query(table: &TranslationTable, text: &str) -> String {
 /// from the English words of its gloss; a whole sentence already gives the encoder its
 /// context, and a gloss as long again mostly adds the table's mistakes, which the BM25 leg
 /// shares. On the dev sets (docs/search.md, "Query glosses"), glossing every query lifted the
-/// AfriQA questions (6–8 words) as much as glossing those up to 12 words did, and cost the
-/// SIB sentences (25 words) 0.007 nDCG@10 in hybrid search; with this limit, 0.001.
+/// AfriQA questions (6–8 words) about as much as glossing those up to 12 words did (hybrid
+/// 0.680 against 0.678), and cost the SIB sentences (25 words) 0.0075 nDCG@10 in hybrid
+/// search; with this limit, 0.0003.
 pub const MAX_GLOSSED_QUERY_WORDS: usize = 12;
 
 /// The text the dense encoder reads for a query: the query, then its gloss when the query has
