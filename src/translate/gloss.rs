@@ -44,12 +44,19 @@ pub fn english_written_forms<'a>(texts: impl IntoIterator<Item = &'a str>) -> BT
 /// (names, numbers) are left out, since the query text already carries them. Empty when no
 /// word has a translation.
 pub fn gloss_query(table: &TranslationTable, text: &str) -> String {
-    let mut gloss: Vec<&str> = Vec::new();
-    for (word, _) in analyze_spans(&mut source_words_analyzer(), text) {
-        if let Some((term, _)) = table.get(&word).and_then(<[_]>::first) {
-            gloss.push(table.written_form(term));
-        }
-    }
+    gloss_words(table, &query_words(text))
+}
+
+fn query_words(text: &str) -> Vec<String> {
+    analyze_spans(&mut source_words_analyzer(), text).into_iter().map(|(w, _)| w).collect()
+}
+
+fn gloss_words(table: &TranslationTable, words: &[String]) -> String {
+    let gloss: Vec<&str> = words
+        .iter()
+        .filter_map(|w| table.get(w).and_then(<[_]>::first))
+        .map(|(term, _)| table.written_form(term))
+        .collect();
     gloss.join(" ")
 }
 
@@ -65,8 +72,9 @@ pub const MAX_GLOSSED_QUERY_WORDS: usize = 12;
 /// The text the dense encoder reads for a query: the query, then its gloss when the query has
 /// at most [`MAX_GLOSSED_QUERY_WORDS`] words and the table translates any of them.
 pub fn glossed_query(table: &TranslationTable, text: &str) -> String {
-    let words = analyze_spans(&mut source_words_analyzer(), text).len();
-    let gloss = if words <= MAX_GLOSSED_QUERY_WORDS { gloss_query(table, text) } else { String::new() };
+    // The query is analysed once: for its length and for its gloss.
+    let words = query_words(text);
+    let gloss = if words.len() <= MAX_GLOSSED_QUERY_WORDS { gloss_words(table, &words) } else { String::new() };
     if gloss.is_empty() { text.to_string() } else { format!("{text} {gloss}") }
 }
 

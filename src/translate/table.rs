@@ -400,6 +400,12 @@ mod tests {
         t
     }
 
+    /// A table file of format `version` from its rows, with a correct header and checksum.
+    fn file_text(version: u32, source: &str, entries: usize, body: &str) -> String {
+        let sha = hex(&Sha256::digest(body.as_bytes()));
+        format!("{MAGIC} {version}\n# source {source}\n# target eng\n# method ibm-model1\n# entries {entries}\n# sha256 {sha}\n{body}")
+    }
+
     #[test]
     fn round_trips_through_text() {
         let t = sample();
@@ -413,11 +419,7 @@ mod tests {
 
     #[test]
     fn a_term_written_two_ways_is_refused_with_its_line() {
-        let body = "ruwa\tyear\t0.5\tyears\nshekara\tyear\t1\tyearly\n";
-        let text = format!(
-            "# optical-translation-table 2\n# source hau\n# target eng\n# method x\n# entries 2\n# sha256 {}\n{body}",
-            hex(&Sha256::digest(body.as_bytes()))
-        );
+        let text = file_text(2, "hau", 2, "ruwa\tyear\t0.5\tyears\nshekara\tyear\t1\tyearly\n");
         let err = format!("{:#}", TranslationTable::parse(&text).unwrap_err());
         assert!(err.contains("line 8") && err.contains("yearly"), "{err}");
         let v1 = text.replace("table 2", "table 1");
@@ -443,11 +445,7 @@ mod tests {
     #[test]
     fn spellings_of_one_folded_word_are_averaged_on_reading() {
         // A table keyed by raw words, as tables were written before keys were folded.
-        let body = "ilu\ttown\t1\nìlú\tcity\t0.5\nìlú\ttown\t0.5\n";
-        let text = format!(
-            "# optical-translation-table 1\n# source yor\n# target eng\n# method ibm-model1\n# entries 3\n# sha256 {}\n{body}",
-            hex(&Sha256::digest(body.as_bytes()))
-        );
+        let text = file_text(1, "yor", 3, "ilu\ttown\t1\nìlú\tcity\t0.5\nìlú\ttown\t0.5\n");
         let t = TranslationTable::parse(&text).unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t.get("ilu").unwrap(), [("town".to_string(), 0.75), ("city".to_string(), 0.25)]);
