@@ -11,7 +11,7 @@ use super::beir::BeirCollection;
 use super::metrics::{Averaging, Evaluation, Metric, evaluate};
 use super::run::Run;
 use crate::corpus::read_corpus;
-use crate::encoder::{Encoder, Role};
+use crate::encoder::{Encoder, EncoderInfo, Role};
 use crate::engine::passage_text;
 
 /// Dense-retrieval figures for one collection.
@@ -78,16 +78,33 @@ pub fn dense_eval(
     doc_role: Role,
     k: usize,
 ) -> Result<(DenseEval, Evaluation)> {
+    // Both checked again below; here they fail before the documents' long encoding.
     query_encoder.info().check_compatible(doc_encoder.info()).context("query and document encoders")?;
     let c = BeirCollection::open(collection)?;
+    c.choose_split(split)?;
+    let docs = encode_documents(&corpus_passages(&c)?, doc_encoder, doc_role)?;
+    dense_eval_encoded(&c, split, query_encoder, doc_encoder.info(), &docs, k)
+}
+
+/// [`dense_eval`] against documents encoded beforehand ([`encode_documents`] of
+/// [`corpus_passages`] by the encoder `doc_info` describes): several query encoders compared on
+/// one collection encode its documents once.
+pub fn dense_eval_encoded(
+    c: &BeirCollection,
+    split: Option<&str>,
+    query_encoder: &Encoder,
+    doc_info: &EncoderInfo,
+    docs: &[(String, Vec<f32>)],
+    k: usize,
+) -> Result<(DenseEval, Evaluation)> {
+    query_encoder.info().check_compatible(doc_info).context("query and document encoders")?;
     let split = c.choose_split(split)?;
     let data = c.load_split(&split, None)?;
-    let docs = encode_documents(&corpus_passages(&c)?, doc_encoder, doc_role)?;
     let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
     let qv = query_encoder.encode(&texts, Role::Query)?;
     let mut run = Run::new();
     for (q, v) in data.queries.iter().zip(&qv) {
-        run.insert(q.id.clone(), rank_documents(v, &docs, k))?;
+        run.insert(q.id.clone(), rank_documents(v, docs, k))?;
     }
     let metrics = Metric::defaults();
     let ev = evaluate(&run, &data.qrels, &metrics, Averaging::AllQrels);
@@ -95,7 +112,7 @@ pub fn dense_eval(
         collection: c.name(),
         split,
         query_model: query_encoder.info().name.clone(),
-        doc_model: doc_encoder.info().name.clone(),
+        doc_model: doc_info.name.clone(),
         queries: data.queries.len(),
         docs: docs.len(),
         metrics: metrics.iter().zip(&ev.mean).map(|(m, v)| (m.to_string(), *v)).collect(),

@@ -27,7 +27,7 @@ pub mod stats;
 pub mod systems;
 
 pub use beir::{BeirCollection, BeirSplit, Query, read_queries};
-pub use exhaustive::{DenseEval, dense_eval};
+pub use exhaustive::{DenseEval, dense_eval, dense_eval_encoded};
 pub use fused::fuse_runs;
 pub use harness::{SystemEval, Timing, evaluate_system, query_progress, run_queries};
 pub use metrics::{Averaging, Evaluation, Metric, evaluate};
