@@ -220,11 +220,11 @@ impl BertLayer {
             .attention
             .output
             .layer_norm
-            .forward(self.attention.output.dense.forward(attn) + x);
-        let mid = gelu(self.intermediate.dense.forward(x.clone()));
+            .forward(linear_rows(&self.attention.output.dense, attn) + x);
+        let mid = gelu(linear_rows(&self.intermediate.dense, x.clone()));
         self.output
             .layer_norm
-            .forward(self.output.dense.forward(mid) + x)
+            .forward(linear_rows(&self.output.dense, mid) + x)
     }
 }
 
@@ -236,14 +236,27 @@ impl BertSelfAttention {
             t.reshape([batch, seq, self.n_heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let q = split(linear_rows(&self.query, x.clone()));
+        let k = split(linear_rows(&self.key, x.clone()));
+        let v = split(linear_rows(&self.value, x));
         // Fused scaled-dot-product attention (scale 1/sqrt(head_dim)); autodiff devices get
         // burn's differentiable fallback of the same op.
         let ctx = attention(q, k, v, Some(pad), None, AttentionModuleOptions::default());
         ctx.swap_dims(1, 2).reshape([batch, seq, hidden])
     }
+}
+
+/// `layer` applied to every token row of `x` (`[batch, seq, d_in]` → `[batch, seq, d_out]`) as
+/// one `[batch·seq, d_in] × [d_in, d_out]` product. burn's `Linear` on a 3-D input keeps the
+/// batch dimension when `seq` is a multiple of 32 (a policy tuned for GPU tiles): on the CPU
+/// that is one small product per input, each packing the whole weight matrix again, and in
+/// training a weight gradient per input summed afterwards. The flattened form is one product
+/// forward and one per gradient (a distillation step 1.05–1.12 → see docs/distillation.md).
+fn linear_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [batch, seq, d_in] = x.dims();
+    let y = layer.forward(x.reshape([batch * seq, d_in]));
+    let d_out = y.dims()[1];
+    y.reshape([batch, seq, d_out])
 }
 
 /// Mean of the token states over the real tokens: `[batch, seq, hidden]` → `[batch, hidden]`.
