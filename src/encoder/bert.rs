@@ -251,7 +251,7 @@ impl BertSelfAttention {
 /// batch dimension when `seq` is a multiple of 32 (a policy tuned for GPU tiles): on the CPU
 /// that is one small product per input, each packing the whole weight matrix again, and in
 /// training a weight gradient per input summed afterwards. The flattened form is one product
-/// forward and one per gradient (a distillation step 1.05–1.12 → see docs/distillation.md).
+/// forward and one per gradient (a distillation step 1.05 → 0.61 s, docs/distillation.md).
 fn linear_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, seq, d_in] = x.dims();
     let y = layer.forward(x.reshape([batch * seq, d_in]));
