@@ -11,6 +11,15 @@ the collections' dev qrels (Yoruba: train):
   passages; idf >= 1), with a Python BM25 (k1 1.2, b 0.75, Snowball English) over the AfriQA
   passage bodies; documents new to the BM25 leg keep the dense leg's floor.
 
+- with `--third NAME=PATTERN` (repeatable): a third ranking fused with the two legs (each list
+  z-scored, weights BM25 / dense / third), e.g. a dense run of other query encodings written by
+  `optical eval --modes dense --label L` (PATTERN may use {runs}, {lang} and {split});
+- with `--adaptive`: the per-query oracle of the dense weight (the best of a grid for each
+  query: how much a per-query weight could give at most) and a per-query weight learned from
+  the two lists' shapes (a logistic function of standardised features: BM25's and the dense
+  leg's top z-score, the dense top-1 margin, the overlap of the two top 10s, whether the two
+  top 1s agree), fitted by random search and scored leave-one-language-out.
+
     python3 -m venv V && V/bin/pip install numpy snowballstemmer
     V/bin/python scripts/hybrid_study.py --runs eval-out/fb/runs --label nofb [--eval ../shared/data/eval]
 """
@@ -162,13 +171,77 @@ class Bm25:
         return out
 
 
+THIRD_WEIGHTS = [(0.2, 0.7, 0.1), (0.2, 0.65, 0.15), (0.2, 0.6, 0.2)]
+
+
+def fuse_lists(lists):
+    """z-score fusion of several `(ranking, weight)` lists over the first two lists' documents
+    (a document missing from a list gets the list's lowest z)."""
+    maps = []
+    for ranking, w in lists:
+        z = dict(zip([d for d, _ in ranking], zscores([x for _, x in ranking]))) if ranking else {}
+        maps.append((z, min(z.values()) if z else 0.0, w))
+    docs = {d for ranking, _ in lists[:2] for d, _ in ranking}
+    return sorted(docs, key=lambda x: (-sum(w * z.get(x, floor) for z, floor, w in maps), x))
+
+
+WEIGHT_GRID = np.round(np.arange(0.4, 1.0001, 0.05), 2)
+FEATURES = ["BM25 top z", "dense top z", "dense top-1 margin", "top-10 overlap", "top 1s agree"]
+
+
+def list_features(sparse, dense):
+    sv = np.array([x for _, x in sparse]) if len(sparse) > 1 else np.zeros(2)
+    dv = np.array([x for _, x in dense])
+    overlap = len({d for d, _ in sparse[:10]} & {d for d, _ in dense[:10]}) / 10
+    agree = float(bool(sparse) and sparse[0][0] == dense[0][0])
+    return [zscores(sv)[0], zscores(dv)[0], dv[0] - dv[1] if len(dv) > 1 else 0.0, overlap, agree]
+
+
+def adaptive(per_lang, rng=np.random.default_rng(0)):
+    """Per-query oracle and a learned per-query dense weight, leave-one-language-out.
+    per_lang: {lang: (features [queries, F], nDCG@10 at each WEIGHT_GRID weight [queries, G])}."""
+    allf = np.vstack([f for f, _ in per_lang.values()])
+    mu, sd = allf.mean(0), allf.std(0) + 1e-9
+
+    def mean_ndcg(p, langs):
+        got = []
+        for lang in langs:
+            f, m = per_lang[lang]
+            w = 1 / (1 + np.exp(-(p[0] + ((f - mu) / sd) @ p[1:])))
+            got.append(m[np.arange(len(m)), np.abs(WEIGHT_GRID[None, :] - w[:, None]).argmin(1)].mean())
+        return np.mean(got)
+
+    def fit(langs):
+        start = np.log(CROSS_WEIGHT / (1 - CROSS_WEIGHT))
+        best = max((np.concatenate([[start + rng.normal(0, 0.7)], rng.normal(0, 0.8, len(FEATURES))]) for _ in range(600)),
+                   key=lambda p: mean_ndcg(p, langs))
+        value = mean_ndcg(best, langs)
+        for _ in range(1500):
+            p = best + rng.normal(0, 0.15, len(best))
+            v = mean_ndcg(p, langs)
+            if v > value:
+                best, value = p, v
+        return best, value
+
+    langs = list(per_lang)
+    oracle = {lang: m.max(1).mean() for lang, (_, m) in per_lang.items()}
+    held_out = {lang: mean_ndcg(fit([x for x in langs if x != lang])[0], [lang]) for lang in langs}
+    _, in_sample = fit(langs)
+    return oracle, held_out, in_sample
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", required=True, help="the runs/ folder of an optical eval --modes hybrid output")
     ap.add_argument("--label", required=True, help="the eval's --label")
     ap.add_argument("--eval", default=os.path.join(os.path.dirname(__file__), "../../shared/data/eval"))
     ap.add_argument("--no-feedback", action="store_true", help="fusion variants only")
+    ap.add_argument("--third", action="append", default=[], metavar="NAME=PATTERN",
+                    help="a third ranking to fuse, e.g. e5=\'{runs}/afriqa-{lang}.{split}.dense__e5_.trec\'")
+    ap.add_argument("--adaptive", action="store_true", help="per-query oracle and learned per-query weight")
     args = ap.parse_args()
+    thirds = [t.split("=", 1) for t in args.third]
+    per_lang = {}
     bm25 = None if args.no_feedback else Bm25(f"{args.eval}/afriqa-corpus.jsonl.gz")
     grid = [(m, t, b) for m in (3, 5, 10) for t in (10, 20, 40) for b in (0.1, 0.2, 0.3, 0.5)]
     res = collections.defaultdict(dict)
@@ -180,6 +253,14 @@ def main():
         res["dense leg alone"][lang] = np.mean([ndcg10([d for d, _ in dense[q]], rel[q]) for q in qs])
         for name, kw in FUSIONS.items():
             res[name][lang] = np.mean([ndcg10(fuse(sparse.get(q, []), dense[q], **kw), rel[q]) for q in qs])
+        for name, pattern in thirds:
+            third = read_trec(pattern.format(runs=args.runs, lang=lang, split=split))
+            for ws, wd, wt in THIRD_WEIGHTS:
+                res[f"+ {name} ({ws}/{wd}/{wt})"][lang] = np.mean(
+                    [ndcg10(fuse_lists([(sparse.get(q, []), ws), (dense[q], wd), (third.get(q, []), wt)]), rel[q]) for q in qs])
+        if args.adaptive:
+            per_lang[lang] = (np.array([list_features(sparse.get(q, []), dense[q]) for q in qs]),
+                              np.array([[ndcg10(fuse(sparse.get(q, []), dense[q], w=w), rel[q]) for w in WEIGHT_GRID] for q in qs]))
         if bm25 is None:
             continue
         cache = {}
@@ -194,6 +275,11 @@ def main():
                 merged = sorted(((d, leg.get(d, 0.0) + b * fb.get(d, 0.0)) for d in cand), key=lambda x: (-x[1], x[0]))[:100]
                 got.append(ndcg10(fuse(merged, dense[q]), rel[q]))
             res[f"dense feedback m{m} T{t} beta{b}"][lang] = np.mean(got)
+    if per_lang:
+        oracle, held_out, in_sample = adaptive(per_lang)
+        res["per-query weight, oracle"] = oracle
+        res["per-query weight, learned (held-out language)"] = held_out
+        print(f"learned per-query weight, fitted on all seven (in-sample): {in_sample:.4f}")
     rows = sorted(res.items(), key=lambda kv: -np.mean(list(kv[1].values())))
     print(f"| {'AfriQA dev nDCG@10':<32} | " + " | ".join(LANGS) + " | mean |")
     print("|---|" + "--:|" * (len(LANGS) + 1))
