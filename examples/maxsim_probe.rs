@@ -1,5 +1,5 @@
 //! Late-interaction scores for reranking studies (docs/search.md, "What fusion cannot add"):
-//! for the top 20 passages of each query in a TREC run, the MaxSim score between the query
+//! for the top passages of each query in a TREC run (20, or DEPTH), the MaxSim score between the query
 //! encoder's token states and the document encoder's passage token states — the mean over the
 //! query's content tokens of the best cosine to any content token of the passage (ColBERT's
 //! score, on models that were not trained for it). The student's tokens are distilled toward
@@ -7,7 +7,7 @@
 //! cross-lingual. Writes `query<TAB>passage<TAB>score`; `scripts/rerank_study.py` scores it.
 //!
 //!   cargo run --release --example maxsim_probe -- CORPUS.jsonl.gz QUERIES.jsonl RUN.trec \
-//!       QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv
+//!       QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv [DEPTH]
 //!
 //! Both encoders run as indexing and search do (int8 where the CPU has a fast kernel).
 use std::collections::{HashMap, HashSet};
@@ -17,9 +17,9 @@ use optical::encoder::{Encoder, EncoderOptions, Role, default_device};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(a.len() == 7, "usage: maxsim_probe CORPUS.jsonl.gz QUERIES.jsonl RUN.trec QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv");
+    anyhow::ensure!(a.len() == 7 || a.len() == 8, "usage: maxsim_probe CORPUS.jsonl.gz QUERIES.jsonl RUN.trec QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv [DEPTH]");
     let (corpus, queries, run, student, e5, out) = (&a[1], &a[2], &a[3], &a[4], &a[5], &a[6]);
-    let depth: usize = 20;
+    let depth: usize = a.get(7).map_or(Ok(20), |d| d.parse()).map_err(|e| anyhow::anyhow!("DEPTH {:?}: {e}", a[7]))?;
     let dev = default_device();
     let opts = EncoderOptions::for_search();
     let qenc = Encoder::load_with(student, &dev, &opts)?;
