@@ -11,63 +11,79 @@
 //!
 //! Both encoders run as indexing and search do (int8 where the CPU has a fast kernel).
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
+use std::path::Path;
 
-use optical::encoder::{Encoder, EncoderOptions, Role, default_device};
+use anyhow::{Context, bail, ensure};
+use optical::encoder::{Encoder, EncoderOptions, Role, TokenStates, default_device};
+use optical::engine::passage_text;
+use optical::eval::{Run, read_queries};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(a.len() == 7 || a.len() == 8, "usage: maxsim_probe CORPUS.jsonl.gz QUERIES.jsonl RUN.trec QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv [DEPTH]");
-    let (corpus, queries, run, student, e5, out) = (&a[1], &a[2], &a[3], &a[4], &a[5], &a[6]);
-    let depth: usize = a.get(7).map_or(Ok(20), |d| d.parse()).map_err(|e| anyhow::anyhow!("DEPTH {:?}: {e}", a[7]))?;
-    let dev = default_device();
-    let opts = EncoderOptions::for_search();
-    let qenc = Encoder::load_with(student, &dev, &opts)?;
-    let penc = Encoder::load_with(e5, &dev, &opts)?;
-    // The run's top `depth` per query.
-    let mut top: HashMap<String, Vec<String>> = HashMap::new();
-    for line in std::io::BufReader::new(std::fs::File::open(run)?).lines() {
-        let line = line?;
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let v = top.entry(f[0].to_string()).or_default();
-        if v.len() < depth { v.push(f[2].to_string()); }
+    ensure!(a.len() == 7 || a.len() == 8, "usage: maxsim_probe CORPUS.jsonl.gz QUERIES.jsonl RUN.trec QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv [DEPTH]");
+    let (corpus, queries, run, query_model, doc_model, out) = (&a[1], &a[2], &a[3], &a[4], &a[5], &a[6]);
+    let depth: usize = match a.get(7) {
+        Some(d) => d.parse().with_context(|| format!("DEPTH {d:?} is not a number"))?,
+        None => 20,
+    };
+    let device = default_device();
+    let options = EncoderOptions::for_search();
+    let query_encoder = Encoder::load_with(query_model, &device, &options)?;
+    let doc_encoder = Encoder::load_with(doc_model, &device, &options)?;
+
+    // The run's top `depth` per query, in trec_eval's order.
+    let run = Run::read_trec(Path::new(run))?;
+    let top: HashMap<&str, Vec<&str>> = run
+        .query_ids()
+        .map(|q| (q, run.ranking(q).unwrap_or_default().into_iter().take(depth).map(|d| d.doc_id.as_str()).collect()))
+        .collect();
+    let needed: HashSet<&str> = top.values().flatten().copied().collect();
+
+    // Each needed passage's content-token rows, unit length, encoded once.
+    let corpus = optical::corpus::read_corpus(corpus)?;
+    if let Some(first) = corpus.bad.first() {
+        bail!("{first}");
     }
-    let need: HashSet<&String> = top.values().flatten().collect();
-    let mut texts: HashMap<String, String> = HashMap::new();
-    let gz = flate2::read::GzDecoder::new(std::fs::File::open(corpus)?);
-    for line in std::io::BufReader::new(gz).lines() {
-        let v: serde_json::Value = serde_json::from_str(&line?)?;
-        let id = v["_id"].as_str().unwrap().to_string();
-        if need.contains(&id) {
-            texts.insert(id, optical::engine::passage_text(v["title"].as_str().unwrap_or(""), v["text"].as_str().unwrap_or("")));
+    let passages: Vec<(String, String)> =
+        corpus.docs.into_iter().filter(|d| needed.contains(d.id.as_str())).map(|d| { let text = passage_text(&d.title, &d.text); (d.id, text) }).collect();
+    eprintln!("{} passages to encode", passages.len());
+    let mut passage_rows: HashMap<String, Vec<Vec<f32>>> = HashMap::new();
+    for chunk in passages.chunks(256) {
+        let texts: Vec<&str> = chunk.iter().map(|p| p.1.as_str()).collect();
+        for ((id, _), states) in chunk.iter().zip(doc_encoder.token_states(&texts, Role::Passage)?) {
+            passage_rows.insert(id.clone(), content_rows(&states));
         }
     }
-    let ids: Vec<String> = texts.keys().cloned().collect();
-    eprintln!("{} passages to encode", ids.len());
-    let mut pstates = HashMap::new();
-    for chunk in ids.chunks(256) {
-        let t: Vec<&str> = chunk.iter().map(|i| texts[i].as_str()).collect();
-        for (id, s) in chunk.iter().zip(penc.token_states(&t, Role::Passage)?) {
-            pstates.insert(id.clone(), s);
-        }
-    }
-    let mut qtexts = Vec::new();
-    for line in std::io::BufReader::new(std::fs::File::open(queries)?).lines() {
-        let v: serde_json::Value = serde_json::from_str(&line?)?;
-        qtexts.push((v["_id"].as_str().unwrap().to_string(), v["text"].as_str().unwrap().to_string()));
-    }
-    let qtexts: Vec<_> = qtexts.into_iter().filter(|(q, _)| top.contains_key(q)).collect();
-    let qs = qenc.token_states(&qtexts.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), Role::Query)?;
-    let norm = |r: &[f32]| { let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12); r.iter().map(|x| x / n).collect::<Vec<f32>>() };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
-    for ((qid, _), q) in qtexts.iter().zip(&qs) {
-        let qrows: Vec<Vec<f32>> = (0..q.ids.len()).filter(|&i| q.content[i]).map(|i| norm(q.row(i))).collect();
-        for d in &top[qid] {
-            let p = &pstates[d];
-            let prows: Vec<Vec<f32>> = (0..p.ids.len()).filter(|&i| p.content[i]).map(|i| norm(p.row(i))).collect();
-            let s: f32 = qrows.iter().map(|qr| prows.iter().map(|pr| qr.iter().zip(pr).map(|(a, b)| a * b).sum::<f32>()).fold(f32::MIN, f32::max)).sum::<f32>() / qrows.len().max(1) as f32;
-            writeln!(w, "{qid}\t{d}\t{s}")?;
+
+    let queries: Vec<_> = read_queries(Path::new(queries))?.into_iter().filter(|q| top.contains_key(q.id.as_str())).collect();
+    let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    let query_states = query_encoder.token_states(&texts, Role::Query)?;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).with_context(|| format!("creating {out}"))?);
+    for (q, states) in queries.iter().zip(&query_states) {
+        let query_rows = content_rows(states);
+        for &d in &top[q.id.as_str()] {
+            let rows = passage_rows.get(d).with_context(|| format!("{d} is in the run but not in {corpus_path}", corpus_path = a[1]))?;
+            writeln!(w, "{}\t{d}\t{}", q.id, maxsim(&query_rows, rows))?;
         }
     }
     Ok(())
+}
+
+/// The content tokens' states (no special or prefix tokens), scaled to unit length.
+fn content_rows(states: &TokenStates) -> Vec<Vec<f32>> {
+    (0..states.ids.len())
+        .filter(|&i| states.content[i])
+        .map(|i| {
+            let row = states.row(i);
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            row.iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+/// Mean over the query rows of the best cosine to any passage row.
+fn maxsim(query: &[Vec<f32>], passage: &[Vec<f32>]) -> f32 {
+    let best = |q: &Vec<f32>| passage.iter().map(|p| q.iter().zip(p).map(|(a, b)| a * b).sum::<f32>()).fold(f32::MIN, f32::max);
+    query.iter().map(best).sum::<f32>() / query.len().max(1) as f32
 }
