@@ -74,6 +74,12 @@ def zscores(values):
     return (v - v.mean()) / sd if sd > 0 else np.zeros_like(v)
 
 
+def zmap(ranking):
+    """A ranking's z-scores by document, and the lowest (what a document missing from it gets)."""
+    z = dict(zip([d for d, _ in ranking], zscores([x for _, x in ranking]))) if ranking else {}
+    return z, min(z.values()) if z else 0.0
+
+
 def fuse(sparse, dense, w=CROSS_WEIGHT, sparse_n=100, transform=None, floor="min", both_bonus=0.0, rrf=0.0, stats_n=None):
     """z-score fusion as src/search/fusion.rs does it (a document missing from a list gets the
     list's lowest z), with the variant's changes."""
@@ -87,11 +93,10 @@ def fuse(sparse, dense, w=CROSS_WEIGHT, sparse_n=100, transform=None, floor="min
         else:
             z = zscores(vals)
         s = dict(zip([d for d, _ in sparse], z))
-    d = dict(zip([x for x, _ in dense], zscores([x for _, x in dense])))
+    d, d_floor = zmap(dense)
     s_floor = min(s.values()) if s else -1.0
     if floor == "minus1" and s:
         s_floor -= 1.0
-    d_floor = min(d.values())
     s_rank = {x: i for i, (x, _) in enumerate(sparse)}
     d_rank = {x: i for i, (x, _) in enumerate(dense)}
 
@@ -177,10 +182,7 @@ THIRD_WEIGHTS = [(0.2, 0.7, 0.1), (0.2, 0.65, 0.15), (0.2, 0.6, 0.2)]
 def fuse_lists(lists):
     """z-score fusion of several `(ranking, weight)` lists over the first two lists' documents
     (a document missing from a list gets the list's lowest z)."""
-    maps = []
-    for ranking, w in lists:
-        z = dict(zip([d for d, _ in ranking], zscores([x for _, x in ranking]))) if ranking else {}
-        maps.append((z, min(z.values()) if z else 0.0, w))
+    maps = [(*zmap(ranking), w) for ranking, w in lists]
     docs = {d for ranking, _ in lists[:2] for d, _ in ranking}
     return sorted(docs, key=lambda x: (-sum(w * z.get(x, floor) for z, floor, w in maps), x))
 

@@ -41,7 +41,8 @@ def main():
         for lam in LAMBDAS:
             got = []
             for q in rel:
-                top, rest = hybrid.get(q, [])[: args.depth], [d for d, _ in hybrid.get(q, [])[args.depth:]]
+                ranking = hybrid.get(q, [])
+                top, rest = ranking[: args.depth], [d for d, _ in ranking[args.depth:]]
                 if not top:
                     got.append(0.0)
                     continue
