@@ -21,6 +21,8 @@ use optical::eval::{Run, read_queries};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
+    let static_tokens = std::env::var("MAXSIM_STATIC").is_ok();
+    let idf_weights = std::env::var("MAXSIM_IDF").is_ok();
     ensure!(a.len() == 7 || a.len() == 8, "usage: maxsim_probe CORPUS.jsonl.gz QUERIES.jsonl RUN.trec QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv [DEPTH]");
     let (corpus, queries, run, query_model, doc_model, out) = (&a[1], &a[2], &a[3], &a[4], &a[5], &a[6]);
     let depth: usize = match a.get(7) {
@@ -46,13 +48,45 @@ fn main() -> anyhow::Result<()> {
         bail!("{first}");
     }
     let passages: Vec<(String, String)> =
-        corpus.docs.into_iter().filter(|d| needed.contains(d.id.as_str())).map(|d| { let text = passage_text(&d.title, &d.text); (d.id, text) }).collect();
+        corpus.docs.into_iter().filter(|d| static_tokens || idf_weights || needed.contains(d.id.as_str())).map(|d| { let text = passage_text(&d.title, &d.text); (d.id, text) }).collect();
     eprintln!("{} passages to encode", passages.len());
     let mut passage_rows: HashMap<String, Vec<Vec<f32>>> = HashMap::new();
+    let mut passage_ids: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut table: HashMap<u32, (Vec<f32>, usize)> = HashMap::new();
+    let mut df: HashMap<u32, usize> = HashMap::new();
+    let mut passage_tok: HashMap<String, Vec<u32>> = HashMap::new();
     for chunk in passages.chunks(256) {
         let texts: Vec<&str> = chunk.iter().map(|p| p.1.as_str()).collect();
         for ((id, _), states) in chunk.iter().zip(doc_encoder.token_states(&texts, Role::Passage)?) {
-            passage_rows.insert(id.clone(), content_rows(&states));
+            let rows = content_rows(&states);
+            let unique: HashSet<u32> = (0..states.ids.len()).filter(|&i| states.content[i]).map(|i| states.ids[i]).collect();
+            for t in unique { *df.entry(t).or_insert(0usize) += 1; }
+            if idf_weights && needed.contains(id.as_str()) {
+                passage_tok.insert(id.clone(), (0..states.ids.len()).filter(|&i| states.content[i]).map(|i| states.ids[i]).collect());
+            }
+            if static_tokens {
+                let ids: Vec<u32> = (0..states.ids.len()).filter(|&i| states.content[i]).map(|i| states.ids[i]).collect();
+                for (t, r) in ids.iter().zip(&rows) {
+                    let e = table.entry(*t).or_insert_with(|| (vec![0.0; r.len()], 0));
+                    e.0.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                    e.1 += 1;
+                }
+                passage_ids.insert(id.clone(), ids);
+            } else {
+                passage_rows.insert(id.clone(), rows);
+            }
+        }
+        eprint!(".");
+    }
+    if static_tokens {
+        eprintln!("{} token ids in the table", table.len());
+        let unit = |v: &Vec<f32>| { let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12); v.iter().map(|x| x / n).collect::<Vec<f32>>() };
+        let table: HashMap<u32, Vec<f32>> = table.iter().map(|(t, (sum, _))| (*t, unit(sum))).collect();
+        for (id, ids) in passage_ids {
+            if needed.contains(id.as_str()) {
+                let unique: HashSet<u32> = ids.into_iter().collect();
+                passage_rows.insert(id, unique.iter().map(|t| table[t].clone()).collect());
+            }
         }
     }
 
@@ -64,7 +98,26 @@ fn main() -> anyhow::Result<()> {
         let query_rows = content_rows(states);
         for &d in &top[q.id.as_str()] {
             let rows = passage_rows.get(d).with_context(|| format!("{d} is in the run but not in {corpus_path}", corpus_path = a[1]))?;
-            writeln!(w, "{}\t{d}\t{}", q.id, maxsim(&query_rows, rows))?;
+            if idf_weights {
+                let toks = &passage_tok[d];
+                let n = passages.len() as f32;
+                let idf: Vec<f32> = toks.iter().map(|t| (n / df[t] as f32).ln()).collect();
+                let mut cols = Vec::new();
+                for power in [1.0f32, 2.0] {
+                    let (mut num, mut den) = (0.0f32, 0.0f32);
+                    for q in &query_rows {
+                        let (best, arg) = rows.iter().enumerate().map(|(j, p)| (q.iter().zip(p).map(|(a, b)| a * b).sum::<f32>(), j)).fold((f32::MIN, 0), |a, b| if b.0 > a.0 { b } else { a });
+                        let wgt = idf[arg].powf(power);
+                        num += wgt * best;
+                        den += wgt;
+                    }
+                    cols.push(num / den.max(1e-12));
+                }
+                // idf-weighted passage side: mean over passage tokens with idf > 3 of best cosine to a query token
+                writeln!(w, "{}\t{d}\t{}\t{}\t{}", q.id, maxsim(&query_rows, rows), cols[0], cols[1])?;
+            } else {
+                writeln!(w, "{}\t{d}\t{}", q.id, maxsim(&query_rows, rows))?;
+            }
         }
     }
     Ok(())

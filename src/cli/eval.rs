@@ -18,9 +18,9 @@ use optical::encoder::{Encoder, EncoderOptions, Role, WEIGHTS_FILE, default_devi
 use optical::engine::Index;
 use optical::ingest::IngestOptions;
 use optical::eval::output::{EvalOutput, SplitName, SystemResult, sanitize};
-use optical::eval::systems::{SearchSetup, dense_query_texts, encode_queries, exhaustive_system, fused_systems, hybrid_legs, score_run_files, search_system};
+use optical::eval::systems::{SearchSetup, dense_query_texts, encode_queries, exhaustive_system, fused_systems, hybrid_legs, reranked_system, score_run_files, search_system};
 use optical::eval::{BeirCollection, BeirSplit, Metric, ResultRow, Run};
-use optical::search::{Fusion, Mode};
+use optical::search::{Fusion, Mode, Rerank};
 
 /// How the exhaustive mode encodes the documents (`--doc-role`).
 #[derive(Clone, Copy, ValueEnum)]
@@ -61,6 +61,12 @@ pub struct EvalArgs {
     /// `hybrid[SPEC]`. Default: the library's default fusion, as the row `hybrid`.
     #[arg(long)]
     pub fusion: Option<String>,
+    /// Also score each dense and hybrid row reranked by late interaction,
+    /// `maxsim[:DEPTH[:WEIGHT]]` as `optical search --rerank` runs it, as a row `<mode>+<SPEC>`
+    /// (its ms/query is the rerank stage's). The passages are encoded by the searched index's
+    /// document encoder.
+    #[arg(long)]
+    pub rerank: Option<Rerank>,
     #[command(flatten)]
     pub fusion_defaults: super::search::FusionDefaults,
     /// Score `--fusion` from a pair of hybrid leg runs written by an earlier hybrid eval
@@ -186,6 +192,9 @@ fn check_arguments(args: &EvalArgs) -> Result<()> {
     if args.index.is_some() && args.collections.len() > 1 {
         bail!("--index names one index: give a single --collection with it");
     }
+    if args.rerank.is_some() && (!args.runs.is_empty() || !args.legs.is_empty() || !args.modes.iter().any(|m| m == "dense" || m == "hybrid")) {
+        bail!("--rerank reranks the rows of a dense or hybrid search: give --modes dense or hybrid (not --run or --legs)");
+    }
     Ok(())
 }
 
@@ -291,6 +300,15 @@ impl Modes<'_> {
                 (_, None) => unreachable!("an index is opened for every mode but exhaustive"),
             }
         }
+        if let (Some(rerank), Some(index), Some(dense), Some(query_encoder)) = (args.rerank, &index, self.dense, &query_encoder) {
+            let doc_encoder = dense.index_encoder()?;
+            let searched: Vec<usize> = (0..out.len()).filter(|&i| out[i].mode == "dense" || out[i].mode.starts_with("hybrid")).collect();
+            for i in searched {
+                let context = || format!("{}: {} reranked by {rerank}", name.collection, out[i].mode);
+                let reranked = reranked_system(index, (query_encoder, &doc_encoder), rerank, &out[i], split, (args.k, self.metrics)).with_context(context)?;
+                out.push(reranked);
+            }
+        }
         Ok(out)
     }
 
@@ -389,24 +407,38 @@ impl DenseSetup {
         Ok(DenseSetup { doc_model, doc_fingerprint, index_encoder, query_model: args.query_model.clone(), doc_lang: args.doc_lang.clone(), loaded: Default::default(), int8: args.precision.int8() })
     }
 
+    /// The searched index's document encoder (encodes passages for `--rerank`), loaded once.
+    fn index_encoder(&self) -> Result<Arc<Encoder>> {
+        self.load(&self.index_encoder)
+    }
+
     /// The query encoder for queries in `lang`: `--query-model`, else the default.
     fn query_encoder(&self, lang: Option<&str>) -> Result<Arc<Encoder>> {
         let dir = match &self.query_model {
             Some(q) => q.clone(),
             None => default_query_model(&self.index_encoder, lang, &self.doc_lang)?,
         };
-        if let Some(e) = self.loaded.borrow().get(&dir) {
+        let fresh = !self.loaded.borrow().contains_key(&dir);
+        let encoder = self.load(&dir)?;
+        if fresh {
+            eprintln!(
+                "query encoder {} ({}), document encoder {}",
+                encoder.info().name,
+                dir.display(),
+                self.doc_model.display()
+            );
+        }
+        Ok(encoder)
+    }
+
+    /// The encoder in `dir`, loaded once.
+    fn load(&self, dir: &Path) -> Result<Arc<Encoder>> {
+        if let Some(e) = self.loaded.borrow().get(dir) {
             return Ok(Arc::clone(e));
         }
         let options = EncoderOptions { int8: self.int8, ..EncoderOptions::default() };
-        let encoder = Arc::new(optical::engine::load_encoder_with(&dir, &options)?);
-        eprintln!(
-            "query encoder {} ({}), document encoder {}",
-            encoder.info().name,
-            dir.display(),
-            self.doc_model.display()
-        );
-        self.loaded.borrow_mut().insert(dir, Arc::clone(&encoder));
+        let encoder = Arc::new(optical::engine::load_encoder_with(dir, &options)?);
+        self.loaded.borrow_mut().insert(dir.to_path_buf(), Arc::clone(&encoder));
         Ok(encoder)
     }
 }

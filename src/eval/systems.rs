@@ -16,8 +16,9 @@ use super::metrics::{Averaging, Metric, evaluate};
 use super::output::SystemResult;
 use super::run::Run;
 use crate::encoder::{Encoder, EncoderInfo, Role};
-use crate::engine::Index;
+use crate::engine::{Index, passage_text};
 use crate::eval::BeirCollection;
+use crate::search::late::{self, Rerank};
 use crate::search::{Fusion, Mode, SearchRequest, Searcher};
 use crate::translate::TranslationTable;
 
@@ -149,6 +150,45 @@ pub fn fused_systems(
         out.push(SystemResult { mode: name(f), evaluation, timing: timing.cloned(), run: Some(run) });
     }
     Ok(out)
+}
+
+/// `system` with each query's top reranked by late interaction (`optical eval --rerank`), as
+/// [`Searcher::search`] reranks with [`SearchRequest::rerank`]: the MaxSim of the query's token
+/// states (`query_encoder`, the query as written) and the top passages' (`doc_encoder`, the
+/// index's document encoder), mixed into the system's scores by [`late::mix_top`]. The row is
+/// named `<mode>+<rerank>`; its time per query is the rerank stage's alone.
+pub fn reranked_system(
+    index: &Index,
+    (query_encoder, doc_encoder): (&Encoder, &Encoder),
+    rerank: Rerank,
+    system: &SystemResult,
+    split: &BeirSplit,
+    (k, metrics): (usize, &[Metric]),
+) -> Result<SystemResult> {
+    let Rerank::MaxSim { depth, weight } = rerank;
+    let run = system.run.as_ref().with_context(|| format!("system {} kept no run to rerank", system.mode))?;
+    let snapshot = index.snapshot();
+    let progress = query_progress(split.queries.len(), &format!("{} {rerank}", system.mode));
+    let (mut reranked, mut times) = (Run::new(), Vec::with_capacity(split.queries.len()));
+    for query in &split.queries {
+        let Some(ranking) = run.ranking(&query.id) else { continue };
+        let start = std::time::Instant::now();
+        let ranking: Vec<(String, f32)> = ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score as f32)).collect();
+        let mut texts = Vec::with_capacity(depth.min(ranking.len()));
+        for (key, _) in ranking.iter().take(depth) {
+            let doc = snapshot.document_by_key(key)?.with_context(|| format!("{key} is in the run of {} but not in the index", system.mode))?;
+            texts.push(passage_text(&doc.title, &doc.body));
+        }
+        let scores = late::maxsim_scores(query_encoder, doc_encoder, &query.text, &texts)
+            .with_context(|| format!("reranking query {:?}", query.id))?;
+        let mixed = late::mix_top(&ranking, &scores, weight);
+        times.push(start.elapsed());
+        reranked.insert(query.id.clone(), mixed.into_iter().map(|(d, s)| (d, f64::from(s))))?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let evaluation = evaluate(&reranked, &split.qrels, metrics, Averaging::AllQrels);
+    Ok(SystemResult { mode: format!("{}+{rerank}", system.mode), evaluation, timing: Some(Timing::from_durations(times)), run: Some(reranked) })
 }
 
 /// Exhaustive dense retrieval (no index) as the system `exhaustive`: every query (its vector in

@@ -10,7 +10,8 @@
 //!   ├─► BM25 top-N                                                   ├─► int8 scan of every segment, top 4·N
 //!   │                                                                │      └─► exact f32 rescoring → dense top-N
 //!   └──────────────► union, exact dense score for every candidate ◄──┘
-//!                               └─► fusion (default bylang: z-scores, dense-heavy when cross-lingual) → top k (+ explain)
+//!                               └─► fusion (default bylang: z-scores, dense-heavy when cross-lingual)
+//!                                     └─► (opt-in rerank: MaxSim of query and passage token states) → top k (+ explain)
 //! ```
 //!
 //! The two legs run one after the other, BM25 first (measured faster on 2 cores than running
@@ -19,10 +20,12 @@
 
 pub mod compat;
 pub mod fusion;
+pub mod late;
 pub mod request;
 mod searcher;
 
 pub use compat::check_query_encoder;
 pub use fusion::Fusion;
+pub use late::Rerank;
 pub use request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 pub use searcher::{HybridLegs, Searcher, millis};

@@ -7,6 +7,7 @@ use crate::error::invalid;
 use serde::{Deserialize, Serialize};
 
 use super::fusion::Fusion;
+use super::late::Rerank;
 
 /// Which rankings a search runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +78,9 @@ pub struct SearchRequest {
     pub lang: Option<String>,
     /// Attach an [`Explain`] to every hit.
     pub explain: bool,
+    /// A reranking stage after retrieval (and fusion); dense and hybrid modes, and it needs the
+    /// index's document encoder ([`Searcher::with_document_encoder`](super::Searcher::with_document_encoder)).
+    pub rerank: Option<Rerank>,
 }
 
 impl SearchRequest {
@@ -94,6 +98,7 @@ impl SearchRequest {
             fusion: Fusion::default(),
             lang: None,
             explain: false,
+            rerank: None,
         }
     }
 
@@ -139,11 +144,23 @@ impl SearchRequest {
         self
     }
 
+    /// Reranks the top of the results ([`Rerank`]).
+    pub fn with_rerank(mut self, rerank: Rerank) -> Self {
+        self.rerank = Some(rerank);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.rescore_factor == 0 {
             invalid!("rescore_factor must be at least 1");
         }
         self.fusion.validate()?;
+        if let Some(r) = &self.rerank {
+            if self.mode == Mode::Bm25 {
+                invalid!("rerank {r} needs the query's token states: it runs in dense and hybrid mode, not bm25");
+            }
+            r.validate()?;
+        }
         Ok(())
     }
 }
@@ -161,6 +178,10 @@ pub struct Explain {
     pub dense_score: Option<f32>,
     /// The fused score (hybrid), or the score of the single ranking that ran.
     pub fused_score: f32,
+    /// The late-interaction (MaxSim) score, when the hit was among those a rerank stage scored
+    /// (the hit's score is then the reranked one, `fused_score` the score before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxsim_score: Option<f32>,
 }
 
 /// One result.
@@ -190,6 +211,8 @@ pub struct StageTimings {
     pub rerank: Duration,
     /// Fusion and result assembly (keys, explanations).
     pub fusion: Duration,
+    /// The rerank stage: query and passage token states, MaxSim.
+    pub late_interaction: Duration,
     /// Everything.
     pub total: Duration,
 }

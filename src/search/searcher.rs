@@ -10,12 +10,13 @@ use anyhow::Context;
 
 use super::compat::check_query_encoder;
 use super::fusion::Fusion;
+use super::late::{self, Rerank};
 use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 use crate::Result;
 use crate::encoder::Encoder;
 use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
-use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit};
+use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, check_document_encoder, passage_text};
 use crate::translate::{
     DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, translate_query,
 };
@@ -24,6 +25,8 @@ use crate::translate::{
 struct Encoders {
     default: Option<Arc<Encoder>>,
     by_lang: HashMap<String, Arc<Encoder>>,
+    /// The index's document encoder: passage token states for a rerank stage.
+    document: Option<Arc<Encoder>>,
     /// Translation tables for the BM25 leg (PSQ), by query language.
     tables: HashMap<String, Arc<TranslationTable>>,
     /// Translations into terms with a lower BM25 idf in this index are left out of PSQ queries.
@@ -41,6 +44,7 @@ impl Default for Encoders {
         Encoders {
             default: None,
             by_lang: HashMap::new(),
+            document: None,
             tables: HashMap::new(),
             psq_min_idf: DEFAULT_PSQ_MIN_IDF,
             psq_max_terms: DEFAULT_PSQ_MAX_TERMS,
@@ -70,6 +74,10 @@ struct Ranked {
     bm25: Vec<SparseHit>,
     /// Exact dense scores, best first.
     dense: Vec<Hit>,
+    /// The hits a rerank stage scored, and their MaxSim score.
+    late: HashMap<u64, f32>,
+    /// After a rerank stage: every hit's score before it.
+    before_rerank: HashMap<u64, f32>,
 }
 
 impl Searcher {
@@ -104,6 +112,13 @@ impl Searcher {
         Ok(self.with_changed(|enc| {
             enc.by_lang.insert(lang, encoder);
         }))
+    }
+
+    /// Sets the index's document encoder, which a rerank stage ([`Rerank`]) encodes the candidate
+    /// passages with; errors when it is not the encoder the index's vectors came from.
+    pub fn with_document_encoder(self, encoder: Arc<Encoder>) -> Result<Searcher> {
+        check_document_encoder(self.snapshot.config(), encoder.info()).context("document encoder for reranking")?;
+        Ok(self.with_changed(|enc| enc.document = Some(encoder)))
     }
 
     /// This searcher with its encoders and settings changed by `change` (a copy: clones of the
@@ -281,6 +296,10 @@ impl Searcher {
                 self.hybrid(req, qvec.as_deref().expect("hybrid has a vector"), &mut t)?
             }
         };
+        let ranked = match req.rerank {
+            Some(rerank) => self.rerank(req, ranked, rerank, &mut t)?,
+            None => ranked,
+        };
         let t0 = Instant::now();
         let hits = self.assemble(req, ranked)?;
         t.fusion += t0.elapsed();
@@ -367,6 +386,8 @@ impl Searcher {
             order,
             bm25,
             dense: Vec::new(),
+            late: HashMap::new(),
+            before_rerank: HashMap::new(),
         })
     }
 
@@ -412,6 +433,8 @@ impl Searcher {
             order,
             bm25: Vec::new(),
             dense,
+            late: HashMap::new(),
+            before_rerank: HashMap::new(),
         })
     }
 
@@ -450,7 +473,34 @@ impl Searcher {
         let cross_lingual = matches!(req.fusion, Fusion::ByLanguage { .. }) && self.is_cross_lingual(req)?;
         let order = req.fusion.fuse_for(&sparse, &dense_list, cross_lingual);
         t.fusion += t0.elapsed();
-        Ok(Ranked { order, bm25, dense })
+        Ok(Ranked { order, bm25, dense, late: HashMap::new(), before_rerank: HashMap::new() })
+    }
+
+    /// `ranked` with its top reordered by the late-interaction score ([`late`]): the query's
+    /// token states from its query encoder (the query as written: a gloss is for the pooled
+    /// vector), the top passages' from the document encoder.
+    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, t: &mut StageTimings) -> Result<Ranked> {
+        let Rerank::MaxSim { depth, weight } = rerank;
+        let t0 = Instant::now();
+        let Some(doc_encoder) = &self.encoders.document else {
+            invalid!("rerank {rerank} encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
+        };
+        let Some(query_encoder) = self.query_encoder(req.query_lang.as_deref()) else {
+            invalid!("rerank {rerank} needs the query's token states: this searcher has no query encoder")
+        };
+        let mut texts = Vec::with_capacity(depth.min(ranked.order.len()));
+        for &(id, _) in ranked.order.iter().take(depth) {
+            let doc = self.snapshot.document(id)?.ok_or_else(|| {
+                Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))
+            })?;
+            texts.push(passage_text(&doc.title, &doc.body));
+        }
+        let scores = late::maxsim_scores(query_encoder, doc_encoder, &req.query, &texts)?;
+        ranked.late = ranked.order.iter().zip(&scores).map(|(h, &late)| (h.0, late)).collect();
+        ranked.before_rerank = ranked.order.iter().copied().collect();
+        ranked.order = late::mix_top(&ranked.order, &scores, weight);
+        t.late_interaction = t0.elapsed();
+        Ok(ranked)
     }
 
     /// The top `k` of the ranking with keys and (on request) explanations.
@@ -481,7 +531,8 @@ impl Searcher {
                     bm25_score: b.map(|x| x.1),
                     dense_rank: d.map(|x| x.0),
                     dense_score: d.map(|x| x.1),
-                    fused_score: score,
+                    fused_score: ranked.before_rerank.get(&id).copied().unwrap_or(score),
+                    maxsim_score: ranked.late.get(&id).copied(),
                 }
             });
             hits.push(SearchHit {

@@ -1,0 +1,228 @@
+//! Late-interaction reranking (`--rerank maxsim:DEPTH:WEIGHT`): the top of a ranking reordered
+//! by mixing its scores with a MaxSim score between the query's token states and each passage's
+//! token states (ColBERT's score: the mean over the query's content tokens of the best cosine to
+//! any content token of the passage).
+//!
+//! Why it adds to hybrid search: a distilled student's token states were pulled toward the
+//! document encoder's token states of the English translation (the token-level OT of
+//! distillation), so matching token by token sees alignments that the pooled query vector
+//! averages away. The passages' token states are not stored in the index (≈ 200 rows of 384
+//! per passage): they are computed at query time by the index's document encoder, which is what
+//! the stage costs (docs/search.md, "Late interaction").
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Result;
+use crate::encoder::{Encoder, Role, TokenStates};
+use crate::error::invalid;
+
+/// Passages reranked when the spec names no depth.
+pub const DEFAULT_RERANK_DEPTH: usize = 20;
+/// Weight of the MaxSim z-score when the spec names none (chosen on AfriQA dev; docs/search.md).
+pub const DEFAULT_RERANK_WEIGHT: f32 = 0.5;
+
+/// A reranking stage after retrieval and fusion.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rerank {
+    /// The top `depth` hits reordered by `(1 − weight)·z(score) + weight·z(MaxSim)`, z-scores
+    /// taken within those `depth` hits; the hits below keep their place and score.
+    MaxSim { depth: usize, weight: f32 },
+}
+
+impl Rerank {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let Rerank::MaxSim { depth, weight } = *self;
+        if depth == 0 {
+            invalid!("rerank maxsim: the depth must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&weight) {
+            invalid!("rerank maxsim: the weight must be within [0, 1], got {weight}");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Rerank {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Rerank::MaxSim { depth, weight } = self;
+        write!(f, "maxsim:{depth}:{weight}")
+    }
+}
+
+impl FromStr for Rerank {
+    type Err = crate::Error;
+    /// `maxsim`, `maxsim:DEPTH` or `maxsim:DEPTH:WEIGHT`.
+    fn from_str(s: &str) -> Result<Rerank> {
+        let mut parts = s.split(':');
+        let name = parts.next().unwrap_or_default();
+        if name != "maxsim" {
+            invalid!("unknown rerank `{s}` (expected maxsim[:DEPTH[:WEIGHT]])");
+        }
+        let depth = match parts.next() {
+            Some(d) => match d.parse() {
+                Ok(d) => d,
+                Err(_) => invalid!("rerank `{s}`: depth `{d}` is not a whole number"),
+            },
+            None => DEFAULT_RERANK_DEPTH,
+        };
+        let weight = match parts.next() {
+            Some(w) => match w.parse() {
+                Ok(w) => w,
+                Err(_) => invalid!("rerank `{s}`: weight `{w}` is not a number"),
+            },
+            None => DEFAULT_RERANK_WEIGHT,
+        };
+        if parts.next().is_some() {
+            invalid!("rerank `{s}`: too many fields (expected maxsim[:DEPTH[:WEIGHT]])");
+        }
+        let r = Rerank::MaxSim { depth, weight };
+        r.validate()?;
+        Ok(r)
+    }
+}
+
+/// The content tokens' states of one text (no special or prefix tokens), each scaled to unit
+/// length, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRows {
+    rows: Vec<f32>,
+    dim: usize,
+}
+
+impl TokenRows {
+    /// The content rows of `states`, unit length.
+    pub fn from_states(states: &TokenStates) -> TokenRows {
+        let mut rows = Vec::new();
+        for i in (0..states.ids.len()).filter(|&i| states.content[i]) {
+            let row = states.row(i);
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            rows.extend(row.iter().map(|x| x / norm));
+        }
+        TokenRows { rows, dim: states.dim }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[f32]> {
+        self.rows.chunks_exact(self.dim.max(1))
+    }
+}
+
+/// The query's content-token rows, encoded by `encoder` as a query.
+pub fn query_rows(encoder: &Encoder, text: &str) -> Result<TokenRows> {
+    let states = encoder.token_states(&[text], Role::Query).map_err(crate::Error::encoder)?;
+    Ok(states.first().map(TokenRows::from_states).unwrap_or(TokenRows { rows: Vec::new(), dim: encoder.info().dim }))
+}
+
+/// Each passage's content-token rows, encoded by `encoder` as passages (one batch).
+pub fn passage_rows<S: AsRef<str>>(encoder: &Encoder, texts: &[S]) -> Result<Vec<TokenRows>> {
+    let states = encoder.token_states(texts, Role::Passage).map_err(crate::Error::encoder)?;
+    Ok(states.iter().map(TokenRows::from_states).collect())
+}
+
+/// The MaxSim score of each passage for `query`: the query's token states from `query_encoder`,
+/// the passages' from `doc_encoder` (one batch).
+pub fn maxsim_scores<S: AsRef<str>>(query_encoder: &Encoder, doc_encoder: &Encoder, query: &str, passages: &[S]) -> Result<Vec<f32>> {
+    let query = query_rows(query_encoder, query)?;
+    Ok(passage_rows(doc_encoder, passages)?.iter().map(|p| maxsim(&query, p)).collect())
+}
+
+/// ColBERT's MaxSim: the mean over the query rows of the best cosine to any passage row (0 when
+/// either side has no row).
+pub fn maxsim(query: &TokenRows, passage: &TokenRows) -> f32 {
+    if query.is_empty() || passage.is_empty() {
+        return 0.0;
+    }
+    let best = |q: &[f32]| passage.iter().map(|p| q.iter().zip(p).map(|(a, b)| a * b).sum::<f32>()).fold(f32::MIN, f32::max);
+    query.iter().map(best).sum::<f32>() / query.len() as f32
+}
+
+/// `ranking` (best first) with its top `late.len()` entries reordered by
+/// `(1 − weight)·z(score) + weight·z(late)` — `late[i]` the MaxSim score of `ranking[i]`, z-scores
+/// within that top (a constant list has z-scores 0) — and given those mixed scores. The rest keep
+/// their order after them, scored below the lowest mixed score by 1 plus their distance from the
+/// last reranked entry (in that top's standard deviations of the first score), so that a reader
+/// which sorts by score (a TREC run) sees the same order. Ties keep the ranking's order.
+pub fn mix_top<T: Clone>(ranking: &[(T, f32)], late: &[f32], weight: f32) -> Vec<(T, f32)> {
+    let n = late.len().min(ranking.len());
+    if n == 0 {
+        return ranking.to_vec();
+    }
+    let (mean, sd) = mean_sd(&ranking[..n].iter().map(|h| h.1).collect::<Vec<_>>());
+    let z = |v: f32| if sd > 0.0 { ((f64::from(v) - mean) / sd) as f32 } else { 0.0 };
+    let (late_mean, late_sd) = mean_sd(&late[..n]);
+    let z_late = |v: f32| if late_sd > 0.0 { ((f64::from(v) - late_mean) / late_sd) as f32 } else { 0.0 };
+    let mut top: Vec<(T, f32)> = ranking[..n].iter().zip(late).map(|(h, &l)| (h.0.clone(), (1.0 - weight) * z(h.1) + weight * z_late(l))).collect();
+    // A stable sort: equal mixed scores keep the first ranking's order.
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (last, lowest) = (ranking[n - 1].1, top[n - 1].1);
+    let scale = if sd > 0.0 { sd as f32 } else { 1.0 };
+    top.extend(ranking[n..].iter().map(|h| (h.0.clone(), lowest - 1.0 - (last - h.1) / scale)));
+    top
+}
+
+/// Mean and population standard deviation, in f64 for the sums.
+fn mean_sd(values: &[f32]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let sd = (values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (mean, sd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(v: &[&[f32]]) -> TokenRows {
+        TokenRows { rows: v.iter().flat_map(|r| r.iter().copied()).collect(), dim: v[0].len() }
+    }
+
+    #[test]
+    fn maxsim_is_the_mean_of_each_query_rows_best_match() {
+        let q = rows(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let p = rows(&[&[1.0, 0.0], &[0.6, 0.8]]);
+        // Row 1's best is 1.0 (first passage row), row 2's is 0.8 (second).
+        assert!((maxsim(&q, &p) - 0.9).abs() < 1e-6);
+        assert_eq!(maxsim(&q, &TokenRows { rows: Vec::new(), dim: 2 }), 0.0);
+    }
+
+    #[test]
+    fn mix_top_reorders_the_top_only_and_weight_zero_keeps_it() {
+        let ranking = vec![("a", 3.0), ("b", 2.0), ("c", 1.0), ("d", 0.5)];
+        let late = [0.1, 0.2, 0.9];
+        fn keys(r: Vec<(&'static str, f32)>) -> Vec<&'static str> {
+            r.into_iter().map(|h| h.0).collect()
+        }
+        assert_eq!(keys(mix_top(&ranking, &late, 0.0)), ["a", "b", "c", "d"]);
+        assert_eq!(keys(mix_top(&ranking, &late, 1.0)), ["c", "b", "a", "d"]);
+        // z(first) = (1.22, 0, −1.22), z(late) = (−0.93, −0.46, 1.39): at 0.5 a 0.15, b −0.23, c 0.09.
+        assert_eq!(keys(mix_top(&ranking, &late, 0.5)), ["a", "c", "b", "d"]);
+        // The hit below the reranked top stays below it in score too: z-scores of the top's
+        // first scores use its sd 0.816; d sits (1 − 0.5) / 0.816 below c's level, 1 below b.
+        let mixed = mix_top(&ranking, &late, 0.5);
+        assert!((mixed[3].1 - (mixed[2].1 - 1.0 - 0.5 / 0.8165)).abs() < 1e-3, "{mixed:?}");
+        // An empty top changes nothing.
+        assert_eq!(mix_top(&ranking, &[], 0.5), ranking);
+    }
+
+    #[test]
+    fn rerank_specs_parse_with_defaults_and_reject_bad_fields() {
+        assert_eq!("maxsim".parse::<Rerank>().unwrap(), Rerank::MaxSim { depth: DEFAULT_RERANK_DEPTH, weight: DEFAULT_RERANK_WEIGHT });
+        assert_eq!("maxsim:50:0.4".parse::<Rerank>().unwrap(), Rerank::MaxSim { depth: 50, weight: 0.4 });
+        let r = Rerank::MaxSim { depth: 30, weight: 0.25 };
+        assert_eq!(r.to_string().parse::<Rerank>().unwrap(), r);
+        for (bad, says) in [("colbert", "unknown rerank"), ("maxsim:x", "depth `x`"), ("maxsim:0", "at least 1"), ("maxsim:5:1.5", "within [0, 1]"), ("maxsim:5:0.5:1", "too many")] {
+            let e = bad.parse::<Rerank>().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

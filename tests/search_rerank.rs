@@ -1,0 +1,99 @@
+//! The late-interaction rerank stage (`SearchRequest::with_rerank`, `optical search --rerank`)
+//! on a tiny random-weight model: it reorders exactly the top DEPTH hits by the mix of their
+//! scores and MaxSim, leaves the rest in place, explains what it did, and refuses to run without
+//! what it needs.
+mod common;
+
+use std::sync::Arc;
+
+use optical::Error;
+use optical::encoder::{Encoder, default_device};
+use optical::engine::{Document, Index, passage_text};
+use optical::search::late::{self, Rerank};
+use optical::search::{Mode, SearchRequest, Searcher};
+
+fn setup(tmp: &std::path::Path) -> (Index, Arc<Encoder>, Vec<Document>) {
+    let model = tmp.join("model");
+    common::tiny::tiny_model(&model, 7);
+    let encoder = Arc::new(Encoder::load(&model, &default_device()).unwrap());
+    let words = common::tiny::WORDS;
+    // Twelve documents of four words each, every one sharing "the" with the query.
+    let docs: Vec<Document> = (0..12)
+        .map(|i| Document::new(format!("d{i}"), format!("the {} {} {}", words[i % 24], words[(i * 5 + 3) % 24], words[(i * 7 + 11) % 24])))
+        .collect();
+    let index = Index::open_or_create_for(tmp.join("idx"), &encoder).unwrap();
+    let mut w = index.writer().unwrap().with_encoder(Arc::clone(&encoder)).unwrap();
+    w.add_batch(docs.clone()).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    (index, encoder, docs)
+}
+
+#[test]
+fn rerank_reorders_the_top_by_maxsim_and_leaves_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, encoder, docs) = setup(tmp.path());
+    let searcher = Searcher::for_index(&index)
+        .with_encoder(Arc::clone(&encoder))
+        .unwrap()
+        .with_document_encoder(Arc::clone(&encoder))
+        .unwrap();
+    let query = "the red cat sees a fish";
+    for mode in [Mode::Hybrid, Mode::Dense] {
+        let plain = searcher.search(&SearchRequest::new(query).with_mode(mode).with_k(10).with_explain(true)).unwrap().hits;
+        let keys = |hits: &[optical::search::SearchHit]| hits.iter().map(|h| h.key.clone()).collect::<Vec<_>>();
+
+        // Weight 1: the top 5 in MaxSim order, computed here from the stored texts.
+        let req = SearchRequest::new(query).with_mode(mode).with_k(10).with_explain(true).with_rerank(Rerank::MaxSim { depth: 5, weight: 1.0 });
+        let results = searcher.search(&req).unwrap();
+        let texts: Vec<String> = plain[..5]
+            .iter()
+            .map(|h| passage_text("", &docs.iter().find(|d| d.key == h.key).unwrap().body))
+            .collect();
+        let scores = late::maxsim_scores(&encoder, &encoder, query, &texts).unwrap();
+        let mut want: Vec<(String, f32)> = plain[..5].iter().map(|h| h.key.clone()).zip(scores.iter().copied()).collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let got = keys(&results.hits);
+        assert_eq!(got[..5], want.iter().map(|w| w.0.clone()).collect::<Vec<_>>()[..], "{mode}");
+        assert_ne!(got[..5], keys(&plain)[..5], "{mode}: the test needs a top that MaxSim reorders");
+        assert_eq!(got[5..], keys(&plain)[5..], "{mode}: the hits below the reranked top keep their order");
+        assert!(results.hits.windows(2).all(|w| w[0].score >= w[1].score), "{mode}: scores fall with rank");
+        assert!(results.timings.late_interaction > std::time::Duration::ZERO);
+        for h in &results.hits {
+            let e = h.explain.as_ref().unwrap();
+            let before = plain.iter().find(|p| p.key == h.key).unwrap();
+            assert!((e.fused_score - before.score).abs() < 1e-5, "{mode}: fused_score is the score before reranking");
+            let top5 = want.iter().find(|w| w.0 == h.key);
+            match (e.maxsim_score, top5) {
+                (Some(m), Some(w)) => assert!((m - w.1).abs() < 1e-5, "{mode}: {m} vs {}", w.1),
+                (None, None) => {}
+                other => panic!("{mode}: {}: maxsim {other:?}", h.key),
+            }
+        }
+
+        // Weight 0: the order of the search without reranking.
+        let req = req.clone().with_rerank(Rerank::MaxSim { depth: 5, weight: 0.0 });
+        assert_eq!(keys(&searcher.search(&req).unwrap().hits), keys(&plain), "{mode}");
+    }
+}
+
+#[test]
+fn rerank_refuses_to_run_without_what_it_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, encoder, _) = setup(tmp.path());
+    let rerank = Rerank::MaxSim { depth: 5, weight: 0.5 };
+    let no_doc_encoder = Searcher::for_index(&index).with_encoder(Arc::clone(&encoder)).unwrap();
+    match no_doc_encoder.search(&SearchRequest::new("the cat").with_rerank(rerank)) {
+        Err(Error::Invalid { message }) => assert!(message.contains("with_document_encoder"), "{message}"),
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+    match no_doc_encoder.search(&SearchRequest::new("the cat").with_mode(Mode::Bm25).with_rerank(rerank)) {
+        Err(Error::Invalid { message }) => assert!(message.contains("not bm25"), "{message}"),
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+    // A document encoder other than the index's is refused when it is registered.
+    let other = tmp.path().join("other");
+    common::tiny::tiny_model(&other, 8);
+    let other = Arc::new(Encoder::load(&other, &default_device()).unwrap());
+    assert!(matches!(no_doc_encoder.with_document_encoder(other), Err(Error::IncompatibleEncoder { .. })));
+}
