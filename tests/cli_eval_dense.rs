@@ -13,7 +13,7 @@ fn dense_beats_bm25_on_the_sample_and_reuses_its_index() {
     let model = common::model_dir("multilingual-e5-small");
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample");
     let out = tempfile::tempdir().unwrap();
-    let eval = |modes: &str| {
+    let eval = |modes: &str, extra: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_optical"))
             .args(["eval", "--collection"])
             .arg(&sample)
@@ -21,13 +21,14 @@ fn dense_beats_bm25_on_the_sample_and_reuses_its_index() {
             .arg(&model)
             .arg("--out")
             .arg(out.path())
+            .args(extra)
             .output()
             .expect("running optical eval");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "optical eval failed:\n{stderr}");
         stderr
     };
-    let first = eval("bm25,dense");
+    let first = eval("bm25,dense", &[]);
     assert!(first.contains("indexing"), "the first run builds the dense index:\n{first}");
 
     let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
@@ -47,12 +48,21 @@ fn dense_beats_bm25_on_the_sample_and_reuses_its_index() {
 
     // A second invocation (hybrid) reuses the cached dense index and query vectors instead of
     // encoding again.
-    let second = eval("hybrid");
+    let second = eval("hybrid", &[]);
     assert!(second.contains("reusing index"), "the cached index is reused:\n{second}");
     // … and the query vectors the first run encoded with the same encoder.
     assert!(second.contains("query vectors reused from"), "the query vectors are reused:\n{second}");
     let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
     assert_eq!(table.rows.len(), 3, "bm25, dense and hybrid rows accumulate");
+
+    // --rerank adds a reranked row beside the hybrid one, with its own run.
+    eval("hybrid", &["--rerank", "maxsim:5:0.5", "--label", "li"]);
+    let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
+    let modes: Vec<&str> = table.rows.iter().map(|r| r.mode.as_str()).collect();
+    assert!(modes.contains(&"hybrid+maxsim:5:0.5 (li)") && modes.contains(&"hybrid (li)"), "{modes:?}");
+    let reranked = std::fs::read_to_string(out.path().join("runs/sample.dev.hybrid_maxsim_5_0.5__li_.trec")).unwrap();
+    let plain = std::fs::read_to_string(out.path().join("runs/sample.dev.hybrid__li_.trec")).unwrap();
+    assert_ne!(reranked, plain, "the rerank stage changes the run");
 }
 
 /// A copy of the sample collection cut to its first 30 queries, the passages judged for them

@@ -134,6 +134,10 @@ fn refuses_bad_requests_with_a_reason() {
     assert!(
         err(&["eval", "--collection", s, "--metrics", "ndcg@x", "--out", o]).contains("ndcg@x")
     );
+    assert!(
+        err(&["eval", "--collection", s, "--modes", "bm25", "--rerank", "maxsim", "--out", o]).contains("--rerank reranks the rows of a dense or hybrid search")
+    );
+    assert!(err(&["eval", "--collection", s, "--modes", "hybrid", "--rerank", "maxsim:0", "--out", o]).contains("at least 1"));
     let foreign = dir.path().join("foreign.trec");
     std::fs::write(&foreign, "other-q Q0 d 1 1.0 t\n").unwrap();
     let msg = err(&[

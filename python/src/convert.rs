@@ -72,6 +72,9 @@ pub fn hit<'py>(py: Python<'py>, snap: &Snapshot, rank: usize, h: &SearchHit) ->
         x.set_item("dense_rank", e.dense_rank)?;
         x.set_item("dense_score", e.dense_score)?;
         x.set_item("fused_score", e.fused_score)?;
+        if let Some(m) = e.maxsim_score {
+            x.set_item("maxsim_score", m)?;
+        }
         d.set_item("explain", x)?;
     }
     Ok(d)

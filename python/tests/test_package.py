@@ -51,6 +51,23 @@ def test_search_is_what_optical_search_returns(sample_index, optical_bin):
         assert c["explain"]["dense_rank"] == p["explain"]["dense_rank"]
 
 
+def test_rerank_is_what_optical_search_rerank_returns(sample_index, optical_bin):
+    """rerank="maxsim:3" reorders the top 3 by late interaction as `optical search --rerank`
+    does: same hits, same scores, and a MaxSim score on exactly the reranked hits."""
+    query = "A wace shekara aka kafa Kano pillars?"
+    index = optical.Index.open(sample_index, read_only=True)
+    hits = index.search(query, query_lang="hau", k=5, rerank="maxsim:3")
+    assert ["maxsim_score" in h["explain"] for h in hits] == [True, True, True, False, False]
+    out = run_cli(optical_bin, "search", sample_index, query, "--query-lang", "hau", "-k", "5", "--rerank", "maxsim:3", "--json", "--explain")
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)["hits"]
+    assert [h["key"] for h in cli] == [h["id"] for h in hits]
+    for c, p in zip(cli, hits):
+        assert c["score"] == pytest.approx(p["score"], rel=1e-4, abs=1e-5)
+    with pytest.raises(optical.InvalidError, match="unknown rerank"):
+        index.search(query, rerank="colbert")
+
+
 def test_modes_and_the_default_query_encoder(sample_index, student, e5):
     index = optical.Index.open(sample_index, read_only=True)
     q = "Ubani umongameli wokuqala eNingizimu Afrika?"

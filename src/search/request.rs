@@ -84,7 +84,7 @@ pub struct SearchRequest {
 }
 
 impl SearchRequest {
-    /// A hybrid top-10 search for `query` with the default depths and RRF (k = 60).
+    /// A hybrid top-10 search for `query` with the default depths and fusion, no rerank stage.
     pub fn new(query: impl Into<String>) -> SearchRequest {
         SearchRequest {
             query: query.into(),
