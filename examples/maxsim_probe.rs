@@ -10,7 +10,8 @@
 //!       QUERY_MODEL_DIR DOC_MODEL_DIR OUT.tsv [DEPTH]
 //!
 //! Both encoders run as indexing and search do (int8 where the CPU has a fast kernel);
-//! `MAXSIM_DOC_LEN=N` cuts the passages to N tokens (e5's own limit is 128). `optical eval
+//! `MAXSIM_DOC_LEN=N` cuts the passages to N tokens (e5's own limit is 128); `MAXSIM_DUMP=DIR`
+//! also writes the token rows for `scripts/token_compression_study.py`. `optical eval
 //! --rerank` runs the same score inside the search pipeline; this probe writes the raw scores
 //! so that a grid of weights can be scored offline.
 use std::collections::{HashMap, HashSet};
@@ -68,6 +69,9 @@ fn main() -> anyhow::Result<()> {
     let queries: Vec<_> = read_queries(Path::new(queries))?.into_iter().filter(|q| top.contains_key(q.id.as_str())).collect();
     let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     let query_states = query_encoder.token_states(&texts, Role::Query)?;
+    if let Ok(dir) = std::env::var("MAXSIM_DUMP") {
+        dump_rows(Path::new(&dir), &passage_rows, queries.iter().map(|q| q.id.as_str()).zip(query_states.iter().map(TokenRows::from_states)))?;
+    }
     let mut w = std::io::BufWriter::new(std::fs::File::create(out).with_context(|| format!("creating {out}"))?);
     for (q, states) in queries.iter().zip(&query_states) {
         let query_rows = TokenRows::from_states(states);
@@ -77,4 +81,25 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the token rows for offline studies of stored, compressed token vectors:
+/// `DIR/{passages,queries}.f32` (little-endian rows) and `.tsv` (`id<TAB>first row<TAB>rows`).
+fn dump_rows<'a>(dir: &Path, passages: &HashMap<String, TokenRows>, queries: impl Iterator<Item = (&'a str, TokenRows)>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, items: &mut dyn Iterator<Item = (String, Vec<f32>, usize)>| -> anyhow::Result<()> {
+        let mut data = std::io::BufWriter::new(std::fs::File::create(dir.join(format!("{name}.f32")))?);
+        let mut index = std::io::BufWriter::new(std::fs::File::create(dir.join(format!("{name}.tsv")))?);
+        let mut row = 0;
+        for (id, flat, n) in items {
+            writeln!(index, "{id}\t{row}\t{n}")?;
+            for x in flat {
+                data.write_all(&x.to_le_bytes())?;
+            }
+            row += n;
+        }
+        Ok(())
+    };
+    write("passages", &mut passages.iter().map(|(id, r)| (id.clone(), r.as_flat().to_vec(), r.len())))?;
+    write("queries", &mut queries.map(|(id, r)| (id.to_string(), r.as_flat().to_vec(), r.len())))
 }

@@ -112,6 +112,11 @@ impl TokenRows {
         self.len() == 0
     }
 
+    /// The rows, one after the other.
+    pub fn as_flat(&self) -> &[f32] {
+        &self.rows
+    }
+
     fn iter(&self) -> impl Iterator<Item = &[f32]> {
         self.rows.chunks_exact(self.dim.max(1))
     }
