@@ -12,14 +12,17 @@ run by `(1 - lam) * z(hybrid) + lam * z(MaxSim)` and prints nDCG@10 per language
   on the dumped passage rows of all seven languages: the corpus side only), then int8 (K bytes a
   token); the query rows are projected on the same axes, uncentred;
 - `sign`: one bit per dimension after centring by the passage rows' mean (48 bytes a token),
-  scored against the full-precision query rows (asymmetric).
+  scored against the full-precision query rows (asymmetric);
+- `kmK`, `kmK+Bbit`: ColBERTv2-style codes — the nearest of K centroids (k-means on the passage
+  rows; 2 bytes a token), alone or plus the residual quantised to B bits per dimension (buckets
+  at the residuals' quantiles, each bucket decoded to its mean: 2 + 48·B bytes a token).
 
 Centring the passage side only is exact for MaxSim: `q . (p - mean)` differs from `q . p` by
 `q . mean`, the same for every passage token a query token is compared with, so each query's
 MaxSim moves by a constant and its z-scores within the top do not change.
 
     V/bin/python scripts/token_compression_study.py --dump DIR --runs eval-out/fb/runs \\
-        --label fb_none [--eval ../shared/data/eval] [--lam 0.5]
+        --label fb_none [--eval ../shared/data/eval] [--lam 0.5] [--seed 0] [--quick]
 """
 import argparse
 import collections
@@ -49,6 +52,41 @@ def int8(rows):
     return np.round(rows / scale).astype(np.int8).astype(np.float32) * scale
 
 
+def kmeans(rows, k, iters, rng):
+    """Lloyd's k-means on unit rows by cosine (spherical), from k random rows."""
+    centroids = rows[rng.choice(len(rows), k, replace=False)].copy()
+    for _ in range(iters):
+        assign = nearest(rows, centroids)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, assign, rows)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        empty = norms[:, 0] == 0
+        centroids[~empty] = sums[~empty] / norms[~empty]
+    return centroids
+
+
+def nearest(rows, centroids, chunk=65536):
+    return np.concatenate([(rows[i:i + chunk] @ centroids.T).argmax(axis=1) for i in range(0, len(rows), chunk)])
+
+
+def residual_codec(residuals, bits):
+    """Bucket cutoffs at the residual values' quantiles and each bucket's mean value."""
+    values = residuals.ravel()
+    cuts = np.quantile(values, np.linspace(0, 1, 2 ** bits + 1)[1:-1])
+    bucket = np.digitize(values, cuts)
+    means = np.array([values[bucket == b].mean() for b in range(2 ** bits)])
+    return cuts, means
+
+
+def decode_residual(residuals, codec):
+    cuts, means = codec
+    return means[np.digitize(residuals, cuts)]
+
+
+def unit(rows):
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
 def maxsim(q, p):
     if len(q) == 0 or len(p) == 0:
         return 0.0
@@ -62,6 +100,8 @@ def main():
     ap.add_argument("--label", required=True)
     ap.add_argument("--eval", default=os.path.join(os.path.dirname(__file__), "../../shared/data/eval"))
     ap.add_argument("--lam", type=float, default=0.5)
+    ap.add_argument("--seed", type=int, default=0, help="k-means initialisation and sample")
+    ap.add_argument("--quick", action="store_true", help="only f32, int8 and the k-means codes")
     args = ap.parse_args()
 
     dumps = {lang: (read_rows(f"{args.dump}/{lang}", "passages"), read_rows(f"{args.dump}/{lang}", "queries")) for lang in LANGS}
@@ -72,6 +112,17 @@ def main():
     forms = {"f32": lambda r: (r, None), "int8": lambda r: (int8(r), None), "sign": lambda r: (np.sign(r - mean), "sign")}
     for k in (64, 96, 128):
         forms[f"pca{k}"] = (lambda k: lambda r: (int8((r - mean) @ axes[:k].T), ("pca", k)))(k)
+
+    if args.quick:
+        forms = {"f32": forms["f32"], "int8": forms["int8"]}
+    rng = np.random.default_rng(args.seed)
+    fit = corpus_rows[rng.choice(len(corpus_rows), min(300_000, len(corpus_rows)), replace=False)]
+    for k in (4096,):
+        centroids = kmeans(fit, k, 6, rng)
+        codecs = {bits: residual_codec(fit - centroids[nearest(fit, centroids)], bits) for bits in (1, 2)}
+        forms[f"km{k}"] = (lambda c: lambda r: (c[nearest(r, c)], None))(centroids)
+        for bits, codec in codecs.items():
+            forms[f"km{k}+{bits}bit"] = (lambda c, codec: lambda r: (unit(c[nearest(r, c)] + decode_residual(r - c[nearest(r, c)], codec)), None))(centroids, codec)
 
     res = collections.defaultdict(dict)
     for lang in LANGS:
