@@ -50,7 +50,9 @@ def read_trec(path):
 
 
 def read_qrels(qdir):
-    split = "dev" if os.path.exists(f"{qdir}/dev.tsv") else "train"
+    # dev where there is one (train for Yoruba); a collection with a test split only (Tatoeba) is
+    # read as it falls, never tuned on.
+    split = next((s for s in ("dev", "train", "test") if os.path.exists(f"{qdir}/{s}.tsv")), "dev")
     rel = collections.defaultdict(dict)
     with open(f"{qdir}/{split}.tsv") as f:
         next(f)

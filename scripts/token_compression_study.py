@@ -22,7 +22,8 @@ Centring the passage side only is exact for MaxSim: `q . (p - mean)` differs fro
 MaxSim moves by a constant and its z-scores within the top do not change.
 
     V/bin/python scripts/token_compression_study.py --dump DIR --runs eval-out/fb/runs \\
-        --label fb_none [--eval ../shared/data/eval] [--lam 0.5] [--seed 0] [--quick]
+        --label fb_none [--eval ../shared/data/eval] [--lam 0.5] [--seed 0] [--quick] \\
+        [--prefix tatoeba --langs amh,deu,…]
 """
 import argparse
 import collections
@@ -102,9 +103,12 @@ def main():
     ap.add_argument("--lam", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0, help="k-means initialisation and sample")
     ap.add_argument("--quick", action="store_true", help="only f32, int8 and the k-means codes")
+    ap.add_argument("--prefix", default="afriqa", help="collections PREFIX-<lang> (afriqa, tatoeba, …)")
+    ap.add_argument("--langs", default=",".join(LANGS), help="comma-separated; default: the seven AfriQA languages")
     args = ap.parse_args()
 
-    dumps = {lang: (read_rows(f"{args.dump}/{lang}", "passages"), read_rows(f"{args.dump}/{lang}", "queries")) for lang in LANGS}
+    langs = args.langs.split(",")
+    dumps = {lang: (read_rows(f"{args.dump}/{lang}", "passages"), read_rows(f"{args.dump}/{lang}", "queries")) for lang in langs}
     corpus_rows = np.concatenate([p[0] for p, _ in dumps.values()])
     mean = corpus_rows.mean(axis=0)
     sample = corpus_rows[np.random.default_rng(0).choice(len(corpus_rows), min(200_000, len(corpus_rows)), replace=False)]
@@ -125,9 +129,9 @@ def main():
             forms[f"km{k}+{bits}bit"] = (lambda c, codec: lambda r: (unit(c[nearest(r, c)] + decode_residual(r - c[nearest(r, c)], codec)), None))(centroids, codec)
 
     res = collections.defaultdict(dict)
-    for lang in LANGS:
-        split, rel = read_qrels(f"{args.eval}/afriqa-{lang}/qrels")
-        hybrid = read_trec(f"{args.runs}/afriqa-{lang}.{split}.hybrid__{args.label}_.trec")
+    for lang in langs:
+        split, rel = read_qrels(f"{args.eval}/{args.prefix}-{lang}/qrels")
+        hybrid = read_trec(f"{args.runs}/{args.prefix}-{lang}.{split}.hybrid__{args.label}_.trec")
         (prows, pindex), (qrows, qindex) = dumps[lang]
         for name, form in forms.items():
             stored, kind = form(prows)
@@ -150,10 +154,10 @@ def main():
                 got.append(ndcg10([top[i][0] for i in np.argsort(-score, kind="stable")] + rest, rel[q]))
             res[name][lang] = np.mean(got)
     print(f"lam {args.lam}; bytes per token: f32 1536, int8 384 (+ scale), pcaK K (+ scale), sign 48")
-    print("| stored as | " + " | ".join(LANGS) + " | mean |")
-    print("|---|" + "--:|" * (len(LANGS) + 1))
+    print("| stored as | " + " | ".join(langs) + " | mean |")
+    print("|---|" + "--:|" * (len(langs) + 1))
     for name in forms:
-        print(f"| {name} | " + " | ".join(f"{res[name][l]:.3f}" for l in LANGS) + f" | {np.mean(list(res[name].values())):.4f} |")
+        print(f"| {name} | " + " | ".join(f"{res[name][l]:.3f}" for l in langs) + f" | {np.mean(list(res[name].values())):.4f} |")
 
 
 if __name__ == "__main__":
