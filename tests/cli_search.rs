@@ -59,8 +59,9 @@ fn index_with_a_model_then_search_across_languages() {
     assert!(top["explain"]["dense_score"].as_f64().unwrap() > 0.5, "{json}");
     assert!(top["snippet"].as_str().unwrap().contains("Kano"), "{json}");
 
-    // Reranked by late interaction: the top 3 carry a MaxSim score, the answer stays first.
-    let json = ok(&["search", idx, "A wace shekara aka kafa Kano pillars?", "-k", "5", "--rerank", "maxsim:3", "--explain", "--json"]);
+    // Reranked by late interaction (a cross-lingual query): the top 3 carry a MaxSim score, the
+    // answer stays first.
+    let json = ok(&["search", idx, "A wace shekara aka kafa Kano pillars?", "--query-lang", "hau", "-k", "5", "--rerank", "maxsim:3", "--explain", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["hits"][0]["key"], "p9ff9b4b9b003", "{json}");
     let maxsim: Vec<bool> = (0..5).map(|i| v["hits"][i]["explain"]["maxsim_score"].is_f64()).collect();

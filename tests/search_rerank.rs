@@ -1,7 +1,7 @@
 //! The late-interaction rerank stage (`SearchRequest::with_rerank`, `optical search --rerank`)
-//! on a tiny random-weight model: it reorders exactly the top DEPTH hits by the mix of their
-//! scores and MaxSim, leaves the rest in place, explains what it did, and refuses to run without
-//! what it needs.
+//! on a tiny random-weight model: it reorders exactly the top DEPTH hits of a cross-lingual query
+//! by the mix of their scores and MaxSim, leaves the rest in place, explains what it did, leaves
+//! a query in the documents' language alone, and refuses to run without what it needs.
 mod common;
 
 use std::sync::Arc;
@@ -40,11 +40,12 @@ fn rerank_reorders_the_top_by_maxsim_and_leaves_the_rest() {
         .unwrap();
     let query = "the red cat sees a fish";
     for mode in [Mode::Hybrid, Mode::Dense] {
-        let plain = searcher.search(&SearchRequest::new(query).with_mode(mode).with_k(10).with_explain(true)).unwrap().hits;
+        // "fra": no document is in that language, so the query counts as cross-lingual.
+        let plain = searcher.search(&SearchRequest::new(query).with_query_lang("fra").with_mode(mode).with_k(10).with_explain(true)).unwrap().hits;
         let keys = |hits: &[optical::search::SearchHit]| hits.iter().map(|h| h.key.clone()).collect::<Vec<_>>();
 
         // Weight 1: the top 5 in MaxSim order, computed here from the stored texts.
-        let req = SearchRequest::new(query).with_mode(mode).with_k(10).with_explain(true).with_rerank(Rerank::MaxSim { depth: 5, weight: 1.0 });
+        let req = SearchRequest::new(query).with_query_lang("fra").with_mode(mode).with_k(10).with_explain(true).with_rerank(Rerank::MaxSim { depth: 5, weight: 1.0 });
         let results = searcher.search(&req).unwrap();
         let texts: Vec<String> = plain[..5]
             .iter()
@@ -72,8 +73,15 @@ fn rerank_reorders_the_top_by_maxsim_and_leaves_the_rest() {
         }
 
         // Weight 0: the order of the search without reranking.
-        let req = req.clone().with_rerank(Rerank::MaxSim { depth: 5, weight: 0.0 });
-        assert_eq!(keys(&searcher.search(&req).unwrap().hits), keys(&plain), "{mode}");
+        let zero = req.clone().with_rerank(Rerank::MaxSim { depth: 5, weight: 0.0 });
+        assert_eq!(keys(&searcher.search(&zero).unwrap().hits), keys(&plain), "{mode}");
+
+        // A query in the documents' language (no query_lang) keeps the fused order, unscored.
+        let mono = SearchRequest { query_lang: None, ..req.clone() };
+        let mono_plain = searcher.search(&SearchRequest { rerank: None, ..mono.clone() }).unwrap();
+        let mono_hits = searcher.search(&mono).unwrap().hits;
+        assert_eq!(keys(&mono_hits), keys(&mono_plain.hits), "{mode}");
+        assert!(mono_hits.iter().all(|h| h.explain.as_ref().unwrap().maxsim_score.is_none()), "{mode}");
     }
 }
 
@@ -83,7 +91,7 @@ fn rerank_refuses_to_run_without_what_it_needs() {
     let (index, encoder, _) = setup(tmp.path());
     let rerank = Rerank::MaxSim { depth: 5, weight: 0.5 };
     let no_doc_encoder = Searcher::for_index(&index).with_encoder(Arc::clone(&encoder)).unwrap();
-    match no_doc_encoder.search(&SearchRequest::new("the cat").with_rerank(rerank)) {
+    match no_doc_encoder.search(&SearchRequest::new("the cat").with_query_lang("fra").with_rerank(rerank)) {
         Err(Error::Invalid { message }) => assert!(message.contains("with_document_encoder"), "{message}"),
         other => panic!("expected Error::Invalid, got {other:?}"),
     }

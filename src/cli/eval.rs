@@ -18,7 +18,9 @@ use optical::encoder::{Encoder, EncoderOptions, Role, WEIGHTS_FILE, default_devi
 use optical::engine::Index;
 use optical::ingest::IngestOptions;
 use optical::eval::output::{EvalOutput, SplitName, SystemResult, sanitize};
-use optical::eval::systems::{SearchSetup, dense_query_texts, encode_queries, exhaustive_system, fused_systems, hybrid_legs, reranked_system, score_run_files, search_system};
+use optical::eval::systems::{
+    SearchSetup, cross_lingual_queries, dense_query_texts, encode_queries, exhaustive_system, fused_systems, hybrid_legs, reranked_system, score_run_files, search_system,
+};
 use optical::eval::{BeirCollection, BeirSplit, Metric, ResultRow, Run};
 use optical::search::{Fusion, Mode, Rerank};
 
@@ -62,9 +64,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub fusion: Option<String>,
     /// Also score each dense and hybrid row reranked by late interaction,
-    /// `maxsim[:DEPTH[:WEIGHT]]` as `optical search --rerank` runs it, as a row `<mode>+<SPEC>`
-    /// (its ms/query is the rerank stage's). The passages are encoded by the searched index's
-    /// document encoder.
+    /// `maxsim[:DEPTH[:WEIGHT]]` as `optical search --rerank` runs it (cross-lingual queries
+    /// only), as a row `<mode>+<SPEC>` (its ms/query is the rerank stage's). The passages are
+    /// encoded by the searched index's document encoder.
     #[arg(long)]
     pub rerank: Option<Rerank>,
     #[command(flatten)]
@@ -302,10 +304,11 @@ impl Modes<'_> {
         }
         if let (Some(rerank), Some(index), Some(dense), Some(query_encoder)) = (args.rerank, &index, self.dense, &query_encoder) {
             let doc_encoder = dense.index_encoder()?;
+            let cross = cross_lingual_queries(index, &setup, split)?;
             let searched: Vec<usize> = (0..out.len()).filter(|&i| out[i].mode == "dense" || out[i].mode.starts_with("hybrid")).collect();
             for i in searched {
                 let context = || format!("{}: {} reranked by {rerank}", name.collection, out[i].mode);
-                let reranked = reranked_system(index, (query_encoder, &doc_encoder), rerank, &out[i], split, (args.k, self.metrics)).with_context(context)?;
+                let reranked = reranked_system(index, (query_encoder, &doc_encoder), &cross, rerank, &out[i], split, (args.k, self.metrics)).with_context(context)?;
                 out.push(reranked);
             }
         }

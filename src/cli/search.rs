@@ -61,8 +61,9 @@ pub struct SearchArgs {
     pub psq_options: PsqOptions,
     /// Rerank the top hits by late interaction: `maxsim[:DEPTH[:WEIGHT]]` (default
     /// `maxsim:20:0.5`) mixes each of the top DEPTH hits' score with the MaxSim of the query's and
-    /// the passage's token states (dense and hybrid modes; it encodes those passages at query
-    /// time with the index's document encoder: ≈ 0.1–0.2 s per query on 2 cores).
+    /// the passage's token states (dense and hybrid modes, cross-lingual queries: a query in the
+    /// documents' language keeps the fused order; it encodes those passages at query time with
+    /// the index's document encoder: ≈ 0.1 s per query on 2 cores).
     #[arg(long)]
     pub rerank: Option<Rerank>,
     /// The index's document encoder, for `--rerank`. Default: the model directory recorded

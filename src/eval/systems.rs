@@ -152,14 +152,30 @@ pub fn fused_systems(
     Ok(out)
 }
 
-/// `system` with each query's top reranked by late interaction (`optical eval --rerank`), as
-/// [`Searcher::search`] reranks with [`SearchRequest::rerank`]: the MaxSim of the query's token
-/// states (`query_encoder`, the query as written) and the top passages' (`doc_encoder`, the
-/// index's document encoder), mixed into the system's scores by [`late::mix_top`]. The row is
-/// named `<mode>+<rerank>`; its time per query is the rerank stage's alone.
+/// The ids of the split's queries that the searcher of `index` counts as cross-lingual
+/// ([`Searcher::is_cross_lingual`]: the translation tables of `setup`, the index's languages).
+pub fn cross_lingual_queries(index: &Index, setup: &SearchSetup, split: &BeirSplit) -> Result<HashSet<String>> {
+    let searcher = setup.searcher(index, Mode::Bm25)?;
+    let mut cross = HashSet::new();
+    for query in &split.queries {
+        if searcher.is_cross_lingual(&request(query, 1, Mode::Hybrid))? {
+            cross.insert(query.id.clone());
+        }
+    }
+    Ok(cross)
+}
+
+/// `system` with each cross-lingual query's top reranked by late interaction (`optical eval
+/// --rerank`), as [`Searcher::search`] reranks with [`SearchRequest::rerank`]: the MaxSim of the
+/// query's token states (`query_encoder`, the query as written) and the top passages'
+/// (`doc_encoder`, the index's document encoder), mixed into the system's scores by
+/// [`late::mix_top`]. Queries not in `cross` keep their ranking, as the searcher keeps them. The
+/// row is named `<mode>+<rerank>`; its time per query is the rerank stage's alone, over the
+/// queries reranked.
 pub fn reranked_system(
     index: &Index,
     (query_encoder, doc_encoder): (&Encoder, &Encoder),
+    cross: &HashSet<String>,
     rerank: Rerank,
     system: &SystemResult,
     split: &BeirSplit,
@@ -172,6 +188,11 @@ pub fn reranked_system(
     let (mut reranked, mut times) = (Run::new(), Vec::with_capacity(split.queries.len()));
     for query in &split.queries {
         let Some(ranking) = run.ranking(&query.id) else { continue };
+        if !cross.contains(&query.id) {
+            reranked.insert(query.id.clone(), ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score)))?;
+            progress.inc(1);
+            continue;
+        }
         let start = std::time::Instant::now();
         let ranking: Vec<(String, f32)> = ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score as f32)).collect();
         let mut texts = Vec::with_capacity(depth.min(ranking.len()));

@@ -478,7 +478,9 @@ impl Searcher {
 
     /// `ranked` with its top reordered by the late-interaction score ([`late`]): the query's
     /// token states from its query encoder (the query as written: a gloss is for the pooled
-    /// vector), the top passages' from the document encoder.
+    /// vector), the top passages' from the document encoder. Cross-lingual queries only
+    /// ([`Searcher::is_cross_lingual`]): on queries in the documents' language, where e5 reads
+    /// both sides, it lowered MasakhaNEWS dev (docs/search.md), so they keep the fused order.
     fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, t: &mut StageTimings) -> Result<Ranked> {
         let Rerank::MaxSim { depth, weight } = rerank;
         let t0 = Instant::now();
@@ -488,6 +490,9 @@ impl Searcher {
         let Some(query_encoder) = self.query_encoder(req.query_lang.as_deref()) else {
             invalid!("rerank {rerank} needs the query's token states: this searcher has no query encoder")
         };
+        if !self.is_cross_lingual(req)? {
+            return Ok(ranked);
+        }
         let mut texts = Vec::with_capacity(depth.min(ranked.order.len()));
         for &(id, _) in ranked.order.iter().take(depth) {
             let doc = self.snapshot.document(id)?.ok_or_else(|| {
