@@ -177,8 +177,9 @@ impl PyIndex {
     /// "bylang:0.8:0.5" (the default). `lang` keeps only documents in that language. `psq`:
     /// use the translation table of `query_lang` (PSQ in the BM25 leg, the query's gloss for
     /// the dense encoder; `dense_query_text` shows that text). `rerank`: "maxsim[:DEPTH[:WEIGHT]]"
-    /// reranks the top hits by late interaction, encoding those passages with the index's
-    /// document encoder (≈ 0.1–0.3 s per query on 2 cores; `explain` then has `maxsim_score`).
+    /// reranks the top hits of a cross-lingual query by late interaction, encoding those passages
+    /// with the index's document encoder (≈ 0.1 s per query on 2 cores; `explain` then has
+    /// `maxsim_score`); a query in the documents' language keeps the fused order.
     #[pyo3(signature = (query, *, mode=None, k=10, query_lang=None, lang=None, fusion=None, model=None, query_vector=None, psq=true, explain=true, rerank=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
