@@ -181,7 +181,6 @@ pub fn reranked_system(
     split: &BeirSplit,
     (k, metrics): (usize, &[Metric]),
 ) -> Result<SystemResult> {
-    let Rerank::MaxSim { depth, weight } = rerank;
     let run = system.run.as_ref().with_context(|| format!("system {} kept no run to rerank", system.mode))?;
     let snapshot = index.snapshot();
     let progress = query_progress(split.queries.len(), &format!("{} {rerank}", system.mode));
@@ -195,14 +194,12 @@ pub fn reranked_system(
         }
         let start = std::time::Instant::now();
         let ranking: Vec<(String, f32)> = ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score as f32)).collect();
-        let mut texts = Vec::with_capacity(depth.min(ranking.len()));
-        for (key, _) in ranking.iter().take(depth) {
-            let doc = snapshot.document_by_key(key)?.with_context(|| format!("{key} is in the run of {} but not in the index", system.mode))?;
-            texts.push(passage_text(&doc.title, &doc.body));
-        }
-        let scores = late::maxsim_scores(query_encoder, doc_encoder, &query.text, &texts)
+        let passage = |key: &String| match snapshot.document_by_key(key)? {
+            Some(doc) => Ok(passage_text(&doc.title, &doc.body)),
+            None => Err(crate::Error::invalid(format!("{key} is in the run of {} but not in the index", system.mode))),
+        };
+        let (mixed, _) = late::rerank_top((query_encoder, doc_encoder), &query.text, &ranking, rerank, passage)
             .with_context(|| format!("reranking query {:?}", query.id))?;
-        let mixed = late::mix_top(&ranking, &scores, weight);
         times.push(start.elapsed());
         reranked.insert(query.id.clone(), mixed.into_iter().map(|(d, s)| (d, f64::from(s))))?;
         progress.inc(1);

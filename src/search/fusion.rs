@@ -292,14 +292,7 @@ fn normalise<D>(list: &[(D, f32)], how: Normalisation) -> Vec<f32> {
                 .collect()
         }
         Normalisation::ZScore => {
-            let n = list.len().max(1) as f64;
-            let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
-            let var = list
-                .iter()
-                .map(|(_, s)| (f64::from(*s) - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            let sd = var.sqrt();
+            let (mean, sd) = mean_sd(scores);
             list.iter()
                 .map(|(_, s)| {
                     if sd > 0.0 {
@@ -311,6 +304,15 @@ fn normalise<D>(list: &[(D, f32)], how: Normalisation) -> Vec<f32> {
                 .collect()
         }
     }
+}
+
+/// Mean and population standard deviation of `scores`, summed in f64 (the z-scores of fusion and
+/// of the rerank stage, [`super::late`]).
+pub(super) fn mean_sd(scores: impl Iterator<Item = f32> + Clone) -> (f64, f64) {
+    let n = scores.clone().count().max(1) as f64;
+    let mean = scores.clone().map(f64::from).sum::<f64>() / n;
+    let var = scores.map(|s| (f64::from(s) - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
 }
 
 #[cfg(test)]

@@ -6,13 +6,15 @@
 //! Why it adds to hybrid search: a distilled student's token states were pulled toward the
 //! document encoder's token states of the English translation (the token-level OT of
 //! distillation), so matching token by token sees alignments that the pooled query vector
-//! averages away. The passages' token states are not stored in the index (≈ 200 rows of 384
-//! per passage): they are computed at query time by the index's document encoder, which is what
-//! the stage costs (docs/search.md, "Late interaction").
+//! averages away. The passages' token states are not stored in the index (up to 128 rows of 384
+//! per passage, e5's length limit): they are computed at query time by the index's document
+//! encoder, which is what the stage costs (docs/search.md, "Late interaction as an opt-in rerank
+//! stage").
 
 use std::fmt;
 use std::str::FromStr;
 
+use super::fusion::mean_sd;
 use crate::Result;
 use crate::encoder::{Encoder, Role, TokenStates};
 use crate::error::invalid;
@@ -124,13 +126,13 @@ impl TokenRows {
 }
 
 /// The query's content-token rows, encoded by `encoder` as a query.
-pub fn query_rows(encoder: &Encoder, text: &str) -> Result<TokenRows> {
+fn query_rows(encoder: &Encoder, text: &str) -> Result<TokenRows> {
     let states = encoder.token_states(&[text], Role::Query).map_err(crate::Error::encoder)?;
     Ok(states.first().map(TokenRows::from_states).unwrap_or(TokenRows { rows: Vec::new(), dim: encoder.info().dim }))
 }
 
 /// Each passage's content-token rows, encoded by `encoder` as passages (one batch).
-pub fn passage_rows<S: AsRef<str>>(encoder: &Encoder, texts: &[S]) -> Result<Vec<TokenRows>> {
+fn passage_rows<S: AsRef<str>>(encoder: &Encoder, texts: &[S]) -> Result<Vec<TokenRows>> {
     let states = encoder.token_states(texts, Role::Passage).map_err(crate::Error::encoder)?;
     Ok(states.iter().map(TokenRows::from_states).collect())
 }
@@ -140,6 +142,21 @@ pub fn passage_rows<S: AsRef<str>>(encoder: &Encoder, texts: &[S]) -> Result<Vec
 pub fn maxsim_scores<S: AsRef<str>>(query_encoder: &Encoder, doc_encoder: &Encoder, query: &str, passages: &[S]) -> Result<Vec<f32>> {
     let query = query_rows(query_encoder, query)?;
     Ok(passage_rows(doc_encoder, passages)?.iter().map(|p| maxsim(&query, p)).collect())
+}
+
+/// `ranking` (best first) with its top reordered by `rerank` for `query` ([`mix_top`]), and the
+/// MaxSim scores of that top in `ranking`'s order. `passage` gives a ranked entry's passage text.
+pub fn rerank_top<T: Clone>(
+    (query_encoder, doc_encoder): (&Encoder, &Encoder),
+    query: &str,
+    ranking: &[(T, f32)],
+    rerank: Rerank,
+    passage: impl FnMut(&T) -> Result<String>,
+) -> Result<(Vec<(T, f32)>, Vec<f32>)> {
+    let Rerank::MaxSim { depth, weight } = rerank;
+    let texts = ranking.iter().take(depth).map(|h| &h.0).map(passage).collect::<Result<Vec<String>>>()?;
+    let scores = maxsim_scores(query_encoder, doc_encoder, query, &texts)?;
+    Ok((mix_top(ranking, &scores, weight), scores))
 }
 
 /// ColBERT's MaxSim: the mean over the query rows of the best cosine to any passage row (0 when
@@ -163,9 +180,9 @@ pub fn mix_top<T: Clone>(ranking: &[(T, f32)], late: &[f32], weight: f32) -> Vec
     if n == 0 {
         return ranking.to_vec();
     }
-    let (mean, sd) = mean_sd(&ranking[..n].iter().map(|h| h.1).collect::<Vec<_>>());
+    let (mean, sd) = mean_sd(ranking[..n].iter().map(|h| h.1));
     let z = |v: f32| if sd > 0.0 { ((f64::from(v) - mean) / sd) as f32 } else { 0.0 };
-    let (late_mean, late_sd) = mean_sd(&late[..n]);
+    let (late_mean, late_sd) = mean_sd(late[..n].iter().copied());
     let z_late = |v: f32| if late_sd > 0.0 { ((f64::from(v) - late_mean) / late_sd) as f32 } else { 0.0 };
     let mut top: Vec<(T, f32)> = ranking[..n].iter().zip(late).map(|(h, &l)| (h.0.clone(), (1.0 - weight) * z(h.1) + weight * z_late(l))).collect();
     // A stable sort: equal mixed scores keep the first ranking's order.
@@ -174,14 +191,6 @@ pub fn mix_top<T: Clone>(ranking: &[(T, f32)], late: &[f32], weight: f32) -> Vec
     let scale = if sd > 0.0 { sd as f32 } else { 1.0 };
     top.extend(ranking[n..].iter().map(|h| (h.0.clone(), lowest - 1.0 - (last - h.1) / scale)));
     top
-}
-
-/// Mean and population standard deviation, in f64 for the sums.
-fn mean_sd(values: &[f32]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let sd = (values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
-    (mean, sd)
 }
 
 #[cfg(test)]

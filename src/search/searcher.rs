@@ -482,7 +482,6 @@ impl Searcher {
     /// ([`Searcher::is_cross_lingual`]): on queries in the documents' language, where e5 reads
     /// both sides, it lowered MasakhaNEWS dev (docs/search.md), so they keep the fused order.
     fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, t: &mut StageTimings) -> Result<Ranked> {
-        let Rerank::MaxSim { depth, weight } = rerank;
         let t0 = Instant::now();
         let Some(doc_encoder) = &self.encoders.document else {
             invalid!("rerank {rerank} encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
@@ -493,17 +492,14 @@ impl Searcher {
         if !self.is_cross_lingual(req)? {
             return Ok(ranked);
         }
-        let mut texts = Vec::with_capacity(depth.min(ranked.order.len()));
-        for &(id, _) in ranked.order.iter().take(depth) {
-            let doc = self.snapshot.document(id)?.ok_or_else(|| {
-                Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))
-            })?;
-            texts.push(passage_text(&doc.title, &doc.body));
-        }
-        let scores = late::maxsim_scores(query_encoder, doc_encoder, &req.query, &texts)?;
+        let passage = |&id: &u64| match self.snapshot.document(id)? {
+            Some(doc) => Ok(passage_text(&doc.title, &doc.body)),
+            None => Err(Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))),
+        };
+        let (order, scores) = late::rerank_top((query_encoder, doc_encoder), &req.query, &ranked.order, rerank, passage)?;
         ranked.late = ranked.order.iter().zip(&scores).map(|(h, &late)| (h.0, late)).collect();
         ranked.before_rerank = ranked.order.iter().copied().collect();
-        ranked.order = late::mix_top(&ranked.order, &scores, weight);
+        ranked.order = order;
         t.late_interaction = t0.elapsed();
         Ok(ranked)
     }
