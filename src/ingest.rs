@@ -20,7 +20,7 @@ use indicatif::ProgressBar;
 
 use crate::corpus::{BadLine, BadLineKind, CorpusReader};
 use crate::encoder::{Encoder, EncoderOptions};
-use crate::engine::{Document, Index, IndexConfig, IndexWriter, KeyMapState, VectorElem, attach_vectors, document_tokens, load_encoder_with, recorded_model_dir};
+use crate::engine::{Document, Index, IndexConfig, IndexWriter, KeyMapState, VectorElem, attach_vectors, document_tokens, encode_document_tokens, load_encoder_with, recorded_model_dir};
 use crate::error::{Error, Result};
 
 /// Documents encoded per encoder call (the encoder batches by length inside it).
@@ -113,7 +113,7 @@ pub fn ingest(dir: impl AsRef<Path>, input: impl AsRef<Path>, mut options: Inges
     let index = match &encoder {
         Some(enc) => Index::open_or_create_for(dir, enc)?,
         None => {
-            let config = IndexConfig { dim: options.dim, elem: options.elem.unwrap_or_default(), encoder: None };
+            let config = IndexConfig { dim: options.dim, elem: options.elem.unwrap_or_default(), encoder: None, token_codebook: None };
             Index::open_or_create(dir, config)?
         }
     };
@@ -229,7 +229,7 @@ fn index_file(index: &Index, encoder: Option<Arc<Encoder>>, mut reader: CorpusRe
         match item {
             Ok((line, doc)) => {
                 let lang = doc.lang.unwrap_or_else(|| batch.options.lang.clone());
-                let d = Document { key: doc.id, title: doc.title, body: doc.text, lang, vector: doc.vector };
+                let d = Document { key: doc.id, title: doc.title, body: doc.text, lang, vector: doc.vector, token_codes: None };
                 batch.push(line, d)?;
             }
             Err(bad) => batch.invalid(bad),
@@ -304,7 +304,8 @@ impl Batch<'_, '_> {
         // Tokenised here, while the encoder thread still works on the previous chunk.
         let tokens = document_tokens(&encoder, &docs)?;
         self.finish_encoding()?;
-        let vectors = std::thread::spawn(move || encoder.encode_tokens(&tokens));
+        let codebook = self.writer.codebook().cloned();
+        let vectors = std::thread::spawn(move || encode_document_tokens(&encoder, &tokens, codebook.as_deref()));
         self.encoding = Some(Encoding { lines, docs, vectors });
         Ok(())
     }
@@ -339,5 +340,5 @@ impl Batch<'_, '_> {
 struct Encoding {
     lines: Vec<usize>,
     docs: Vec<Document>,
-    vectors: std::thread::JoinHandle<anyhow::Result<Vec<Vec<f32>>>>,
+    vectors: std::thread::JoinHandle<anyhow::Result<Vec<crate::engine::EncodedDocument>>>,
 }

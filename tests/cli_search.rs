@@ -69,6 +69,20 @@ fn index_with_a_model_then_search_across_languages() {
     let err = fails(&["search", idx, "Kano", "--rerank", "maxsim:3", "--mode", "bm25"]);
     assert!(err.contains("not bm25"), "{err}");
 
+    // e5's model directory has the shipped token codebook, so the index stores token codes, and
+    // by default a cross-lingual query's top 20 is reranked on them; `--rerank none` turns it off.
+    assert!(info.contains("token codes  4096 centroids, 1-bit residuals, 50 bytes a token"), "{info}");
+    let query = "A wace shekara aka kafa Kano pillars?";
+    let scored = |extra: &[&str]| -> Vec<bool> {
+        let mut args = vec!["search", idx, query, "--query-lang", "hau", "-k", "5", "--explain", "--json"];
+        args.extend_from_slice(extra);
+        let v: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(v["hits"][0]["key"], "p9ff9b4b9b003", "{v}");
+        (0..5).map(|i| v["hits"][i]["explain"]["maxsim_score"].is_f64()).collect()
+    };
+    assert_eq!(scored(&[]), [true; 5]);
+    assert_eq!(scored(&["--rerank", "none"]), [false; 5]);
+
     // Dense only, human-readable: rank, score, key, title, snippet.
     let text = ok(&["search", idx, "Kano Pillars kulob", "--mode", "dense", "-k", "2", "--model", e5]);
     assert!(text.contains("  1. ") && text.contains("Kano Pillars F.C."), "{text}");

@@ -78,7 +78,7 @@ fn commit(index: &Index, state: &mut State, adds: &[(&str, u32)], deletes: &[&st
 /// An index with eight one-segment commits, so that the next commit's segment makes the merge
 /// policy (more than eight segments) merge.
 fn eight_commits(dir: &Path, state: &mut State) -> Index {
-    let index = Index::create(dir, IndexConfig { dim: Some(DIM), elem: VectorElem::F32I8, encoder: None }).unwrap();
+    let index = Index::create(dir, IndexConfig { dim: Some(DIM), elem: VectorElem::F32I8, encoder: None, token_codebook: None }).unwrap();
     for c in 0..8 {
         let keys: Vec<String> = (0..3).map(|i| format!("k{c}_{i}")).collect();
         let adds: Vec<(&str, u32)> = keys.iter().map(|k| (k.as_str(), 0)).collect();

@@ -97,7 +97,7 @@ fn vectors_round_trip_through_commit_and_reopen() {
 #[test]
 fn int8_index_round_trips_approximately() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = IndexConfig { dim: Some(DIM), elem: VectorElem::I8, encoder: None };
+    let config = IndexConfig { dim: Some(DIM), elem: VectorElem::I8, encoder: None, token_codebook: None };
     let index = Index::create(tmp.path(), config).unwrap();
     let mut w = index.writer().unwrap();
     for i in 0..50 {
@@ -501,7 +501,7 @@ fn merge_policy_bounds_segments_and_keeps_vectors() {
 #[test]
 fn int8_merges_copy_rows_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = IndexConfig { dim: Some(DIM), elem: VectorElem::I8, encoder: None };
+    let config = IndexConfig { dim: Some(DIM), elem: VectorElem::I8, encoder: None, token_codebook: None };
     let index = Index::create(tmp.path(), config).unwrap();
     let mut w = index.writer().unwrap();
     let mut first_seen: HashMap<u64, Vec<f32>> = HashMap::new();

@@ -75,6 +75,7 @@ fn valid_meta() -> CommitMeta {
                 fingerprint: "8520eedb7ea5147f".into(),
                 embedding_space: "8520eedb7ea5147f".into(),
             }),
+            token_codebook: Some("5d41402abc4b2a76b9719d911017c592".into()),
         },
     }
 }
@@ -95,7 +96,7 @@ fn arb_meta() -> impl Strategy<Value = CommitMeta> {
             next_id,
             segments,
             tombstones,
-            config: IndexConfig { dim, elem, encoder: None },
+            config: IndexConfig { dim, elem, encoder: None, token_codebook: None },
         })
 }
 

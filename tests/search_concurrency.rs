@@ -71,6 +71,7 @@ fn searches_see_whole_commits_while_a_writer_commits() {
             dim: Some(DIM),
             elem: VectorElem::F32I8,
             encoder: None,
+            token_codebook: None,
         },
     )
     .unwrap();

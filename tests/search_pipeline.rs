@@ -36,6 +36,7 @@ fn build(
             dim: Some(DIM),
             elem,
             encoder: None,
+            token_codebook: None,
         },
     )
     .unwrap();

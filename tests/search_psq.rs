@@ -40,7 +40,7 @@ const DIM: usize = 4;
 
 /// English documents; "w" is about water, "t" about a town, "y" about a year, "x" unrelated.
 fn index(dir: &std::path::Path) -> Index {
-    let index = Index::create(dir, IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let index = Index::create(dir, IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None, token_codebook: None }).unwrap();
     let mut w = index.writer().unwrap();
     let docs = [
         ("w", "Clean water reaches every home", [1.0, 0.0, 0.0, 0.0]),
@@ -96,7 +96,7 @@ fn a_translated_query_ranks_the_document_with_the_translated_terms_first() {
 #[test]
 fn a_name_spelled_the_query_language_s_way_finds_its_english_spelling() {
     let tmp = tempfile::tempdir().unwrap();
-    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None, token_codebook: None }).unwrap();
     let mut w = index.writer().unwrap();
     let docs = [("l", "Liberia is a country in West Africa"), ("b", "Libya borders Egypt"), ("x", "Football results")];
     for (i, (key, body)) in docs.into_iter().enumerate() {
@@ -129,7 +129,7 @@ fn translated_terms(searcher: &Searcher, req: &SearchRequest) -> Vec<String> {
 fn translations_into_the_index_s_most_common_terms_are_left_out() {
     // 120 documents: every one has "the", one has "water", 40 have "river" (idf ≈ 1.1).
     let tmp = tempfile::tempdir().unwrap();
-    let big = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let big = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None, token_codebook: None }).unwrap();
     let mut w = big.writer().unwrap();
     for i in 0..120 {
         let body = match i {
@@ -292,7 +292,7 @@ fn psq_build_and_search_explain_through_the_binary() {
 #[test]
 fn translations_search_titles_in_bm25_mode_and_only_bodies_in_the_hybrid_leg() {
     let tmp = tempfile::tempdir().unwrap();
-    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None }).unwrap();
+    let index = Index::create(tmp.path(), IndexConfig { dim: Some(DIM), elem: VectorElem::F32, encoder: None, token_codebook: None }).unwrap();
     let mut w = index.writer().unwrap();
     w.add(Document::new("titled", "Rivers and lakes of the region").with_title("Water").with_lang("eng").with_vector(vec![1.0, 0.0, 0.0, 0.0]))
         .unwrap();

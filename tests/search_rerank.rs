@@ -9,7 +9,7 @@ use std::sync::Arc;
 use optical::Error;
 use optical::encoder::{Encoder, default_device};
 use optical::engine::{Document, Index, passage_text};
-use optical::search::late::{self, Rerank};
+use optical::search::late::{self, Rerank, RerankChoice};
 use optical::search::{Mode, SearchRequest, Searcher};
 
 fn setup(tmp: &std::path::Path) -> (Index, Arc<Encoder>, Vec<Document>) {
@@ -78,7 +78,7 @@ fn rerank_reorders_the_top_by_maxsim_and_leaves_the_rest() {
 
         // A query in the documents' language (no query_lang) keeps the fused order, unscored.
         let mono = SearchRequest { query_lang: None, ..req.clone() };
-        let mono_plain = searcher.search(&SearchRequest { rerank: None, ..mono.clone() }).unwrap();
+        let mono_plain = searcher.search(&SearchRequest { rerank: RerankChoice::Off, ..mono.clone() }).unwrap();
         let mono_hits = searcher.search(&mono).unwrap().hits;
         assert_eq!(keys(&mono_hits), keys(&mono_plain.hits), "{mode}");
         assert!(mono_hits.iter().all(|h| h.explain.as_ref().unwrap().maxsim_score.is_none()), "{mode}");

@@ -22,7 +22,7 @@ use optical::eval::systems::{
     SearchSetup, cross_lingual_queries, dense_query_texts, encode_queries, exhaustive_system, fused_systems, hybrid_legs, reranked_system, score_run_files, search_system,
 };
 use optical::eval::{BeirCollection, BeirSplit, Metric, ResultRow, Run};
-use optical::search::{Fusion, Mode, Rerank};
+use optical::search::{Fusion, Mode, RerankChoice};
 
 /// How the exhaustive mode encodes the documents (`--doc-role`).
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,12 +63,14 @@ pub struct EvalArgs {
     /// `hybrid[SPEC]`. Default: the library's default fusion, as the row `hybrid`.
     #[arg(long)]
     pub fusion: Option<String>,
-    /// Also score each dense and hybrid row reranked by late interaction,
-    /// `maxsim[:DEPTH[:WEIGHT]]` as `optical search --rerank` runs it (cross-lingual queries
-    /// only), as a row `<mode>+<SPEC>` (its ms/query is the rerank stage's). The passages are
-    /// encoded by the searched index's document encoder.
-    #[arg(long)]
-    pub rerank: Option<Rerank>,
+    /// Also score each dense and hybrid row reranked by late interaction as `optical search
+    /// --rerank` runs it (cross-lingual queries only), as a row `<mode>+<SPEC>` (its ms/query is
+    /// the rerank stage's): `maxsim[:DEPTH[:WEIGHT]]`, `auto` (the default: `maxsim:20:0.5` on
+    /// an index that stores token codes, which is what `optical search` does, nothing
+    /// otherwise) or `none`. On an index without token codes the passages are encoded by the
+    /// searched index's document encoder.
+    #[arg(long, default_value = "auto")]
+    pub rerank: RerankChoice,
     #[command(flatten)]
     pub fusion_defaults: super::search::FusionDefaults,
     /// Score `--fusion` from a pair of hybrid leg runs written by an earlier hybrid eval
@@ -194,7 +196,7 @@ fn check_arguments(args: &EvalArgs) -> Result<()> {
     if args.index.is_some() && args.collections.len() > 1 {
         bail!("--index names one index: give a single --collection with it");
     }
-    if args.rerank.is_some() && (!args.runs.is_empty() || !args.legs.is_empty() || !args.modes.iter().any(|m| m == "dense" || m == "hybrid")) {
+    if matches!(args.rerank, RerankChoice::On(_)) && (!args.runs.is_empty() || !args.legs.is_empty() || !args.modes.iter().any(|m| m == "dense" || m == "hybrid")) {
         bail!("--rerank reranks the rows of a dense or hybrid search: give --modes dense or hybrid (not --run or --legs)");
     }
     Ok(())
@@ -302,13 +304,14 @@ impl Modes<'_> {
                 (_, None) => unreachable!("an index is opened for every mode but exhaustive"),
             }
         }
-        if let (Some(rerank), Some(index), Some(dense), Some(query_encoder)) = (args.rerank, &index, self.dense, &query_encoder) {
-            let doc_encoder = dense.index_encoder()?;
+        let has_codes = index.as_ref().is_some_and(|i| i.snapshot().codebook().is_some());
+        if let (Some(rerank), Some(index), Some(dense), Some(query_encoder)) = (args.rerank.stage(has_codes), &index, self.dense, &query_encoder) {
+            let doc_encoder = if has_codes { None } else { Some(dense.index_encoder()?) };
             let cross = cross_lingual_queries(index, &setup, split)?;
             let searched: Vec<usize> = (0..out.len()).filter(|&i| out[i].mode == "dense" || out[i].mode.starts_with("hybrid")).collect();
             for i in searched {
                 let context = || format!("{}: {} reranked by {rerank}", name.collection, out[i].mode);
-                let reranked = reranked_system(index, (query_encoder, &doc_encoder), &cross, rerank, &out[i], split, (args.k, self.metrics)).with_context(context)?;
+                let reranked = reranked_system(index, (query_encoder, doc_encoder.as_deref()), &cross, rerank, &out[i], split, (args.k, self.metrics)).with_context(context)?;
                 out.push(reranked);
             }
         }
@@ -475,7 +478,14 @@ fn dense_index(collection: &BeirCollection, args: &EvalArgs, dense: &DenseSetup)
     }
     let lang = sanitize(&args.doc_lang);
     let int8 = if args.precision.int8() { ".int8" } else { "" };
-    let name = format!("{}.{lang}.{}{int8}", collection.corpus_fingerprint()?, dense.doc_fingerprint);
+    // An index made with a token codebook stores codes made with it: one built with another
+    // codebook (or none) is another index.
+    let codebook = dense.doc_model.join(optical::encoder::codebook::CODEBOOK_FILE);
+    let codes = match codebook.is_file() {
+        true => format!(".codes-{}", &optical::encoder::codebook::Codebook::load(&codebook)?.fingerprint()?[..16]),
+        false => String::new(),
+    };
+    let name = format!("{}.{lang}.{}{int8}{codes}", collection.corpus_fingerprint()?, dense.doc_fingerprint);
     build_index(collection, args, &name, Some(&dense.doc_model))
 }
 

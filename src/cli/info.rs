@@ -30,6 +30,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "dim": cfg.dim,
             "elem": cfg.elem.to_string(),
             "encoder": cfg.encoder,
+            "token_codes": snap.codebook().map(|b| serde_json::json!({"fingerprint": cfg.token_codebook, "centroids": b.centroids(), "bits": b.bits(), "bytes_per_token": b.bytes_per_token()})),
             "vector_segments": meta.segments,
             "tombstones": snap.num_tombstones(),
             "next_id": meta.next_id,
@@ -58,6 +59,16 @@ pub fn run(args: InfoArgs) -> Result<()> {
         Some(e) => println!(
             "encoder      {} (dim {}, space {}, fingerprint {})",
             e.name, e.dim, e.embedding_space, e.fingerprint
+        ),
+    }
+    match snap.codebook() {
+        None => println!("token codes  none (a rerank stage encodes passages at query time)"),
+        Some(b) => println!(
+            "token codes  {} centroids, {}-bit residuals, {} bytes a token (codebook {})",
+            b.centroids(),
+            b.bits(),
+            b.bytes_per_token(),
+            cfg.token_codebook.as_deref().unwrap_or("?")
         ),
     }
     println!("text         {} tantivy segment(s)", snap.num_text_segments());

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use optical::distill::{PackageOptions, package_student};
 use optical::encoder::delta::EnglishRoute;
-use optical::encoder::{self, Encoder, EncoderOptions, OpticalMeta, Role};
+use optical::encoder::{self, Encoder, EncoderOptions, OpticalMeta, Role, codebook};
+use optical::engine::load_encoder_with;
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
@@ -41,6 +42,11 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Fit the token codebook with which indexes created with this document encoder store
+    /// their passages' token states (`token-codebook.safetensors` in the model directory; the
+    /// late-interaction rerank then reads them instead of encoding passages at query time).
+    #[command(name = "fit-codebook")]
+    FitCodebook(FitCodebookArgs),
     /// Load a model directory and print its encoder description as JSON.
     Info {
         /// Model directory.
@@ -84,6 +90,35 @@ pub struct WriteMetaArgs {
     /// Embedding space; default: the fingerprint of the directory's model.safetensors.
     #[arg(long)]
     embedding_space: Option<String>,
+}
+
+#[derive(Args)]
+pub struct FitCodebookArgs {
+    /// The document encoder's model directory.
+    model: PathBuf,
+    /// Text to take token states from: JSONL corpora (`title`/`text`, BEIR style) or TSV files
+    /// (every column is a text, e.g. bitext), plain or gzipped. Texts are drawn in a seeded
+    /// random order until `--rows` token rows are collected.
+    #[arg(long, num_args = 1.., required = true)]
+    text: Vec<PathBuf>,
+    /// Token rows to fit on.
+    #[arg(long, default_value_t = 200_000)]
+    rows: usize,
+    /// Number of centroids.
+    #[arg(long, default_value_t = codebook::DEFAULT_CENTROIDS)]
+    centroids: usize,
+    /// Residual bits per dimension (1, 2, 4 or 8).
+    #[arg(long, default_value_t = codebook::DEFAULT_BITS)]
+    bits: u8,
+    /// k-means iterations.
+    #[arg(long, default_value_t = 6)]
+    iterations: usize,
+    /// Seed of the text order and the initial centroids.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// File to write. Default: `token-codebook.safetensors` in the model directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -150,6 +185,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             eprintln!("assembled {} ({}, fingerprint {}) into {}", m.name, shipped.display(), m.fingerprint, out.display());
             Ok(())
         }
+        ModelCommand::FitCodebook(a) => fit_codebook(a),
         ModelCommand::Info { dir, device } => {
             let device = encoder::select_device(&device)?;
             let enc = Encoder::load(&dir, &device)?;
@@ -162,6 +198,75 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             encode_stdin(&enc, if passages { Role::Passage } else { Role::Query })
         }
     }
+}
+
+/// `optical model fit-codebook`: token states of a seeded random sample of the texts, encoded
+/// as passages, then [`codebook::Codebook::fit`].
+fn fit_codebook(a: FitCodebookArgs) -> Result<()> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let encoder = load_encoder_with(&a.model, &EncoderOptions::for_search())?;
+    let mut texts = Vec::new();
+    for path in &a.text {
+        let before = texts.len();
+        read_texts(path, &mut texts)?;
+        eprintln!("fit-codebook: {} texts from {}", texts.len() - before, path.display());
+    }
+    texts.shuffle(&mut rand::rngs::StdRng::seed_from_u64(a.seed));
+    let dim = encoder.dim();
+    let mut rows: Vec<f32> = Vec::with_capacity(a.rows * dim);
+    let mut used = 0;
+    for chunk in texts.chunks(256) {
+        if rows.len() >= a.rows * dim {
+            break;
+        }
+        for states in encoder.token_states(chunk, Role::Passage)? {
+            rows.extend(codebook::unit_content_rows(&states.states, &states.content, dim));
+        }
+        used += chunk.len();
+        eprintln!("fit-codebook: {} token rows from {used} texts", rows.len() / dim);
+    }
+    rows.truncate(a.rows * dim);
+    let options = codebook::FitOptions { centroids: a.centroids, bits: a.bits, iterations: a.iterations, seed: a.seed };
+    let book = codebook::Codebook::fit(&rows, dim, &options, &encoder.info().fingerprint, |it, cos| {
+        eprintln!("fit-codebook: k-means iteration {it}/{}: mean cosine to the nearest centroid {cos:.4}", a.iterations);
+    })?;
+    let out = a.out.unwrap_or_else(|| a.model.join(codebook::CODEBOOK_FILE));
+    book.save(&out)?;
+    let decoded = book.decode(&book.encode(&rows))?;
+    let cos: f32 = rows.chunks_exact(dim).zip(decoded.chunks_exact(dim)).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>()).sum();
+    eprintln!(
+        "fit-codebook: wrote {} ({} centroids, {}-bit residuals, {} bytes a token; mean cosine of a decoded row to its row {:.4} on the {} fitted rows)",
+        out.display(),
+        book.centroids(),
+        book.bits(),
+        book.bytes_per_token(),
+        cos / (rows.len() / dim) as f32,
+        rows.len() / dim
+    );
+    Ok(())
+}
+
+/// Appends the texts of `path` to `texts`: each document of a JSONL corpus (title and text), or
+/// each non-empty column of each line of a TSV file.
+fn read_texts(path: &std::path::Path, texts: &mut Vec<String>) -> Result<()> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".jsonl") || name.ends_with(".jsonl.gz") {
+        for item in optical::corpus::CorpusReader::open(path)? {
+            match item? {
+                Ok((_, doc)) => texts.push(optical::engine::passage_text(&doc.title, &doc.text)),
+                Err(bad) => anyhow::bail!("{bad}"),
+            }
+        }
+    } else if name.ends_with(".tsv") || name.ends_with(".tsv.gz") {
+        for (i, line) in optical::corpus::open_maybe_gz(path)?.lines().enumerate() {
+            let line = line.with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            texts.extend(line.split('\t').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
+        }
+    } else {
+        anyhow::bail!("{}: expected a .jsonl or .tsv file (plain or .gz)", path.display());
+    }
+    Ok(())
 }
 
 /// Prints the vector of every line of stdin as a JSON array, one per line.

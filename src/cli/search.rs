@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use optical::engine::{Index, Snapshot};
-use optical::search::{Fusion, Mode, Rerank, SearchRequest, SearchResults, Searcher};
+use optical::search::{Fusion, Mode, RerankChoice, SearchRequest, SearchResults, Searcher};
 use optical::translate::{TranslatedTerm, TranslationTable, read_tables};
 
 use optical::encoder::{EncoderOptions, students};
@@ -59,15 +59,17 @@ pub struct SearchArgs {
     pub psq: Option<PathBuf>,
     #[command(flatten)]
     pub psq_options: PsqOptions,
-    /// Rerank the top hits by late interaction: `maxsim[:DEPTH[:WEIGHT]]` (default
-    /// `maxsim:20:0.5`) mixes each of the top DEPTH hits' score with the MaxSim of the query's and
-    /// the passage's token states (dense and hybrid modes, cross-lingual queries: a query in the
-    /// documents' language keeps the fused order; it encodes those passages at query time with
-    /// the index's document encoder: ≈ 0.1 s per query on 2 cores).
-    #[arg(long)]
-    pub rerank: Option<Rerank>,
-    /// The index's document encoder, for `--rerank`. Default: the model directory recorded
-    /// beside the index by `optical index --model`.
+    /// Rerank the top hits by late interaction (dense and hybrid modes, cross-lingual queries:
+    /// a query in the documents' language keeps the fused order). `maxsim[:DEPTH[:WEIGHT]]`
+    /// mixes each of the top DEPTH hits' score with the MaxSim of the query's and the passage's
+    /// token states (DEPTH 20, WEIGHT 0.5 unless given); `auto` (the default) runs `maxsim` on an
+    /// index that stores token codes (≈ 1 ms) and nothing on one that does not; `none` turns it
+    /// off. On an index without token codes a stage encodes the passages at query time with the
+    /// index's document encoder (≈ 0.1 s per query on 2 cores).
+    #[arg(long, default_value = "auto")]
+    pub rerank: RerankChoice,
+    /// The index's document encoder, for `--rerank` on an index without token codes. Default:
+    /// the model directory recorded beside the index by `optical index --model`.
     #[arg(long)]
     pub doc_model: Option<PathBuf>,
     /// Show per hit the BM25 rank and score, the dense rank and score, and the fused score.
@@ -148,7 +150,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         searcher = searcher
             .with_encoder(encoder)
             .with_context(|| format!("query encoder {} on index {}", model.display(), args.dir.display()))?;
-        if args.rerank.is_some() {
+        if needs_doc_encoder(&args, mode, searcher.snapshot().codebook().is_some()) {
             let Some(doc_model) = args.doc_model.clone().or_else(|| recorded_model_dir(&args.dir)) else {
                 bail!("--rerank encodes the top passages with the index's document encoder, but index {} does not know its model directory: pass it with --doc-model DIR", args.dir.display())
             };
@@ -206,10 +208,13 @@ fn request(args: &SearchArgs, mode: Mode) -> Result<SearchRequest> {
     if let Some(l) = &args.lang {
         req = req.with_lang_filter(l);
     }
-    if let Some(r) = args.rerank {
-        req = req.with_rerank(r);
-    }
-    Ok(req)
+    Ok(req.with_rerank_choice(args.rerank))
+}
+
+/// Whether the search runs a rerank stage that encodes passages: one asked for on an index
+/// without stored token codes.
+fn needs_doc_encoder(args: &SearchArgs, mode: Mode, has_codes: bool) -> bool {
+    !has_codes && mode != Mode::Bm25 && matches!(args.rerank, RerankChoice::On(_))
 }
 
 /// The translation tables to register: `--psq` (a file or a directory; `none` for no table),

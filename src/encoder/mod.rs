@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod attention;
 mod bert;
+pub mod codebook;
 mod config;
 mod device;
 pub mod int8;
@@ -123,6 +124,25 @@ pub fn load_meta_space(dir: &Path) -> Result<String> {
 /// that are there. A claim copied from another model directory, or left behind when the
 /// weights were replaced, would otherwise let vectors of unrelated spaces be compared. A claim
 /// with no record (a hand-written or older file) cannot be checked and is accepted.
+/// The token codebook in model directory `dir`, if it has one; it must have been fitted on
+/// these very weights (`fingerprint`): codes of another model's token states mean nothing.
+fn load_codebook(dir: &Path, fingerprint: &str) -> Result<Option<std::sync::Arc<codebook::Codebook>>> {
+    let path = dir.join(codebook::CODEBOOK_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let book = codebook::Codebook::load(&path)?;
+    ensure!(
+        book.encoder_fingerprint() == fingerprint,
+        "token codebook {} was fitted on the token states of weights {}, but {} holds weights {fingerprint} (fit it again: optical model fit-codebook)",
+        path.display(),
+        book.encoder_fingerprint(),
+        dir.join(WEIGHTS_FILE).display()
+    );
+    ensure!(book.dim() == load_config(dir)?.hidden_size, "token codebook {} has rows of {} values, the model's states have {}", path.display(), book.dim(), load_config(dir)?.hidden_size);
+    Ok(Some(std::sync::Arc::new(book)))
+}
+
 fn check_space_claim(dir: &Path, meta: &OpticalMeta, fingerprint: &str) -> Result<()> {
     if meta.embedding_space.is_empty() || meta.embedding_space == fingerprint {
         return Ok(());
@@ -238,6 +258,8 @@ pub struct Encoder {
     batch_size: usize,
     /// The int8 inference network, when [`EncoderOptions::int8`] asked for it.
     int8: Option<Int8Bert>,
+    /// The token codebook of the model directory ([`codebook::CODEBOOK_FILE`]), if it has one.
+    codebook: Option<std::sync::Arc<codebook::Codebook>>,
 }
 
 /// Reads the config of a model directory, with an error naming the directory if it is not one.
@@ -348,6 +370,7 @@ impl Encoder {
         })?;
         check_space_claim(dir, &meta, &fingerprint)?;
         let int8 = if options.int8 { Some(Int8Bert::new(&model)?) } else { None };
+        let codebook = load_codebook(dir, &fingerprint)?;
         let name = if meta.name.is_empty() {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -379,6 +402,7 @@ impl Encoder {
             dir: dir.to_path_buf(),
             batch_size: options.batch_size.unwrap_or(32).max(1),
             int8,
+            codebook,
         })
     }
 
@@ -390,6 +414,11 @@ impl Encoder {
     /// Vector dimension.
     pub fn dim(&self) -> usize {
         self.info.dim
+    }
+
+    /// The model directory's token codebook ([`codebook::CODEBOOK_FILE`]), if it has one.
+    pub fn codebook(&self) -> Option<&std::sync::Arc<codebook::Codebook>> {
+        self.codebook.as_ref()
     }
 
     /// Whether [`Encoder::encode`] and [`Encoder::token_states`] run the int8 network.
@@ -469,6 +498,25 @@ impl Encoder {
             let pooled = l2_normalize(mean_pool(states, batch.attention_mask));
             let rows = split_rows(pooled, self.info.dim)?;
             Ok(rows)
+        })
+    }
+
+    /// [`Encoder::encode_tokens`] and the last-layer token states of each input from the same
+    /// forward pass: `(pooled vector, states)`, the states `len × dim` row-major, in input order.
+    pub fn encode_tokens_with_states(&self, tokens: &[Tokenized]) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        let dim = self.info.dim;
+        if let Some(int8) = &self.int8 {
+            return self.run_int8(int8, tokens, |packed| {
+                Ok(packed.pooled().into_iter().enumerate().map(|(i, v)| (v, packed.input(i).to_vec())).collect())
+            });
+        }
+        self.run_batches(tokens, |batch| {
+            let lengths = batch.lengths.clone();
+            let states = self.model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask.clone());
+            let [_, seq, _] = states.dims();
+            let pooled = split_rows(l2_normalize(mean_pool(states.clone(), batch.attention_mask)), dim)?;
+            let flat = to_vec(states)?;
+            Ok(pooled.into_iter().zip(&lengths).enumerate().map(|(r, (v, &len))| (v, flat[r * seq * dim..(r * seq + len) * dim].to_vec())).collect())
         })
     }
 

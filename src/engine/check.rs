@@ -11,6 +11,7 @@ use optical_storage::{Segment, Tombstones};
 use super::guard::guard;
 use super::meta::CommitMeta;
 use super::{Index, TEXT_DIR, VECTORS_DIR, vectors};
+use crate::encoder::codebook::CODEBOOK_FILE;
 
 /// One thing wrong with an index, and the file it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,12 @@ fn check_commit(dir: &Path, tantivy: &tantivy::Index, text_dir: &Path, metas: &t
     check_text_files(tantivy, text_dir, metas, &mut report);
     if let Some(meta) = &meta {
         check_vector_files(&dir.join(VECTORS_DIR), meta, &mut report);
+        if meta.config.token_codebook.is_some() {
+            report.files_checked += 1;
+            if let Err(e) = super::load_index_codebook(dir, &meta.config) {
+                report.problems.push(Problem { file: dir.join(CODEBOOK_FILE), message: e.to_string() });
+            }
+        }
     }
     // Agreement needs every file readable; only worth trying on an otherwise sound index.
     if report.problems.is_empty() {

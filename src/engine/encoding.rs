@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::meta::{EncoderRecord, IndexConfig, VectorElem};
 use super::{Document, Index};
 use crate::Result;
+use crate::encoder::codebook::{Codebook, unit_content_rows};
 use crate::encoder::{Encoder, EncoderInfo, EncoderOptions, Role, Tokenized, default_device};
 use crate::error::{Error, incompatible};
 
@@ -38,12 +39,15 @@ pub fn encoder_record(info: &EncoderInfo) -> EncoderRecord {
 }
 
 /// The configuration of a new index whose vectors `encoder` computes: its dimension, f32 rows
-/// with int8 companions (fast first pass, exact rescoring), and the encoder record.
+/// with int8 companions (fast first pass, exact rescoring), and the encoder record. (An index
+/// made by [`Index::open_or_create_for`] also stores token codes when the encoder's model
+/// directory has a token codebook.)
 pub fn index_config_for(encoder: &Encoder) -> IndexConfig {
     IndexConfig {
         dim: Some(encoder.dim()),
         elem: VectorElem::F32I8,
         encoder: Some(encoder_record(encoder.info())),
+        token_codebook: None,
     }
 }
 
@@ -122,11 +126,31 @@ pub(crate) fn record_model_dir(dir: &Path, encoder: &Encoder) -> anyhow::Result<
 }
 
 /// Computes the vectors of `docs` with `encoder`, in one call (the encoder batches by length
-/// inside it). Every document must come without a vector: the encoder computes them all.
-pub(crate) fn encode_documents(encoder: &Encoder, docs: &mut [Document]) -> Result<()> {
+/// inside it), and their token codes when the index has a token `codebook`. Every document must
+/// come without a vector: the encoder computes them all.
+pub(crate) fn encode_documents(encoder: &Encoder, docs: &mut [Document], codebook: Option<&Codebook>) -> Result<()> {
     let tokens = document_tokens(encoder, docs)?;
-    let vectors = encoder.encode_tokens(&tokens).context("encoding documents").map_err(Error::encoder)?;
-    attach_vectors(docs, vectors)
+    let encoded = encode_document_tokens(encoder, &tokens, codebook).context("encoding documents").map_err(Error::encoder)?;
+    attach_vectors(docs, encoded)
+}
+
+/// What the document encoder gives one document: its vector and, for an index with a token
+/// codebook, the codes of its content tokens' states.
+pub(crate) type EncodedDocument = (Vec<f32>, Option<Vec<u8>>);
+
+/// Encodes documents tokenised by [`document_tokens`]: their vectors, and their token codes
+/// when `codebook` is given (from the same forward pass).
+pub(crate) fn encode_document_tokens(encoder: &Encoder, tokens: &[Tokenized], codebook: Option<&Codebook>) -> anyhow::Result<Vec<EncodedDocument>> {
+    let Some(book) = codebook else {
+        return Ok(encoder.encode_tokens(tokens)?.into_iter().map(|v| (v, None)).collect());
+    };
+    let dim = encoder.dim();
+    let encoded = encoder.encode_tokens_with_states(tokens)?;
+    Ok(encoded
+        .into_iter()
+        .zip(tokens)
+        .map(|((vector, states), t)| (vector, Some(book.encode(&unit_content_rows(&states, &t.content, dim)))))
+        .collect())
 }
 
 /// The tokens `encoder` reads for `docs` (passage prefix, title and body): the first half of
@@ -144,25 +168,30 @@ pub(crate) fn document_tokens(encoder: &Encoder, docs: &[Document]) -> Result<Ve
     Ok(encoder.tokenize(&texts, Role::Passage).context("tokenizing documents").map_err(Error::encoder)?)
 }
 
-/// Gives each document its vector (the second half of [`encode_documents`]).
-pub(crate) fn attach_vectors(docs: &mut [Document], vectors: Vec<Vec<f32>>) -> Result<()> {
-    if vectors.len() != docs.len() {
+/// Gives each document its vector and token codes (the second half of [`encode_documents`]).
+pub(crate) fn attach_vectors(docs: &mut [Document], encoded: Vec<EncodedDocument>) -> Result<()> {
+    if encoded.len() != docs.len() {
         return Err(Error::Encoder {
-            message: format!("the encoder returned {} vectors for {} documents", vectors.len(), docs.len()),
+            message: format!("the encoder returned {} vectors for {} documents", encoded.len(), docs.len()),
         });
     }
-    for (doc, v) in docs.iter_mut().zip(vectors) {
-        doc.vector = Some(v);
+    for (doc, (vector, codes)) in docs.iter_mut().zip(encoded) {
+        doc.vector = Some(vector);
+        doc.token_codes = codes;
     }
     Ok(())
 }
 
 impl Index {
     /// Opens the index at `dir` for indexing with `encoder`: creates it (f32 vectors with int8
-    /// companions, the encoder recorded) when absent; an existing index must have been built
+    /// companions, the encoder recorded, and token codes stored when the encoder's model
+    /// directory has a token codebook) when absent; an existing index must have been built
     /// with this encoder.
     pub fn open_or_create_for(dir: impl AsRef<Path>, encoder: &Encoder) -> Result<Index> {
-        let index = Index::open_or_create(dir.as_ref(), index_config_for(encoder))?;
+        let index = match encoder.codebook() {
+            Some(book) if !Index::exists(dir.as_ref()) => Index::create_with_codebook(dir.as_ref(), index_config_for(encoder), book)?,
+            _ => Index::open_or_create(dir.as_ref(), index_config_for(encoder))?,
+        };
         check_document_encoder(&index.config(), encoder.info())
             .with_context(|| format!("indexing into {}", dir.as_ref().display()))?;
         Ok(index)

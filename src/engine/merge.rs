@@ -1,9 +1,9 @@
 //! Merging shard indexes into one index (`optical merge`, the last step of a distributed
 //! indexing job such as examples/ray_index.py).
 //!
-//! The shards must share one configuration (dimension, element type, encoder record), and no
-//! key may live in two shards. Every live document is copied with its stored vector (bit for
-//! bit: nothing is encoded again) into a new index built in a staging directory beside the
+//! The shards must share one configuration (dimension, element type, encoder record, token
+//! codebook), and no key may live in two shards. Every live document is copied with its stored
+//! vector and token codes (bit for bit: nothing is encoded again) into a new index built in a staging directory beside the
 //! output (`<out>.merging`), one commit per shard so that memory stays bounded by the largest
 //! shard; the staging directory is renamed to `<out>` once all of it is durable. A failure or
 //! a crash at any point leaves no `<out>`, only a staging directory the next merge removes.
@@ -89,7 +89,11 @@ fn staging_dir(out: &Path) -> PathBuf {
 /// shard; returns the documents copied per shard.
 fn copy_shards(staging: &Path, shards: &[PathBuf], opened: &[Index], config: super::IndexConfig) -> Result<Vec<u64>> {
     let has_vectors = config.dim.is_some();
-    let merged = Index::create(staging, config)?;
+    // Shards of one configuration share one token codebook (its fingerprint is part of it).
+    let merged = match opened[0].snapshot().codebook() {
+        Some(book) => Index::create_with_codebook(staging, config, book)?,
+        None => Index::create(staging, config)?,
+    };
     let mut writer = merged.writer()?;
     let mut owner: HashMap<String, usize> = HashMap::new();
     let mut per_shard = Vec::with_capacity(shards.len());
@@ -106,6 +110,7 @@ fn copy_shards(staging: &Path, shards: &[PathBuf], opened: &[Index], config: sup
                 .document(*id)?
                 .with_context(|| format!("shard {}: document `{key}` vanished from its snapshot", shard.display()))?;
             let mut doc = Document::new(stored.key, stored.body).with_title(stored.title).with_lang(stored.lang);
+            doc.token_codes = stored.token_codes;
             if has_vectors {
                 let v = snap
                     .vector(*id)

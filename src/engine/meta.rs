@@ -91,6 +91,11 @@ pub struct IndexConfig {
     pub elem: VectorElem,
     /// The encoder that produced the vectors, when known.
     pub encoder: Option<EncoderRecord>,
+    /// Fingerprint ([`crate::encoder::codebook::Codebook::fingerprint`]) of the token codebook
+    /// the index keeps beside its text (`token-codebook.safetensors`) and stores its passages'
+    /// token states with, for the late-interaction rerank; `None`: no token codes are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_codebook: Option<String>,
 }
 
 impl IndexConfig {
@@ -108,6 +113,9 @@ impl IndexConfig {
     pub fn validate(&self) -> crate::Result<()> {
         if self.dim == Some(0) {
             invalid!("vector dimension must be at least 1");
+        }
+        if self.token_codebook.is_some() && self.encoder.is_none() {
+            invalid!("a token codebook is set but no document encoder is recorded: token codes are the encoder's token states");
         }
         if let Some(enc) = &self.encoder {
             match self.dim {

@@ -6,6 +6,11 @@
 //! <dir>/text/       the tantivy index (title/body/lang, the external key, the internal id)
 //! <dir>/vectors/    immutable vector segments (*.ovs) and tombstone files (*.tomb)
 //! <dir>/keymap/     sled: external key -> internal id (derived state, rebuilt when stale)
+//! <dir>/token-codebook.safetensors   the token codebook, when the index stores token codes
+//!                   (written before the first commit, never changed; the commit payload's
+//!                   configuration holds its fingerprint, and each document's codes are a
+//!                   stored bytes field of the tantivy index, so they follow its commits,
+//!                   deletes and merges)
 //! <dir>/optical.lock  held by the process that has the index open for writing
 //! ```
 //!
@@ -46,7 +51,8 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 
-use crate::error::{Error, Result};
+use crate::encoder::codebook::{CODEBOOK_FILE, Codebook};
+use crate::error::{Error, Result, damaged, invalid};
 use tantivy::{IndexReader, ReloadPolicy};
 
 pub use self::check::{CheckReport, Problem, check};
@@ -55,7 +61,7 @@ pub use self::encoding::{
     ENCODER_SOURCE_FILE, check_document_encoder, encoder_record, index_config_for, load_encoder, load_encoder_with,
     passage_text, recorded_model_dir,
 };
-pub(crate) use self::encoding::{attach_vectors, document_tokens};
+pub(crate) use self::encoding::{EncodedDocument, attach_vectors, document_tokens, encode_document_tokens};
 #[doc(hidden)]
 pub use self::failpoint::CommitStep;
 pub use self::keymap::KeyMapState;
@@ -88,6 +94,11 @@ pub struct Document {
     pub lang: String,
     /// The document's vector: required by an index with a dimension, refused by a text-only one.
     pub vector: Option<Vec<f32>>,
+    /// The passage's token codes ([`crate::encoder::codebook::Codebook::encode`] of its content
+    /// tokens' states), stored for the late-interaction rerank by an index with a token
+    /// codebook. The index's writer computes them with the vector; a document that brings its
+    /// own vector may bring its codes too (a merge copies them).
+    pub token_codes: Option<Vec<u8>>,
 }
 
 impl Document {
@@ -113,6 +124,12 @@ impl Document {
         self.vector = Some(vector);
         self
     }
+
+    /// Sets the token codes.
+    pub fn with_token_codes(mut self, codes: Vec<u8>) -> Document {
+        self.token_codes = Some(codes);
+        self
+    }
 }
 
 /// State shared by an [`Index`], its writer and its snapshots.
@@ -120,6 +137,8 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub vectors_dir: PathBuf,
     pub fields: TextFields,
+    /// The token codebook of an index configured with one ([`IndexConfig::token_codebook`]).
+    pub codebook: Option<Arc<Codebook>>,
     pub tantivy: tantivy::Index,
     pub reader: IndexReader,
     pub current: RwLock<Snapshot>,
@@ -150,8 +169,21 @@ pub struct Index {
 impl Index {
     /// Creates a new index in `dir` (created if absent; must not already hold an index).
     pub fn create(dir: impl AsRef<Path>, config: IndexConfig) -> Result<Index> {
-        let dir = dir.as_ref();
+        Index::create_inner(dir.as_ref(), config, None)
+    }
+
+    /// [`Index::create`] for an index that stores its passages' token codes: keeps a copy of
+    /// `codebook` beside its text and records the copy's fingerprint in the configuration.
+    pub fn create_with_codebook(dir: impl AsRef<Path>, mut config: IndexConfig, codebook: &Codebook) -> Result<Index> {
+        config.token_codebook = Some(codebook.fingerprint()?);
+        Index::create_inner(dir.as_ref(), config, Some(codebook))
+    }
+
+    fn create_inner(dir: &Path, config: IndexConfig, codebook: Option<&Codebook>) -> Result<Index> {
         config.validate()?;
+        if codebook.is_none() && config.token_codebook.is_some() {
+            invalid!("the configuration names a token codebook: create the index with Index::create_with_codebook");
+        }
         if Index::exists(dir) {
             return Err(Error::AlreadyExists {
                 dir: dir.to_path_buf(),
@@ -161,6 +193,12 @@ impl Index {
         check_creatable(dir)?;
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).with_context(|| format!("creating {}", dir.display()))?;
         let lock = lock_dir(dir)?;
+        if let Some(book) = codebook {
+            // Durable before the first commit names it.
+            let path = dir.join(CODEBOOK_FILE);
+            book.save(&path)?;
+            vectors::sync_dir(dir)?;
+        }
         // The tantivy index is built in `text.tmp` and renamed to `text` once its first commit
         // (carrying the configuration) is durable: a crash during creation leaves no `text/`, so
         // the directory is never mistaken for an index without a payload.
@@ -232,17 +270,19 @@ impl Index {
         let fields = TextFields::from_schema(&index.schema())?;
         let reader = make_reader(dir, &index)?;
         let (searcher, meta) = snapshot::load_commit(dir, &index, &reader)?;
+        let codebook = load_index_codebook(dir, &meta.config)?;
         let vectors_dir = dir.join(VECTORS_DIR);
         std::fs::create_dir_all(&vectors_dir).with_context(|| format!("creating {}", vectors_dir.display()))?;
         let removed = vectors::remove_orphans(&vectors_dir, &meta)?;
         let vecs = vectors::VectorSet::open(&vectors_dir, &meta, None)?;
-        let snap = Snapshot::new(dir, searcher, fields.clone(), meta, vecs);
+        let snap = Snapshot::new(dir, searcher, fields.clone(), meta, vecs, codebook.clone());
         snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let (keymap, state) = keymap::KeyMap::open_or_rebuild(&dir.join(KEYMAP_DIR), &snap)?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             vectors_dir,
             fields,
+            codebook,
             tantivy: index,
             reader,
             current: RwLock::new(snap),
@@ -268,12 +308,15 @@ impl Index {
         let fields = TextFields::from_schema(&index.schema())?;
         let reader = make_reader(dir, &index)?;
         let vectors_dir = dir.join(VECTORS_DIR);
-        let snap = snapshot::load_snapshot(&index, &reader, &fields, &vectors_dir, None)?;
+        let (_, meta) = snapshot::load_commit(dir, &index, &reader)?;
+        let codebook = load_index_codebook(dir, &meta.config)?;
+        let snap = snapshot::load_snapshot(&index, &reader, &fields, &vectors_dir, None, codebook.clone())?;
         snapshot::check_agreement(&snap, &vectors_dir).with_context(|| format!("opening index {}", dir.display()))?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             vectors_dir,
             fields,
+            codebook,
             tantivy: index,
             reader,
             current: RwLock::new(snap),
@@ -301,6 +344,7 @@ impl Index {
             &self.shared.fields,
             &self.shared.vectors_dir,
             Some(&prev),
+            self.shared.codebook.clone(),
         )?;
         let mut cur = self.shared.current.write().expect("snapshot lock poisoned");
         if snap.generation() >= cur.generation() {
@@ -346,6 +390,10 @@ impl Index {
             if path.exists() {
                 std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
             }
+        }
+        let codebook = dir.join(CODEBOOK_FILE);
+        if codebook.exists() {
+            std::fs::remove_file(&codebook).with_context(|| format!("removing {}", codebook.display()))?;
         }
         let lock_path = dir.join(LOCK_FILE);
         std::fs::remove_file(&lock_path).with_context(|| format!("removing {}", lock_path.display()))?;
@@ -417,6 +465,19 @@ impl Index {
     }
 }
 
+/// The token codebook of the index at `dir`, when its configuration names one: the copy in the
+/// directory must be the very file the index was created with (its fingerprint).
+pub(crate) fn load_index_codebook(dir: &Path, config: &IndexConfig) -> Result<Option<Arc<Codebook>>> {
+    let Some(want) = &config.token_codebook else { return Ok(None) };
+    let path = dir.join(CODEBOOK_FILE);
+    let book = Codebook::load(&path).map_err(|e| Error::Damaged { message: format!("{e:#} (the index stores token codes made with it)") })?;
+    let got = book.fingerprint()?;
+    if &got != want {
+        damaged!("token codebook {} has fingerprint {got}, the index was created with {want}: the file was changed or replaced", path.display());
+    }
+    Ok(Some(Arc::new(book)))
+}
+
 /// The error of opening `dir`, which holds no index.
 pub(crate) fn not_an_index(dir: &Path) -> Error {
     let meta = dir.join(TEXT_DIR).join("meta.json");
@@ -456,7 +517,10 @@ fn check_creatable(dir: &Path) -> Result<()> {
     let vectors_empty = std::fs::read_dir(dir.join(VECTORS_DIR)).map(|mut rd| rd.next().is_none()).unwrap_or(false);
     let interrupted = names.iter().any(|n| n == LOCK_FILE)
         && names.iter().all(|n| {
-            n == LOCK_FILE || n.as_str() == format!("{TEXT_STAGING_DIR}/") || (n.as_str() == format!("{VECTORS_DIR}/") && vectors_empty)
+            n == LOCK_FILE
+                || n == CODEBOOK_FILE
+                || n.as_str() == format!("{TEXT_STAGING_DIR}/")
+                || (n.as_str() == format!("{VECTORS_DIR}/") && vectors_empty)
         });
     if interrupted {
         return Ok(());

@@ -14,6 +14,7 @@ use super::guard::{Damaged, guard};
 use super::meta::{CommitMeta, IndexConfig};
 use super::vectors::VectorSet;
 use super::text::{self, TextFields};
+use crate::encoder::codebook::Codebook;
 use crate::error::damaged;
 
 /// A document as stored in the index.
@@ -29,6 +30,8 @@ pub struct StoredDoc {
     pub body: String,
     /// Language code.
     pub lang: String,
+    /// The passage's token codes, when the index stores them.
+    pub token_codes: Option<Vec<u8>>,
 }
 
 struct Inner {
@@ -38,6 +41,7 @@ struct Inner {
     fields: TextFields,
     meta: CommitMeta,
     vectors: VectorSet,
+    codebook: Option<Arc<Codebook>>,
 }
 
 /// A consistent view of one commit: BM25 and vectors agree on the set of documents. Cheap to
@@ -46,8 +50,13 @@ struct Inner {
 pub struct Snapshot(Arc<Inner>);
 
 impl Snapshot {
-    pub(crate) fn new(dir: &Path, searcher: Searcher, fields: TextFields, meta: CommitMeta, vectors: VectorSet) -> Snapshot {
-        Snapshot(Arc::new(Inner { dir: dir.to_path_buf(), searcher, fields, meta, vectors }))
+    pub(crate) fn new(dir: &Path, searcher: Searcher, fields: TextFields, meta: CommitMeta, vectors: VectorSet, codebook: Option<Arc<Codebook>>) -> Snapshot {
+        Snapshot(Arc::new(Inner { dir: dir.to_path_buf(), searcher, fields, meta, vectors, codebook }))
+    }
+
+    /// The token codebook the index stores its passages' token codes with, if it has one.
+    pub fn codebook(&self) -> Option<&Arc<Codebook>> {
+        self.0.codebook.as_ref()
     }
 
     /// The index directory this snapshot was read from.
@@ -157,7 +166,8 @@ impl Snapshot {
         let id = doc.get_first(f.id).and_then(|v| v.as_u64()).with_context(|| {
             format!("a stored document of {} has no `id` field: its doc store is damaged", self.0.dir.display())
         })?;
-        Ok(Some(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang) }))
+        let token_codes = f.token_codes.and_then(|field| doc.get_first(field)).and_then(|v| v.as_bytes()).map(<[u8]>::to_vec);
+        Ok(Some(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang), token_codes }))
     }
 
     /// Every live document's (key, id), in no particular order.
@@ -224,6 +234,7 @@ pub(crate) fn load_snapshot(
     fields: &TextFields,
     vectors_dir: &Path,
     previous: Option<&Snapshot>,
+    codebook: Option<Arc<Codebook>>,
 ) -> Result<Snapshot> {
     let dir = vectors_dir.parent().unwrap_or(vectors_dir);
     let mut last_err = None;
@@ -232,7 +243,7 @@ pub(crate) fn load_snapshot(
         // A concurrent writer deletes the vector files of superseded commits: if they vanished
         // before we opened them, a newer commit exists — load that one.
         match VectorSet::open(vectors_dir, &meta, previous.map(|p| p.vectors())) {
-            Ok(v) => return Ok(Snapshot::new(dir, searcher, fields.clone(), meta, v)),
+            Ok(v) => return Ok(Snapshot::new(dir, searcher, fields.clone(), meta, v, codebook)),
             Err(e) => last_err = Some(e),
         }
     }

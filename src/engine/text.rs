@@ -184,6 +184,9 @@ pub mod field {
     pub const TITLE_ENG: &str = "title_eng";
     /// Body of English documents, English-stemmed (not stored).
     pub const BODY_ENG: &str = "body_eng";
+    /// The passage's token codes ([`crate::encoder::codebook`]), stored bytes; in the schema of
+    /// indexes created since the late-interaction rerank reads stored codes (older ones lack it).
+    pub const TOKEN_CODES: &str = "token_codes";
 }
 
 /// The tantivy schema of an Optical index and its fields.
@@ -209,6 +212,8 @@ pub(crate) struct TextFields {
     pub title_eng: Field,
     /// See [`field::BODY_ENG`].
     pub body_eng: Field,
+    /// See [`field::TOKEN_CODES`]; `None` in an index created before the field existed.
+    pub token_codes: Option<Field>,
 }
 
 impl TextFields {
@@ -233,6 +238,7 @@ impl TextFields {
         let eng_only = TextOptions::default().set_indexing_options(eng);
         b.add_text_field(field::TITLE_ENG, eng_only.clone());
         b.add_text_field(field::BODY_ENG, eng_only);
+        b.add_bytes_field(field::TOKEN_CODES, STORED);
         TextFields::from_schema(&b.build()).expect("the schema just built has every field")
     }
 
@@ -253,6 +259,7 @@ impl TextFields {
             title_words: get(field::TITLE_WORDS)?,
             body_words: get(field::BODY_WORDS)?,
             title_eng: get(field::TITLE_ENG)?,
+            token_codes: schema.get_field(field::TOKEN_CODES).ok(),
             body_eng: get(field::BODY_ENG)?,
         })
     }

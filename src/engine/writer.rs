@@ -18,6 +18,7 @@ use super::vectors::{self, VectorSet};
 use super::encoding::{check_document_encoder, encode_documents, record_model_dir};
 use super::{Document, Shared};
 use crate::encoder::Encoder;
+use crate::encoder::codebook::Codebook;
 use super::text;
 
 /// Memory budget of the tantivy writer.
@@ -143,12 +144,17 @@ impl IndexWriter {
         self.encoder.as_ref()
     }
 
+    /// The index's token codebook, if it stores token codes.
+    pub(crate) fn codebook(&self) -> Option<&Arc<Codebook>> {
+        self.shared.codebook.as_ref()
+    }
+
     /// Computes the vectors of `docs` with the writer's encoder in one encoder call (cheaper
     /// than one document at a time); a no-op without an encoder. With one, no document may
     /// bring its own vector.
     pub(crate) fn encode(&self, docs: &mut [Document]) -> crate::Result<()> {
         match &self.encoder {
-            Some(encoder) => encode_documents(encoder, docs),
+            Some(encoder) => encode_documents(encoder, docs, self.shared.codebook.as_deref()),
             None => Ok(()),
         }
     }
@@ -192,6 +198,15 @@ impl IndexWriter {
                 }
                 if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                     invalid!("document `{}` has a non-finite vector component at {i}", doc.key);
+                }
+            }
+        }
+        match (&self.shared.codebook, &doc.token_codes) {
+            (_, None) => {}
+            (None, Some(_)) => invalid!("document `{}` brings token codes, but the index stores none (it was created without a token codebook)", doc.key),
+            (Some(book), Some(codes)) => {
+                if codes.len() % book.bytes_per_token() != 0 {
+                    invalid!("document `{}` has {} bytes of token codes, not a whole number of the index's {}-byte token codes", doc.key, codes.len(), book.bytes_per_token());
                 }
             }
         }
@@ -279,6 +294,9 @@ impl IndexWriter {
         } else {
             td.add_text(f.title_words, &doc.title);
             td.add_text(f.body_words, &doc.body);
+        }
+        if let (Some(field), Some(codes)) = (f.token_codes, &doc.token_codes) {
+            td.add_bytes(field, codes);
         }
         self.tantivy
             .add_document(td)
@@ -385,7 +403,7 @@ impl IndexWriter {
             bail!("after committing generation {generation}, tantivy shows generation {}", loaded.generation);
         }
         let vecs = VectorSet::open(&self.shared.vectors_dir, &loaded, Some(self.base.vectors()))?;
-        let snap = Snapshot::new(&self.shared.dir, searcher, self.shared.fields.clone(), loaded, vecs);
+        let snap = Snapshot::new(&self.shared.dir, searcher, self.shared.fields.clone(), loaded, vecs, self.shared.codebook.clone());
         let info = CommitInfo {
             generation,
             added: self.added,
@@ -480,7 +498,7 @@ fn latest_commit(shared: &Shared) -> Result<Snapshot> {
         vectors::remove_orphans(&shared.vectors_dir, current.meta())?;
         return Ok(current);
     }
-    let snap = snapshot::load_snapshot(&shared.tantivy, &shared.reader, &shared.fields, &shared.vectors_dir, Some(&current))?;
+    let snap = snapshot::load_snapshot(&shared.tantivy, &shared.reader, &shared.fields, &shared.vectors_dir, Some(&current), shared.codebook.clone())?;
     snapshot::check_agreement(&snap, &shared.vectors_dir)?;
     // Vector files a failed commit wrote but no commit names would be overwritten by the next
     // commit of the same generation: remove them as a writable open does.

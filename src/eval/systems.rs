@@ -16,9 +16,9 @@ use super::metrics::{Averaging, Metric, evaluate};
 use super::output::SystemResult;
 use super::run::Run;
 use crate::encoder::{Encoder, EncoderInfo, Role};
-use crate::engine::{Index, passage_text};
+use crate::engine::Index;
 use crate::eval::BeirCollection;
-use crate::search::late::{self, Rerank};
+use crate::search::late::{self, Rerank, RerankChoice};
 use crate::search::{Fusion, Mode, SearchRequest, Searcher};
 use crate::translate::TranslationTable;
 
@@ -71,9 +71,10 @@ impl SearchSetup<'_> {
 }
 
 /// The search request of a query: its text, and its language when the query file gives one
-/// (it picks the translation table of the BM25 leg).
+/// (it picks the translation table of the BM25 leg). No rerank stage: an evaluation scores the
+/// rerank as rows of its own ([`reranked_system`]).
 fn request(query: &Query, k: usize, mode: Mode) -> SearchRequest {
-    let req = SearchRequest::new(&query.text).with_k(k).with_mode(mode);
+    let req = SearchRequest::new(&query.text).with_k(k).with_mode(mode).with_rerank_choice(RerankChoice::Off);
     match &query.lang {
         Some(lang) => req.with_query_lang(lang),
         None => req,
@@ -167,14 +168,14 @@ pub fn cross_lingual_queries(index: &Index, setup: &SearchSetup, split: &BeirSpl
 
 /// `system` with each cross-lingual query's top reranked by late interaction (`optical eval
 /// --rerank`), as [`Searcher::search`] reranks with [`SearchRequest::rerank`]: the MaxSim of the
-/// query's token states (`query_encoder`, the query as written) and the top passages'
-/// (`doc_encoder`, the index's document encoder), mixed into the system's scores by
-/// [`late::mix_top`]. Queries not in `cross` keep their ranking, as the searcher keeps them. The
-/// row is named `<mode>+<rerank>`; its time per query is the rerank stage's alone, over the
-/// queries reranked.
+/// query's token states (`query_encoder`, the query as written) and the top passages' (decoded
+/// from the index's stored token codes, else computed by `doc_encoder`, the index's document
+/// encoder), mixed into the system's scores by [`late::mix_top`]. Queries not in `cross` keep
+/// their ranking, as the searcher keeps them. The row is named `<mode>+<rerank>`; its time per
+/// query is the rerank stage's alone, over the queries reranked.
 pub fn reranked_system(
     index: &Index,
-    (query_encoder, doc_encoder): (&Encoder, &Encoder),
+    (query_encoder, doc_encoder): (&Encoder, Option<&Encoder>),
     cross: &HashSet<String>,
     rerank: Rerank,
     system: &SystemResult,
@@ -194,11 +195,12 @@ pub fn reranked_system(
         }
         let start = std::time::Instant::now();
         let ranking: Vec<(String, f32)> = ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score as f32)).collect();
-        let passage = |key: &String| match snapshot.document_by_key(key)? {
-            Some(doc) => Ok(passage_text(&doc.title, &doc.body)),
+        let candidate = |key: &String| match snapshot.document_by_key(key)? {
+            Some(doc) => Ok(late::Candidate::from_stored(doc)),
             None => Err(crate::Error::invalid(format!("{key} is in the run of {} but not in the index", system.mode))),
         };
-        let (mixed, _) = late::rerank_top((query_encoder, doc_encoder), &query.text, &ranking, rerank, passage)
+        let rows = late::PassageRows { codebook: snapshot.codebook().map(|b| &**b), encoder: doc_encoder };
+        let (mixed, _) = late::rerank_top(query_encoder, rows, &query.text, &ranking, rerank, candidate)
             .with_context(|| format!("reranking query {:?}", query.id))?;
         times.push(start.elapsed());
         reranked.insert(query.id.clone(), mixed.into_iter().map(|(d, s)| (d, f64::from(s))))?;

@@ -6,16 +6,19 @@
 //! Why it adds to hybrid search: a distilled student's token states were pulled toward the
 //! document encoder's token states of the English translation (the token-level OT of
 //! distillation), so matching token by token sees alignments that the pooled query vector
-//! averages away. The passages' token states are not stored in the index (up to 128 rows of 384
-//! per passage, e5's length limit): they are computed at query time by the index's document
-//! encoder, which is what the stage costs (docs/search.md, "Late interaction as an opt-in rerank
-//! stage").
+//! averages away. An index whose document encoder has a token codebook stores each passage's
+//! token states as codes ([`crate::encoder::codebook`]: 50 bytes a token instead of 1,536), and
+//! the stage decodes them: about a millisecond for 20 passages, so it runs by default
+//! ([`RerankChoice::Auto`]). Without stored codes the index's document encoder computes the
+//! states at query time, about 100 ms for 20 passages (docs/search.md, "Late interaction").
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::fusion::mean_sd;
 use crate::Result;
+use crate::encoder::codebook::{Codebook, unit_content_rows};
+use crate::engine::{StoredDoc, passage_text};
 use crate::encoder::{Encoder, Role, TokenStates};
 use crate::error::invalid;
 
@@ -24,6 +27,56 @@ pub const DEFAULT_RERANK_DEPTH: usize = 20;
 /// Weight of the MaxSim z-score when the spec names none (chosen on AfriQA dev; docs/search.md).
 pub const DEFAULT_RERANK_WEIGHT: f32 = 0.5;
 
+/// Whether a search reranks its top by late interaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum RerankChoice {
+    /// `maxsim` with the default depth and weight where the index stores token codes (the stage
+    /// then reads them: about a millisecond), no stage where it does not.
+    #[default]
+    Auto,
+    /// No rerank stage.
+    Off,
+    /// This stage; on an index without token codes it encodes the candidates with the index's
+    /// document encoder.
+    On(Rerank),
+}
+
+impl RerankChoice {
+    /// The stage a search of an index runs, `has_codes` whether the index stores token codes.
+    pub fn stage(self, has_codes: bool) -> Option<Rerank> {
+        match self {
+            RerankChoice::Auto if has_codes => Some(Rerank::default()),
+            RerankChoice::Auto | RerankChoice::Off => None,
+            RerankChoice::On(r) => Some(r),
+        }
+    }
+}
+
+impl fmt::Display for RerankChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RerankChoice::Auto => f.write_str("auto"),
+            RerankChoice::Off => f.write_str("none"),
+            RerankChoice::On(r) => r.fmt(f),
+        }
+    }
+}
+
+impl FromStr for RerankChoice {
+    type Err = crate::Error;
+    /// `auto`, `none` (or `off`), or a [`Rerank`] spec.
+    fn from_str(s: &str) -> Result<RerankChoice> {
+        match s {
+            "auto" => Ok(RerankChoice::Auto),
+            "none" | "off" => Ok(RerankChoice::Off),
+            spec => match spec.parse() {
+                Ok(r) => Ok(RerankChoice::On(r)),
+                Err(e) => invalid!("{e} (or auto, none)"),
+            },
+        }
+    }
+}
+
 /// A reranking stage after retrieval and fusion, for cross-lingual queries (a query in the
 /// documents' language keeps the fused order: there the stage lowered MasakhaNEWS dev).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,6 +84,12 @@ pub enum Rerank {
     /// The top `depth` hits reordered by `(1 − weight)·z(score) + weight·z(MaxSim)`, z-scores
     /// taken within those `depth` hits; the hits below keep their place and score.
     MaxSim { depth: usize, weight: f32 },
+}
+
+impl Default for Rerank {
+    fn default() -> Self {
+        Rerank::MaxSim { depth: DEFAULT_RERANK_DEPTH, weight: DEFAULT_RERANK_WEIGHT }
+    }
 }
 
 impl Rerank {
@@ -94,15 +153,14 @@ pub struct TokenRows {
 }
 
 impl TokenRows {
+    /// Rows of width `dim`, one after the other (unit length for MaxSim to be a cosine).
+    pub fn new(rows: Vec<f32>, dim: usize) -> TokenRows {
+        TokenRows { rows, dim }
+    }
+
     /// The content rows of `states`, unit length.
     pub fn from_states(states: &TokenStates) -> TokenRows {
-        let mut rows = Vec::new();
-        for i in (0..states.ids.len()).filter(|&i| states.content[i]) {
-            let row = states.row(i);
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            rows.extend(row.iter().map(|x| x / norm));
-        }
-        TokenRows { rows, dim: states.dim }
+        TokenRows { rows: unit_content_rows(&states.states, &states.content, states.dim), dim: states.dim }
     }
 
     /// Number of rows.
@@ -137,6 +195,57 @@ fn passage_rows<S: AsRef<str>>(encoder: &Encoder, texts: &[S]) -> Result<Vec<Tok
     Ok(states.iter().map(TokenRows::from_states).collect())
 }
 
+/// A candidate passage as the stage reads it from the index.
+#[derive(Clone, Debug, Default)]
+pub struct Candidate {
+    /// The text the document encoder reads ([`crate::engine::passage_text`]).
+    pub text: String,
+    /// Its stored token codes, when the index keeps them.
+    pub token_codes: Option<Vec<u8>>,
+}
+
+impl Candidate {
+    /// A stored document as a candidate.
+    pub fn from_stored(doc: StoredDoc) -> Candidate {
+        Candidate { text: passage_text(&doc.title, &doc.body), token_codes: doc.token_codes }
+    }
+}
+
+/// Where the stage gets the candidates' token rows: decoded from their stored codes with the
+/// index's codebook, else encoded from their text by the index's document encoder.
+#[derive(Clone, Copy, Default)]
+pub struct PassageRows<'a> {
+    /// The index's token codebook.
+    pub codebook: Option<&'a Codebook>,
+    /// The index's document encoder.
+    pub encoder: Option<&'a Encoder>,
+}
+
+impl PassageRows<'_> {
+    /// The content-token rows of each candidate: stored codes decoded where there are some (and
+    /// a codebook), the others encoded in one batch.
+    fn rows(&self, candidates: &[Candidate]) -> Result<Vec<TokenRows>> {
+        let mut rows: Vec<Option<TokenRows>> = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            rows.push(match (self.codebook, &c.token_codes) {
+                (Some(book), Some(codes)) => Some(TokenRows::new(book.decode(codes)?, book.dim())),
+                _ => None,
+            });
+        }
+        let missing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
+        if !missing.is_empty() {
+            let Some(encoder) = self.encoder else {
+                invalid!("{} of the {} passages to rerank have no stored token codes, and no document encoder was given to encode them", missing.len(), candidates.len())
+            };
+            let texts: Vec<&str> = missing.iter().map(|&i| candidates[i].text.as_str()).collect();
+            for (i, r) in missing.into_iter().zip(passage_rows(encoder, &texts)?) {
+                rows[i] = Some(r);
+            }
+        }
+        Ok(rows.into_iter().map(|r| r.expect("every candidate has rows")).collect())
+    }
+}
+
 /// The MaxSim score of each passage for `query`: the query's token states from `query_encoder`,
 /// the passages' from `doc_encoder` (one batch).
 pub fn maxsim_scores<S: AsRef<str>>(query_encoder: &Encoder, doc_encoder: &Encoder, query: &str, passages: &[S]) -> Result<Vec<f32>> {
@@ -145,17 +254,20 @@ pub fn maxsim_scores<S: AsRef<str>>(query_encoder: &Encoder, doc_encoder: &Encod
 }
 
 /// `ranking` (best first) with its top reordered by `rerank` for `query` ([`mix_top`]), and the
-/// MaxSim scores of that top in `ranking`'s order. `passage` gives a ranked entry's passage text.
+/// MaxSim scores of that top in `ranking`'s order. `candidate` reads a ranked entry from the
+/// index; `rows` turns the candidates into token rows.
 pub fn rerank_top<T: Clone>(
-    (query_encoder, doc_encoder): (&Encoder, &Encoder),
+    query_encoder: &Encoder,
+    rows: PassageRows<'_>,
     query: &str,
     ranking: &[(T, f32)],
     rerank: Rerank,
-    passage: impl FnMut(&T) -> Result<String>,
+    candidate: impl FnMut(&T) -> Result<Candidate>,
 ) -> Result<(Vec<(T, f32)>, Vec<f32>)> {
     let Rerank::MaxSim { depth, weight } = rerank;
-    let texts = ranking.iter().take(depth).map(|h| &h.0).map(passage).collect::<Result<Vec<String>>>()?;
-    let scores = maxsim_scores(query_encoder, doc_encoder, query, &texts)?;
+    let candidates = ranking.iter().take(depth).map(|h| &h.0).map(candidate).collect::<Result<Vec<Candidate>>>()?;
+    let query = query_rows(query_encoder, query)?;
+    let scores: Vec<f32> = rows.rows(&candidates)?.iter().map(|p| maxsim(&query, p)).collect();
     Ok((mix_top(ranking, &scores, weight), scores))
 }
 

@@ -11,7 +11,7 @@
 //!   │                                                                │      └─► exact f32 rescoring → dense top-N
 //!   └──────────────► union, exact dense score for every candidate ◄──┘
 //!                               └─► fusion (default bylang: z-scores, dense-heavy when cross-lingual)
-//!                                     └─► (opt-in rerank: MaxSim of query and passage token states) → top k (+ explain)
+//!                                     └─► (cross-lingual: MaxSim of query and stored passage token codes) → top k (+ explain)
 //! ```
 //!
 //! The two legs run one after the other, BM25 first (measured faster on 2 cores than running
@@ -26,6 +26,6 @@ mod searcher;
 
 pub use compat::check_query_encoder;
 pub use fusion::Fusion;
-pub use late::Rerank;
+pub use late::{Rerank, RerankChoice};
 pub use request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 pub use searcher::{HybridLegs, Searcher, millis};

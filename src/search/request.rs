@@ -7,7 +7,7 @@ use crate::error::invalid;
 use serde::{Deserialize, Serialize};
 
 use super::fusion::Fusion;
-use super::late::Rerank;
+use super::late::{Rerank, RerankChoice};
 
 /// Which rankings a search runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,13 +78,15 @@ pub struct SearchRequest {
     pub lang: Option<String>,
     /// Attach an [`Explain`] to every hit.
     pub explain: bool,
-    /// A reranking stage after retrieval (and fusion); dense and hybrid modes, and it needs the
-    /// index's document encoder ([`Searcher::with_document_encoder`](super::Searcher::with_document_encoder)).
-    pub rerank: Option<Rerank>,
+    /// The reranking stage after retrieval (and fusion), dense and hybrid modes, cross-lingual
+    /// queries: by default ([`RerankChoice::Auto`]) MaxSim on the index's stored token codes
+    /// where it has them. An index without codes needs its document encoder for a stage
+    /// ([`Searcher::with_document_encoder`](super::Searcher::with_document_encoder)).
+    pub rerank: RerankChoice,
 }
 
 impl SearchRequest {
-    /// A hybrid top-10 search for `query` with the default depths and fusion, no rerank stage.
+    /// A hybrid top-10 search for `query` with the default depths, fusion and rerank choice.
     pub fn new(query: impl Into<String>) -> SearchRequest {
         SearchRequest {
             query: query.into(),
@@ -98,7 +100,7 @@ impl SearchRequest {
             fusion: Fusion::default(),
             lang: None,
             explain: false,
-            rerank: None,
+            rerank: RerankChoice::Auto,
         }
     }
 
@@ -146,8 +148,24 @@ impl SearchRequest {
 
     /// Reranks the top of the results ([`Rerank`]).
     pub fn with_rerank(mut self, rerank: Rerank) -> Self {
-        self.rerank = Some(rerank);
+        self.rerank = RerankChoice::On(rerank);
         self
+    }
+
+    /// Sets the rerank choice ([`RerankChoice`]: auto, none or a stage).
+    pub fn with_rerank_choice(mut self, choice: RerankChoice) -> Self {
+        self.rerank = choice;
+        self
+    }
+
+    /// The rerank stage this request runs on an index that stores token codes or not
+    /// (`has_codes`): none in bm25 mode unless asked for (and then [`SearchRequest::validate`]
+    /// refuses it).
+    pub fn rerank_stage(&self, has_codes: bool) -> Option<Rerank> {
+        match (self.mode, self.rerank) {
+            (Mode::Bm25, RerankChoice::Auto) => None,
+            (_, choice) => choice.stage(has_codes),
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -155,7 +173,7 @@ impl SearchRequest {
             invalid!("rescore_factor must be at least 1");
         }
         self.fusion.validate()?;
-        if let Some(r) = &self.rerank {
+        if let RerankChoice::On(r) = &self.rerank {
             if self.mode == Mode::Bm25 {
                 invalid!("rerank {r} needs the query's token states: it runs in dense and hybrid mode, not bm25");
             }

@@ -10,13 +10,13 @@ use anyhow::Context;
 
 use super::compat::check_query_encoder;
 use super::fusion::Fusion;
-use super::late::{self, Rerank};
+use super::late::{self, Rerank, RerankChoice};
 use super::request::{Explain, Mode, SearchHit, SearchRequest, SearchResults, StageTimings};
 use crate::Result;
 use crate::encoder::Encoder;
 use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
-use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, check_document_encoder, passage_text};
+use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, check_document_encoder};
 use crate::translate::{
     DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, translate_query,
 };
@@ -296,7 +296,7 @@ impl Searcher {
                 self.hybrid(req, qvec.as_deref().expect("hybrid has a vector"), &mut t)?
             }
         };
-        let ranked = match req.rerank {
+        let ranked = match req.rerank_stage(snap.codebook().is_some()) {
             Some(rerank) => self.rerank(req, ranked, rerank, &mut t)?,
             None => ranked,
         };
@@ -478,25 +478,31 @@ impl Searcher {
 
     /// `ranked` with its top reordered by the late-interaction score ([`late`]): the query's
     /// token states from its query encoder (the query as written: a gloss is for the pooled
-    /// vector), the top passages' from the document encoder. Cross-lingual queries only
+    /// vector), the top passages' decoded from their stored token codes, or else computed by the
+    /// document encoder. Cross-lingual queries only
     /// ([`Searcher::is_cross_lingual`]): on queries in the documents' language, where e5 reads
     /// both sides, it lowered MasakhaNEWS dev (docs/search.md), so they keep the fused order.
     fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, t: &mut StageTimings) -> Result<Ranked> {
         let t0 = Instant::now();
-        let Some(doc_encoder) = &self.encoders.document else {
-            invalid!("rerank {rerank} encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
-        };
+        let codebook = self.snapshot.codebook().map(|b| &**b);
+        if codebook.is_none() && self.encoders.document.is_none() {
+            invalid!("rerank {rerank}: the index stores no token codes, so the stage encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
+        }
         let Some(query_encoder) = self.query_encoder(req.query_lang.as_deref()) else {
+            if req.rerank == RerankChoice::Auto {
+                return Ok(ranked); // a search with a ready query vector: the default stage has no query tokens
+            }
             invalid!("rerank {rerank} needs the query's token states: this searcher has no query encoder")
         };
         if !self.is_cross_lingual(req)? {
             return Ok(ranked);
         }
-        let passage = |&id: &u64| match self.snapshot.document(id)? {
-            Some(doc) => Ok(passage_text(&doc.title, &doc.body)),
+        let candidate = |&id: &u64| match self.snapshot.document(id)? {
+            Some(doc) => Ok(late::Candidate::from_stored(doc)),
             None => Err(Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))),
         };
-        let (order, scores) = late::rerank_top((query_encoder, doc_encoder), &req.query, &ranked.order, rerank, passage)?;
+        let rows = late::PassageRows { codebook, encoder: self.encoders.document.as_deref() };
+        let (order, scores) = late::rerank_top(query_encoder, rows, &req.query, &ranked.order, rerank, candidate)?;
         ranked.late = ranked.order.iter().zip(&scores).map(|(h, &late)| (h.0, late)).collect();
         ranked.before_rerank = ranked.order.iter().copied().collect();
         ranked.order = order;
