@@ -65,7 +65,8 @@ pub struct EvalArgs {
     pub fusion: Option<String>,
     /// Also score each dense and hybrid row reranked by late interaction as `optical search
     /// --rerank` runs it (cross-lingual queries only), as a row `<mode>+<SPEC>` (its ms/query is
-    /// the rerank stage's): `maxsim[:DEPTH[:WEIGHT]]`, `auto` (the default: `maxsim:20:0.5` on
+    /// the rerank stage's, the query's token states encoded beforehand like the query vectors):
+    /// `maxsim[:DEPTH[:WEIGHT]]`, `auto` (the default: `maxsim:20:0.5` on
     /// an index that stores token codes, which is what `optical search` does, nothing
     /// otherwise) or `none`. On an index without token codes the passages are encoded by the
     /// searched index's document encoder.

@@ -41,7 +41,7 @@ pub const DEFAULT_BITS: u8 = 1;
 const ASSIGN_BLOCK: usize = 1024;
 
 /// A fitted token codebook.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Codebook {
     /// `k × dim` unit rows.
     centroids: Vec<f32>,
@@ -54,6 +54,8 @@ pub struct Codebook {
     means: Vec<f32>,
     /// Weights fingerprint of the encoder whose token states it was fitted on.
     encoder_fingerprint: String,
+    /// [`Codebook::residual_table`], computed on first use.
+    lut: std::sync::OnceLock<Vec<f32>>,
 }
 
 /// How to fit a codebook ([`Codebook::fit`]).
@@ -92,7 +94,7 @@ impl Codebook {
         for i in rand::seq::index::sample(&mut rng, n, k) {
             centroids.extend_from_slice(&rows[i * dim..(i + 1) * dim]);
         }
-        let mut book = Codebook { centroids, k, dim, bits: options.bits, cuts: Vec::new(), means: Vec::new(), encoder_fingerprint: encoder_fingerprint.to_string() };
+        let mut book = Codebook { centroids, k, dim, bits: options.bits, cuts: Vec::new(), means: Vec::new(), encoder_fingerprint: encoder_fingerprint.to_string(), lut: Default::default() };
         for it in 0..options.iterations {
             let (assign, cosines) = book.nearest(rows);
             let mut sums = vec![0f32; k * dim];
@@ -225,24 +227,46 @@ impl Codebook {
     /// The unit rows `codes` ([`Codebook::encode`]) decode to, one after the other. Errors when
     /// `codes` is not whole tokens or names a centroid the codebook does not have.
     pub fn decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        let mut rows = Vec::new();
+        self.decode_into(codes, &mut rows)?;
+        Ok(rows)
+    }
+
+    /// [`Codebook::decode`] into `rows` (cleared first), so that a caller decoding many
+    /// passages reuses one buffer.
+    pub fn decode_into(&self, codes: &[u8], rows: &mut Vec<f32>) -> Result<()> {
         let per = self.bytes_per_token();
         ensure!(codes.len() % per == 0, "{} bytes of token codes is not a whole number of {per}-byte tokens", codes.len());
-        let (dim, bits) = (self.dim, self.bits as usize);
-        let mask = ((1u16 << bits) - 1) as u8;
-        let mut rows = Vec::with_capacity(codes.len() / per * dim);
-        for code in codes.chunks_exact(per) {
+        let dim = self.dim;
+        // Each residual byte holds `per_byte` dimensions: their decoded values, for every byte value.
+        let per_byte = 8 / self.bits as usize;
+        let lut = self.residual_table();
+        rows.clear();
+        rows.resize(codes.len() / per * dim, 0.0);
+        for (code, row) in codes.chunks_exact(per).zip(rows.chunks_exact_mut(dim)) {
             let c = u16::from_le_bytes([code[0], code[1]]) as usize;
             ensure!(c < self.k, "token code names centroid {c}, the codebook has {}", self.k);
-            let start = rows.len();
-            for (d, m) in self.centroid(c).iter().enumerate() {
-                let b = (code[2 + d * bits / 8] >> (d * bits % 8)) & mask;
-                rows.push(m + self.means[b as usize]);
+            let centroid = self.centroid(c);
+            for ((byte, out), m) in code[2..].iter().zip(row.chunks_mut(per_byte)).zip(centroid.chunks(per_byte)) {
+                let values = &lut[*byte as usize * per_byte..][..per_byte];
+                for ((o, m), v) in out.iter_mut().zip(m).zip(values) {
+                    *o = m + v;
+                }
             }
-            let row = &mut rows[start..];
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|x| *x /= norm);
         }
-        Ok(rows)
+        Ok(())
+    }
+
+    /// For each byte value (256), the decoded residual of each of the `8 / bits` dimensions it
+    /// packs, lowest bits first.
+    fn residual_table(&self) -> &[f32] {
+        self.lut.get_or_init(|| {
+            let (bits, per_byte) = (self.bits as usize, 8 / self.bits as usize);
+            let mask = (1usize << bits) - 1;
+            (0..256usize).flat_map(|byte| (0..per_byte).map(move |j| self.means[(byte >> (j * bits)) & mask])).collect()
+        })
     }
 
     /// The file's bytes ([`FORMAT`]).
@@ -302,7 +326,7 @@ impl Codebook {
         let cuts = f32s("residual_cuts", (1 << bits) - 1)?;
         ensure!(cuts.windows(2).all(|w| w[0] <= w[1]), "tensor `residual_cuts` is not ascending");
         let means = f32s("residual_means", 1 << bits)?;
-        Ok(Codebook { centroids, k, dim, bits, cuts, means, encoder_fingerprint: field("encoder_fingerprint")? })
+        Ok(Codebook { centroids, k, dim, bits, cuts, means, encoder_fingerprint: field("encoder_fingerprint")?, lut: Default::default() })
     }
 
     /// SHA-256 (hex) of what the file stores — format, bits, encoder fingerprint, the f16

@@ -219,7 +219,7 @@ pub struct SearchHit {
 /// Wall time of each stage of one search (zero for stages that did not run).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimings {
-    /// Query encoding.
+    /// Query encoding: the vector, and the query's token states when a rerank stage runs.
     pub encode: Duration,
     /// BM25 candidate generation.
     pub bm25: Duration,
@@ -229,7 +229,8 @@ pub struct StageTimings {
     pub rerank: Duration,
     /// Fusion and result assembly (keys, explanations).
     pub fusion: Duration,
-    /// The rerank stage: query and passage token states, MaxSim.
+    /// The rerank stage: the candidates' token rows (decoded from stored codes, or encoded from
+    /// their text), MaxSim and the mix (the query's token states count as `encode`).
     pub late_interaction: Duration,
     /// Everything.
     pub total: Duration,

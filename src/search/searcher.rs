@@ -483,7 +483,6 @@ impl Searcher {
     /// ([`Searcher::is_cross_lingual`]): on queries in the documents' language, where e5 reads
     /// both sides, it lowered MasakhaNEWS dev (docs/search.md), so they keep the fused order.
     fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, t: &mut StageTimings) -> Result<Ranked> {
-        let t0 = Instant::now();
         let codebook = self.snapshot.codebook().map(|b| &**b);
         if codebook.is_none() && self.encoders.document.is_none() {
             invalid!("rerank {rerank}: the index stores no token codes, so the stage encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
@@ -497,12 +496,17 @@ impl Searcher {
         if !self.is_cross_lingual(req)? {
             return Ok(ranked);
         }
+        // The query's token states are query encoding (timed as such); the stage is the rest.
+        let t_encode = Instant::now();
+        let query = late::query_rows(query_encoder, &req.query)?;
+        t.encode += t_encode.elapsed();
+        let t0 = Instant::now();
         let candidate = |&id: &u64| match self.snapshot.document(id)? {
             Some(doc) => Ok(late::Candidate::from_stored(doc)),
             None => Err(Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))),
         };
         let rows = late::PassageRows { codebook, encoder: self.encoders.document.as_deref() };
-        let (order, scores) = late::rerank_top(query_encoder, rows, &req.query, &ranked.order, rerank, candidate)?;
+        let (order, scores) = late::rerank_top(&query, rows, &ranked.order, rerank, candidate)?;
         ranked.late = ranked.order.iter().zip(&scores).map(|(h, &late)| (h.0, late)).collect();
         ranked.before_rerank = ranked.order.iter().copied().collect();
         ranked.order = order;
