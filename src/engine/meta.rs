@@ -94,7 +94,9 @@ pub struct IndexConfig {
     /// Fingerprint ([`crate::encoder::codebook::Codebook::fingerprint`]) of the token codebook
     /// the index keeps beside its text (`token-codebook.safetensors`) and stores its passages'
     /// token states with, for the late-interaction rerank; `None`: no token codes are stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (`default`: payloads written before it read as `None`. Always written, even as `null`:
+    /// the key map stores this struct in bincode, which cannot skip a field.)
+    #[serde(default)]
     pub token_codebook: Option<String>,
 }
 
