@@ -52,8 +52,15 @@ fn dense_beats_bm25_on_the_sample_and_reuses_its_index() {
     assert!(second.contains("reusing index"), "the cached index is reused:\n{second}");
     // … and the query vectors the first run encoded with the same encoder.
     assert!(second.contains("query vectors reused from"), "the query vectors are reused:\n{second}");
+    // The e5 model directory holds the shipped token codebook (setup-models installs it), so
+    // the index stores token codes and the default `--rerank auto` adds a reranked row beside
+    // each dense and hybrid one, as `optical search` reranks by default.
     let table = ResultsTable::read_json(&out.path().join("results.json")).unwrap();
-    assert_eq!(table.rows.len(), 3, "bm25, dense and hybrid rows accumulate");
+    let mut modes: Vec<&str> = table.rows.iter().map(|r| r.mode.as_str()).collect();
+    modes.sort_unstable();
+    let default = optical::search::Rerank::default();
+    let expected = ["bm25".to_string(), "dense".into(), format!("dense+{default}"), "hybrid".into(), format!("hybrid+{default}")];
+    assert_eq!(modes, expected, "bm25, dense and hybrid rows accumulate, each dense and hybrid one with its reranked row");
 
     // --rerank adds a reranked row beside the hybrid one, with its own run.
     eval("hybrid", &["--rerank", "maxsim:5:0.5", "--label", "li"]);

@@ -71,7 +71,7 @@ fn index_with_a_model_then_search_across_languages() {
 
     // e5's model directory has the shipped token codebook, so the index stores token codes, and
     // by default a cross-lingual query's top 20 is reranked on them; `--rerank none` turns it off.
-    assert!(info.contains("token codes  4096 centroids, 1-bit residuals, 50 bytes a token"), "{info}");
+    assert!(info.contains("token codes  4096 centroids, 2-bit residuals, 98 bytes a token"), "{info}");
     let query = "A wace shekara aka kafa Kano pillars?";
     let scored = |extra: &[&str]| -> Vec<bool> {
         let mut args = vec!["search", idx, query, "--query-lang", "hau", "-k", "5", "--explain", "--json"];

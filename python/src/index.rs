@@ -179,7 +179,7 @@ impl PyIndex {
     /// the dense encoder; `dense_query_text` shows that text). `rerank`: "maxsim[:DEPTH[:WEIGHT]]"
     /// reranks the top hits of a cross-lingual query by late interaction (`explain` then has
     /// `maxsim_score`; a query in the documents' language keeps the fused order); "auto" (the
-    /// default) does so with "maxsim:20:0.5" on an index that stores token codes (≈ 1 ms) and
+    /// default) does so with "maxsim:30:0.4" on an index that stores token codes (a few ms) and
     /// not at all on one without; "none" never. On an index without token codes a stage encodes
     /// the passages with the index's document encoder (≈ 0.1 s per query on 2 cores).
     #[pyo3(signature = (query, *, mode=None, k=10, query_lang=None, lang=None, fusion=None, model=None, query_vector=None, psq=true, explain=true, rerank="auto"))]

@@ -66,7 +66,7 @@ pub struct EvalArgs {
     /// Also score each dense and hybrid row reranked by late interaction as `optical search
     /// --rerank` runs it (cross-lingual queries only), as a row `<mode>+<SPEC>` (its ms/query is
     /// the rerank stage's, the query's token states encoded beforehand like the query vectors):
-    /// `maxsim[:DEPTH[:WEIGHT]]`, `auto` (the default: `maxsim:20:0.5` on
+    /// `maxsim[:DEPTH[:WEIGHT]]`, `auto` (the default: `maxsim:30:0.4` on
     /// an index that stores token codes, which is what `optical search` does, nothing
     /// otherwise) or `none`. On an index without token codes the passages are encoded by the
     /// searched index's document encoder.

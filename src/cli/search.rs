@@ -62,8 +62,8 @@ pub struct SearchArgs {
     /// Rerank the top hits by late interaction (dense and hybrid modes, cross-lingual queries:
     /// a query in the documents' language keeps the fused order). `maxsim[:DEPTH[:WEIGHT]]`
     /// mixes each of the top DEPTH hits' score with the MaxSim of the query's and the passage's
-    /// token states (DEPTH 20, WEIGHT 0.5 unless given); `auto` (the default) runs `maxsim` on an
-    /// index that stores token codes (≈ 1 ms) and nothing on one that does not; `none` turns it
+    /// token states (DEPTH 30, WEIGHT 0.4 unless given); `auto` (the default) runs `maxsim` on an
+    /// index that stores token codes (a few ms) and nothing on one that does not; `none` turns it
     /// off. On an index without token codes a stage encodes the passages at query time with the
     /// index's document encoder (≈ 0.1 s per query on 2 cores).
     #[arg(long, default_value = "auto")]

@@ -5,9 +5,10 @@
 //! A unit token row `r` is stored as the nearest of `K` unit centroids (by cosine; a `u16`) plus
 //! its residual `r − c`, each dimension cut into `2^bits` buckets at the residual values'
 //! quantiles; a bucket decodes to the mean residual value that fell into it. The decoded row
-//! `c + means[bucket]` is scaled back to unit length. With 4,096 centroids and 1 bit a
-//! 384-wide row takes 50 bytes (1,536 as f32). Measured on AfriQA dev (docs/search.md, "Stored
-//! token codes"): the rerank with 1-bit codes scores as well as with the exact rows.
+//! `c + means[bucket]` is scaled back to unit length. With 4,096 centroids and 2 bits a
+//! 384-wide row takes 98 bytes (50 with 1 bit; 1,536 as f32). Measured on AfriQA dev
+//! (docs/search.md, "Stored token codes"): the rerank with codes scores as well as with the
+//! exact rows.
 //!
 //! The codebook is fitted once per document encoder (`optical model fit-codebook`: spherical
 //! k-means on token states of a sample of text) and kept in the model directory as
@@ -33,9 +34,10 @@ pub const CODEBOOK_FILE: &str = "token-codebook.safetensors";
 pub const FORMAT: &str = "optical-token-codebook/1";
 /// Centroids of the codebooks `optical model fit-codebook` fits unless told otherwise.
 pub const DEFAULT_CENTROIDS: usize = 4096;
-/// Residual bits per dimension unless told otherwise (1-bit codes scored at least as well as
-/// 2-bit ones on AfriQA dev, at half the size).
-pub const DEFAULT_BITS: u8 = 1;
+/// Residual bits per dimension unless told otherwise: the shipped e5 codebook's. With codebooks
+/// fitted on the bitext, 2-bit codes scored 0.6876–0.6881 on AfriQA dev and 1-bit ones
+/// 0.6856–0.6875 (docs/search.md, "Stored token codes"), for twice the bytes.
+pub const DEFAULT_BITS: u8 = 2;
 
 /// Rows per block of the nearest-centroid search (bounds the score matrix to 16 MiB at K = 4,096).
 const ASSIGN_BLOCK: usize = 1024;

@@ -7,8 +7,9 @@
 //! document encoder's token states of the English translation (the token-level OT of
 //! distillation), so matching token by token sees alignments that the pooled query vector
 //! averages away. An index whose document encoder has a token codebook stores each passage's
-//! token states as codes ([`crate::encoder::codebook`]: 50 bytes a token instead of 1,536), and
-//! the stage decodes them: about a millisecond for 20 passages, so it runs by default
+//! token states as codes ([`crate::encoder::codebook`]: 98 bytes a token with the shipped 2-bit
+//! codebook, instead of 1,536), and the stage decodes them: a few milliseconds for 30 passages,
+//! so it runs by default
 //! ([`RerankChoice::Auto`]). Without stored codes the index's document encoder computes the
 //! states at query time, about 100 ms for 20 passages (docs/search.md, "Late interaction").
 
@@ -22,10 +23,11 @@ use crate::engine::{StoredDoc, passage_text};
 use crate::encoder::{Encoder, Role, TokenStates};
 use crate::error::invalid;
 
-/// Passages reranked when the spec names no depth.
-pub const DEFAULT_RERANK_DEPTH: usize = 20;
+/// Passages reranked when the spec names no depth (with the weight below, the best of depths
+/// 20 / 30 / 50 on AfriQA dev with the shipped 2-bit codes; docs/search.md, "Stored token codes").
+pub const DEFAULT_RERANK_DEPTH: usize = 30;
 /// Weight of the MaxSim z-score when the spec names none (chosen on AfriQA dev; docs/search.md).
-pub const DEFAULT_RERANK_WEIGHT: f32 = 0.5;
+pub const DEFAULT_RERANK_WEIGHT: f32 = 0.4;
 
 /// Whether a search reranks its top by late interaction.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
