@@ -1,6 +1,7 @@
 //! `evaluate`: an index searched with a BEIR collection's queries, scored against its qrels,
 //! each query searched the way `optical search --query-lang <its lang>` would (default
-//! student and PSQ table of its language).
+//! student and PSQ table of its language, and the default rerank stage on an index that stores
+//! token codes).
 use std::collections::HashMap;
 use std::path::PathBuf;
 
