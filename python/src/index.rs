@@ -76,8 +76,9 @@ impl PyIndex {
         let elem: Option<VectorElem> = elem.map(|e| e.parse()).transpose().map_err(|e: optical::Error| to_py(e))?;
         let index = py
             .detach(|| -> optical::Result<Index> {
-                let mut config = match &model {
-                    Some(m) => index_config_for(encoders.get(m)?.as_ref()),
+                let encoder = model.as_ref().map(|m| encoders.get(m)).transpose()?;
+                let mut config = match &encoder {
+                    Some(e) => index_config_for(e),
                     None => IndexConfig { dim, ..IndexConfig::default() },
                 };
                 if let Some(e) = elem {
@@ -88,7 +89,12 @@ impl PyIndex {
                         message: format!("dim={} contradicts model {} (dimension {:?})", dim.unwrap_or(0), model.as_ref().map(|m| m.display().to_string()).unwrap_or_default(), config.dim),
                     });
                 }
-                Index::create(&path, config)
+                // As `optical index` does: an encoder with a token codebook makes an index that
+                // stores its passages' token codes (the default rerank reads them).
+                match encoder.as_ref().and_then(|e| e.codebook()) {
+                    Some(book) => Index::create_with_codebook(&path, config, book),
+                    None => Index::create(&path, config),
+                }
             })
             .py_err()?;
         Ok(PyIndex { index, read_only: false, encoders, model })

@@ -77,13 +77,14 @@ def test_export_and_hybrid_search_agree_with_optical(sample_index, sample_querie
     for q in sample_queries:
         got = [h["id"] for h in searcher.search(q["text"], query_lang=q["lang"], k=10, ranker="rrf:60")]
         assert len(got) == 10
-        rrf = [h["id"] for h in index.search(q["text"], query_lang=q["lang"], k=10, fusion="rrf:60", explain=False)]
+        # Milvus has no late-interaction stage: Optical's RRF without it is the like-for-like.
+        rrf = [h["id"] for h in index.search(q["text"], query_lang=q["lang"], k=10, fusion="rrf:60", rerank="none", explain=False)]
         default = [h["id"] for h in index.search(q["text"], query_lang=q["lang"], k=10, explain=False)]
         overlaps["rrf"].append(len(set(got) & set(rrf)) / 10)
         overlaps["default"].append(len(set(got) & set(default)) / 10)
     mean = {k: sum(v) / len(v) for k, v in overlaps.items()}
     print(f"Milvus hybrid (RRF 60) vs Optical hybrid, top-10 overlap over {len(sample_queries)} sample queries: "
-          f"vs Optical RRF 60 {mean['rrf']:.3f}, vs Optical's default fusion (bylang z-score) {mean['default']:.3f}")
+          f"vs Optical RRF 60 {mean['rrf']:.3f}, vs Optical's default search (bylang z-score, then the rerank) {mean['default']:.3f}")
     assert mean["rrf"] >= 0.8, mean
     # A second export of the same name is refused unless --replace.
     again = subprocess.run([str(optical_bin), "export", str(sample_index), "--to", "milvus", "--uri", milvus, "--collection", "sample"],

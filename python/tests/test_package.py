@@ -159,7 +159,7 @@ def test_writer_add_batch_delete_commit(tmp_path):
     assert index.get("berlin") is not None
 
 
-def test_writer_encodes_with_the_index_encoder(tmp_path, e5):
+def test_writer_encodes_with_the_index_encoder(tmp_path, e5, optical_bin):
     index = optical.Index.create(tmp_path / "idx", model=e5)
     assert index.encoder["name"] == "multilingual-e5-small-q4"
     with index.writer() as w:
@@ -172,7 +172,13 @@ def test_writer_encodes_with_the_index_encoder(tmp_path, e5):
     index = optical.Index.open(tmp_path / "idx")
     with index.writer() as w:
         w.add("berlin", "Berlin is the capital of Germany.", lang="eng")
-    assert index.search("Babban birnin Jamus", query_lang="hau", k=1)[0]["id"] == "berlin"
+    top = index.search("Babban birnin Jamus", query_lang="hau", k=1)[0]
+    assert top["id"] == "berlin"
+    # e5's model directory has the shipped token codebook, so the index stores token codes (as
+    # one `optical index` makes does) and the cross-lingual query was reranked from them.
+    assert "maxsim_score" in top["explain"], top
+    info = json.loads(run_cli(optical_bin, "info", tmp_path / "idx", "--json").stdout)
+    assert info["token_codes"]["centroids"] == 4096, info
 
 
 def test_errors_are_typed_and_carry_the_library_message(tmp_path, optical_bin):
