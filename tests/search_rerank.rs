@@ -38,25 +38,47 @@ fn rerank_reorders_the_top_by_maxsim_and_leaves_the_rest() {
         .unwrap()
         .with_document_encoder(Arc::clone(&encoder))
         .unwrap();
-    let query = "the red cat sees a fish";
+    let keys = |hits: &[optical::search::SearchHit]| hits.iter().map(|h| h.key.clone()).collect::<Vec<_>>();
+    // Which queries' top 5 MaxSim reorders depends on the encoder's arithmetic, which varies by
+    // CPU (CI once found the first query's top 5 already in MaxSim order), so the test takes the
+    // first of several queries that is reordered, per mode, and fails if none is.
+    let queries = [
+        "the red cat sees a fish",
+        "a small bird near the old tree",
+        "the dog eats under the moon",
+        "green water runs near a big house",
+        "the old fish sleeps under the river",
+        "a new sun sees the green tree",
+    ];
     for mode in [Mode::Hybrid, Mode::Dense] {
         // "fra": no document is in that language, so the query counts as cross-lingual.
-        let plain = searcher.search(&SearchRequest::new(query).with_query_lang("fra").with_mode(mode).with_k(10).with_explain(true)).unwrap().hits;
-        let keys = |hits: &[optical::search::SearchHit]| hits.iter().map(|h| h.key.clone()).collect::<Vec<_>>();
+        let plain_of = |query: &str| searcher.search(&SearchRequest::new(query).with_query_lang("fra").with_mode(mode).with_k(10).with_explain(true)).unwrap().hits;
+        // The top 5 of the plain search in MaxSim order, computed here from the stored texts.
+        let maxsim_order = |query: &str, plain: &[optical::search::SearchHit]| {
+            let texts: Vec<String> = plain[..5]
+                .iter()
+                .map(|h| passage_text("", &docs.iter().find(|d| d.key == h.key).unwrap().body))
+                .collect();
+            let scores = late::maxsim_scores(&encoder, &encoder, query, &texts).unwrap();
+            let mut want: Vec<(String, f32)> = plain[..5].iter().map(|h| h.key.clone()).zip(scores.iter().copied()).collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1));
+            want
+        };
+        let (query, plain, want) = queries
+            .iter()
+            .map(|q| {
+                let plain = plain_of(q);
+                let want = maxsim_order(q, &plain);
+                (*q, plain, want)
+            })
+            .find(|(_, plain, want)| want.iter().map(|w| &w.0).ne(plain[..5].iter().map(|h| &h.key)))
+            .unwrap_or_else(|| panic!("{mode}: the test needs a query whose top 5 MaxSim reorders; none of {queries:?} does"));
 
-        // Weight 1: the top 5 in MaxSim order, computed here from the stored texts.
+        // Weight 1: the top 5 in MaxSim order.
         let req = SearchRequest::new(query).with_query_lang("fra").with_mode(mode).with_k(10).with_explain(true).with_rerank(Rerank::MaxSim { depth: 5, weight: 1.0 });
         let results = searcher.search(&req).unwrap();
-        let texts: Vec<String> = plain[..5]
-            .iter()
-            .map(|h| passage_text("", &docs.iter().find(|d| d.key == h.key).unwrap().body))
-            .collect();
-        let scores = late::maxsim_scores(&encoder, &encoder, query, &texts).unwrap();
-        let mut want: Vec<(String, f32)> = plain[..5].iter().map(|h| h.key.clone()).zip(scores.iter().copied()).collect();
-        want.sort_by(|a, b| b.1.total_cmp(&a.1));
         let got = keys(&results.hits);
         assert_eq!(got[..5], want.iter().map(|w| w.0.clone()).collect::<Vec<_>>()[..], "{mode}");
-        assert_ne!(got[..5], keys(&plain)[..5], "{mode}: the test needs a top that MaxSim reorders");
         assert_eq!(got[5..], keys(&plain)[5..], "{mode}: the hits below the reranked top keep their order");
         assert!(results.hits.windows(2).all(|w| w[0].score >= w[1].score), "{mode}: scores fall with rank");
         assert!(results.timings.late_interaction > std::time::Duration::ZERO);
