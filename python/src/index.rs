@@ -145,6 +145,22 @@ impl PyIndex {
         Ok(Some(d))
     }
 
+    /// The token codes the index stores for the late-interaction rerank (`centroids`, `bits`,
+    /// `bytes_per_token`, `fingerprint` of the codebook, as `optical info --json` prints them), or
+    /// None: an index without codes reranks only when asked (`rerank="maxsim…"`), encoding the
+    /// candidates at query time.
+    #[getter]
+    fn token_codes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let snap = self.index.snapshot();
+        let Some(book) = snap.codebook() else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("centroids", book.centroids())?;
+        d.set_item("bits", book.bits())?;
+        d.set_item("bytes_per_token", book.bytes_per_token())?;
+        d.set_item("fingerprint", self.index.config().token_codebook)?;
+        Ok(Some(d))
+    }
+
     /// Re-reads the latest commit (a read-only handle sees later commits of a writer elsewhere
     /// only after this). Returns the generation.
     fn reload(&self, py: Python<'_>) -> PyResult<u64> {

@@ -124,6 +124,7 @@ def test_evaluate_is_what_optical_eval_reports(sample_index, optical_bin, tmp_pa
 def test_writer_add_batch_delete_commit(tmp_path):
     index = optical.Index.create(tmp_path / "idx", dim=3)
     assert index.dim == 3 and len(index) == 0
+    assert index.token_codes is None  # no document encoder, so no codebook
     w = index.writer()
     w.add("nairobi", "Nairobi is the capital of Kenya.", lang="eng", vector=[1.0, 0.0, 0.0])
     ids = w.add_batch(
@@ -179,6 +180,7 @@ def test_writer_encodes_with_the_index_encoder(tmp_path, e5, optical_bin):
     assert "maxsim_score" in top["explain"], top
     info = json.loads(run_cli(optical_bin, "info", tmp_path / "idx", "--json").stdout)
     assert info["token_codes"]["centroids"] == 4096, info
+    assert index.token_codes == info["token_codes"], (index.token_codes, info["token_codes"])
 
 
 def test_errors_are_typed_and_carry_the_library_message(tmp_path, optical_bin):
