@@ -100,6 +100,9 @@ questions: \`dense (e5 zero-shot)\` there is the teacher on English, the transla
 for the cross-lingual rows. Regenerate with \`bash scripts/eval-results.sh\`. † marks compare
 rows of one \`optical eval\` call; the un-interpolated student against zero-shot was tested in
 docs/students.md (\`optical eval --run\` on the two TREC runs: p < 0.05 on every AfriQA language).
+A row \`<mode>+maxsim:30:0.4\` is that dense or hybrid row with the late-interaction rerank
+\`optical search\` runs by default on an index with token codes (cross-lingual queries only;
+docs/search.md, "Stored token codes"): \`optical eval --rerank auto\` adds it.
 EOF
 
 
