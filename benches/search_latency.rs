@@ -9,7 +9,10 @@
 //!
 //! The index is built once into `$OPTICAL_CACHE/bench-indexes/` (random unit vectors; text made
 //! of English sentences from the shared bitext/AfriQA data, or synthetic Zipfian words when that
-//! data is absent). Set `OPTICAL_BENCH_DOCS` for another size, `OPTICAL_BENCH_ITERS` for more
+//! data is absent; random token codes of the shipped e5 codebook, one per word and a third, as
+//! an index made with e5 stores them). The default late-interaction stage is timed on its own
+//! (it runs only with a query encoder, which the no-encoding rows have not): the top 30 of the
+//! hybrid + PSQ searches, their stored codes read and decoded, MaxSim against 16 query rows. Set `OPTICAL_BENCH_DOCS` for another size, `OPTICAL_BENCH_ITERS` for more
 //! timed iterations.
 
 use std::hint::black_box;
@@ -18,8 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use optical::engine::{Document, Index, IndexConfig, VectorElem};
-use optical::search::{Mode, SearchRequest, Searcher, StageTimings};
+use optical::engine::{Document, EncoderRecord, Index, IndexConfig, VectorElem};
+use optical::encoder::codebook::Codebook;
+use optical::search::late::{self, Candidate, PassageRows, TokenRows};
+use optical::search::{Mode, Rerank, SearchRequest, Searcher, StageTimings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -98,13 +103,35 @@ fn sentences(rng: &mut StdRng) -> Vec<String> {
     out
 }
 
+/// The token codebook shipped for multilingual-e5-small (its codes are what an index made with
+/// e5 stores).
+fn shipped_codebook() -> Codebook {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("codebooks/multilingual-e5-small.safetensors");
+    Codebook::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Random token codes for a passage of `tokens` tokens: valid centroid ids, random residuals.
+fn random_codes(rng: &mut StdRng, book: &Codebook, tokens: usize) -> Vec<u8> {
+    let mut codes = Vec::with_capacity(tokens * book.bytes_per_token());
+    for _ in 0..tokens {
+        codes.extend_from_slice(&(rng.random_range(0..book.centroids()) as u16).to_le_bytes());
+        codes.extend((2..book.bytes_per_token()).map(|_| rng.random::<u8>()));
+    }
+    codes
+}
+
+/// Random unit rows standing for a query's token states.
+fn random_rows(rng: &mut StdRng, rows: usize) -> TokenRows {
+    TokenRows::new((0..rows).flat_map(|_| unit(rng)).collect(), DIM)
+}
+
 /// Builds (once) the benchmark index; returns its directory and the sentences used.
 fn bench_index(n: usize) -> (PathBuf, Vec<String>) {
     let mut rng = StdRng::seed_from_u64(2024);
     let sents = sentences(&mut rng);
     let dir = cache_dir()
         .join("bench-indexes")
-        .join(format!("search-{n}x{DIM}-v1"));
+        .join(format!("search-{n}x{DIM}-codes-v2"));
     if dir.join(COMPLETE).is_file() {
         return (dir, sents);
     }
@@ -115,14 +142,25 @@ fn bench_index(n: usize) -> (PathBuf, Vec<String>) {
         dir.display()
     );
     let t0 = Instant::now();
-    let index = Index::create(
+    let book = shipped_codebook();
+    // Codes are an encoder's token states: the index records the encoder the codebook was
+    // fitted on (e5 (q4), whose embedding space is its weights' fingerprint), as one made with
+    // e5 does, so that e5 also encodes its queries.
+    let e5 = EncoderRecord {
+        name: "multilingual-e5-small-q4".into(),
+        dim: DIM,
+        fingerprint: book.encoder_fingerprint().into(),
+        embedding_space: book.encoder_fingerprint().into(),
+    };
+    let index = Index::create_with_codebook(
         &tmp,
         IndexConfig {
             dim: Some(DIM),
             elem: VectorElem::F32I8,
-            encoder: None,
+            encoder: Some(e5),
             token_codebook: None,
         },
+        &book,
     )
     .unwrap();
     let mut w = index.writer().unwrap();
@@ -137,11 +175,16 @@ fn bench_index(n: usize) -> (PathBuf, Vec<String>) {
             .take(4)
             .collect::<Vec<_>>()
             .join(" ");
+        let body = body.join(". ");
+        // e5 reads at most 128 tokens, two of them special (not stored).
+        let words = body.split_whitespace().count() + title.split_whitespace().count();
+        let codes = random_codes(&mut rng, &book, (words * 4 / 3).clamp(1, 126));
         w.add(
-            Document::new(format!("doc{i}"), body.join(". "))
+            Document::new(format!("doc{i}"), body)
                 .with_title(title)
                 .with_lang("eng")
-                .with_vector(unit(&mut rng)),
+                .with_vector(unit(&mut rng))
+                .with_token_codes(codes),
         )
         .unwrap();
         if (i + 1) % per_commit == 0 {
@@ -205,13 +248,46 @@ fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize
         format!("{:>7.3} / {:>7.3}", pct(v.clone(), 50.0), pct(v, 99.0))
     };
     println!(
-        "{label:<28} {iters:>5}  {}  {}  {}  {}  {}  {}",
+        "{label:<28} {iters:>5}  {}  {}  {}  {}  {}  {}  {}",
         col(|s| s.encode),
         col(|s| s.bm25),
         col(|s| s.dense_scan),
         col(|s| s.rerank),
         col(|s| s.fusion),
+        col(|s| s.late_interaction),
         col(|s| s.total)
+    );
+}
+
+/// The default late-interaction stage after `reqs`' searches (`maxsim:30:0.4` on the stored
+/// codes), timed alone as the searcher times it: reading the top 30 stored documents, decoding
+/// their codes, MaxSim, the mix. Prints its p50/p99 and that of search + stage.
+fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
+    let snap = searcher.snapshot().clone();
+    let book = snap.codebook().expect("the bench index stores token codes").clone();
+    let Rerank::MaxSim { depth, .. } = Rerank::default();
+    let mut rng = StdRng::seed_from_u64(5);
+    let (mut stage, mut total) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for i in 0..iters {
+        let req = reqs[i % reqs.len()].clone().with_k(depth);
+        let res = searcher.search(&req).unwrap();
+        let ranking: Vec<(u64, f32)> = res.hits.iter().map(|h| (h.id, h.score)).collect();
+        let query = random_rows(&mut rng, 16);
+        let t0 = Instant::now();
+        let candidate = |&id: &u64| Ok(Candidate::from_stored(snap.document(id)?.expect("a ranked document is stored")));
+        let rows = PassageRows { codebook: Some(&book), encoder: None };
+        black_box(late::rerank_top(&query, rows, &ranking, Rerank::default(), candidate).unwrap());
+        stage.push(t0.elapsed());
+        total.push(res.timings.total + t0.elapsed());
+    }
+    println!(
+        "{:<28} {iters:>5}  {:>17}  {:>7.3} / {:>7.3} (the stage)  {:>7.3} / {:>7.3} (search + stage)",
+        format!("  + default stage ({depth})"),
+        "",
+        pct(stage.clone(), 50.0),
+        pct(stage, 99.0),
+        pct(total.clone(), 50.0),
+        pct(total, 99.0)
     );
 }
 
@@ -255,8 +331,8 @@ fn main() {
         "\nper-stage latency, ms p50 / p99 (k = 10; hybrid: BM25 top-100 ∪ int8 top-100 rescored on f32, default fusion; dense: int8 top-40 rescored on f32)"
     );
     println!(
-        "{:<28} {:>5}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}",
-        "search", "iters", "encode", "bm25", "dense scan", "rerank", "fusion", "end to end"
+        "{:<28} {:>5}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}  {:^17}",
+        "search", "iters", "encode", "bm25", "dense scan", "rerank", "fusion", "late interaction", "end to end"
     );
     report("hybrid, no encoding", &searcher, &hybrid, iters);
     report("dense, no encoding", &searcher, &dense, iters);
@@ -264,10 +340,12 @@ fn main() {
     // Hybrid with a translated BM25 leg (PSQ): queries of six Hausa words drawn from the shipped
     // Hausa table (each word expands to up to five weighted English terms).
     let table_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("students/multilingual/psq/hau.tsv");
+    let mut psq_with_table = None;
     match optical::translate::TranslationTable::read(&table_path) {
         Ok(table) => {
+            let table = Arc::new(table);
             let words: Vec<String> = table.words().map(str::to_string).collect();
-            let psq_searcher = searcher.clone().with_translation_table(Arc::new(table));
+            let psq_searcher = searcher.clone().with_translation_table(Arc::clone(&table));
             let mut rng = StdRng::seed_from_u64(11);
             let psq: Vec<SearchRequest> = qs
                 .iter()
@@ -277,6 +355,8 @@ fn main() {
                 })
                 .collect();
             report("hybrid + PSQ, no encoding", &psq_searcher, &psq, iters);
+            stage_report(&psq_searcher, &psq, iters);
+            psq_with_table = Some((table, psq.clone()));
             // The same with two of the six words spelled otherwise, as real questions have them:
             // a table word with a letter added (found through the table's closest spellings) and
             // an English word with `ya` added, as names are written in Kinyarwanda (in no table,
@@ -364,7 +444,7 @@ fn main() {
     let encoder = if model.join("model.safetensors").is_file() {
         let enc =
             optical::encoder::Encoder::load(&model, &optical::encoder::default_device()).unwrap();
-        // The bench index records no encoder: only the dimension is checked.
+        // The bench index records e5 as its encoder.
         Some(Arc::new(enc))
     } else {
         println!(
@@ -392,6 +472,13 @@ fn main() {
             &with_enc,
             (iters / 5).max(20),
         );
+        // The default path of a cross-lingual query: PSQ, e5 encoding the query's vector and,
+        // for the late-interaction stage, its token states (counted as encoding).
+        if let Some((table, psq)) = &psq_with_table {
+            let s = s.clone().with_translation_table(Arc::clone(table));
+            let psq: Vec<SearchRequest> = psq.iter().map(|r| SearchRequest { query_vector: None, ..r.clone() }).collect();
+            report("hybrid + PSQ + stage, e5", &s, &psq, (iters / 5).max(20));
+        }
     }
 
     let mut c = Criterion::default()
