@@ -12,8 +12,9 @@
 //! data is absent; random token codes of the shipped e5 codebook, one per word and a third, as
 //! an index made with e5 stores them). The default late-interaction stage is timed on its own
 //! (it runs only with a query encoder, which the no-encoding rows have not): the top 30 of the
-//! hybrid + PSQ searches, their stored codes read and decoded, MaxSim against 16 query rows. Set `OPTICAL_BENCH_DOCS` for another size, `OPTICAL_BENCH_ITERS` for more
-//! timed iterations.
+//! hybrid + PSQ searches, their stored codes read and decoded, MaxSim against 16 query rows; with
+//! e5 prepared, the whole default cross-lingual path is timed too. Set `OPTICAL_BENCH_DOCS` for
+//! another size, `OPTICAL_BENCH_ITERS` for more timed iterations.
 
 use std::hint::black_box;
 use std::path::PathBuf;
