@@ -1,6 +1,7 @@
 //! Search latency on a 100k-document index with 384-dimensional vectors (f32 + int8
 //! companions): p50/p99 of every stage (BM25, dense int8 scan, exact rerank, fusion) and end
-//! to end, without and with query encoding (multilingual-e5-small (q4), when prepared), plus
+//! to end, without and with query encoding (multilingual-e5-small in the precision search runs
+//! in, when prepared), plus
 //! criterion means of the end-to-end searches.
 //!
 //! ```text
@@ -13,7 +14,8 @@
 //! an index made with e5 stores them). The default late-interaction stage is timed on its own
 //! (it runs only with a query encoder, which the no-encoding rows have not): the top 30 of the
 //! hybrid + PSQ searches, their stored codes read and decoded, MaxSim against 16 query rows; with
-//! e5 prepared, the whole default cross-lingual path is timed too. Set `OPTICAL_BENCH_DOCS` for
+//! e5 prepared, the whole default cross-lingual path is timed too, and its query encoding as two
+//! encoder calls against the one the searcher makes. Set `OPTICAL_BENCH_DOCS` for
 //! another size, `OPTICAL_BENCH_ITERS` for more timed iterations.
 
 use std::hint::black_box;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use optical::engine::{Document, EncoderRecord, Index, IndexConfig, VectorElem};
 use optical::encoder::codebook::Codebook;
+use optical::encoder::{Encoder, EncoderOptions};
 use optical::search::late::{self, Candidate, PassageRows, TokenRows};
 use optical::search::{Mode, Rerank, SearchRequest, Searcher, StageTimings};
 use rand::rngs::StdRng;
@@ -292,6 +295,28 @@ fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
     );
 }
 
+/// The query encoding a cross-lingual query needs when the stage runs — its vector from the
+/// glossed text, its token states from the text as written — timed as two encoder calls (the
+/// path before session 22) and as one ([`late::query_vector_and_rows`], what `Searcher::search`
+/// does), alternating per query so that both see the same machine.
+fn stage_encoding_report(searcher: &Searcher, encoder: &Encoder, reqs: &[SearchRequest], iters: usize) {
+    let (mut two, mut one) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for i in 0..iters {
+        let req = &reqs[i % reqs.len()];
+        let glossed = searcher.dense_query_text(&req.query, req.query_lang.as_deref());
+        let t0 = Instant::now();
+        black_box(encoder.encode_queries(&[glossed.as_ref()]).unwrap());
+        black_box(late::query_rows(encoder, &req.query).unwrap());
+        two.push(t0.elapsed());
+        let t0 = Instant::now();
+        black_box(late::query_vector_and_rows(encoder, &glossed, &req.query).unwrap());
+        one.push(t0.elapsed());
+    }
+    for (label, v) in [("  encoding, two calls", two), ("  encoding, one call", one)] {
+        println!("{label:<28} {iters:>5}  {:>7.3} / {:>7.3}", pct(v.clone(), 50.0), pct(v, 99.0));
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`. Without it (`cargo test --all-targets`) this is a smoke run
     // on a small index, so the test suite does not build the 100k-document one.
@@ -443,8 +468,9 @@ fn main() {
     // With query encoding (the index's vectors are random, so only the timing is meaningful).
     let model = cache_dir().join("models/multilingual-e5-small");
     let encoder = if model.join("model.safetensors").is_file() {
-        let enc =
-            optical::encoder::Encoder::load(&model, &optical::encoder::default_device()).unwrap();
+        // The precision search runs in (int8 where the CPU has a fast int8 kernel).
+        let enc = Encoder::load_with(&model, &optical::encoder::default_device(), &EncoderOptions::for_search()).unwrap();
+        println!("query encoder: multilingual-e5-small, {}", enc.precision());
         // The bench index records e5 as its encoder.
         Some(Arc::new(enc))
     } else {
@@ -454,7 +480,7 @@ fn main() {
         );
         None
     };
-    let enc_searcher = encoder.map(|e| searcher.clone().with_encoder(e).unwrap());
+    let enc_searcher = encoder.as_ref().map(|e| searcher.clone().with_encoder(Arc::clone(e)).unwrap());
     if let Some(s) = &enc_searcher {
         let with_enc: Vec<SearchRequest> = qs
             .iter()
@@ -479,6 +505,9 @@ fn main() {
             let s = s.clone().with_translation_table(Arc::clone(table));
             let psq: Vec<SearchRequest> = psq.iter().map(|r| SearchRequest { query_vector: None, ..r.clone() }).collect();
             report("hybrid + PSQ + stage, e5", &s, &psq, (iters / 5).max(20));
+            if let Some(e) = &encoder {
+                stage_encoding_report(&s, e, &psq, (iters / 5).max(20));
+            }
         }
     }
 

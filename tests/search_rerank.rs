@@ -127,3 +127,46 @@ fn rerank_refuses_to_run_without_what_it_needs() {
     let other = Arc::new(Encoder::load(&other, &default_device()).unwrap());
     assert!(matches!(no_doc_encoder.with_document_encoder(other), Err(Error::IncompatibleEncoder { .. })));
 }
+
+#[test]
+fn a_glossed_query_is_reranked_by_its_tokens_as_written_and_searched_by_its_glossed_vector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, encoder, docs) = setup(tmp.path());
+    // The toy foreign language writes English words reversed; its table glosses three of them.
+    let mut table = optical::translate::TranslationTable::new("fra", "eng", "test");
+    for w in ["red", "cat", "fish"] {
+        table.insert(&w.chars().rev().collect::<String>(), vec![(w.to_string(), 1.0)]);
+    }
+    let searcher = Searcher::for_index(&index)
+        .with_encoder(Arc::clone(&encoder))
+        .unwrap()
+        .with_document_encoder(Arc::clone(&encoder))
+        .unwrap()
+        .with_translation_table(Arc::new(table));
+    let query = "der tac sees a hsif";
+    let glossed = searcher.dense_query_text(query, Some("fra")).into_owned();
+    assert_eq!(glossed, "der tac sees a hsif red cat fish");
+    // The vector and the token states come from one encoder call of both texts: the vector must
+    // be the glossed text's, the token states the text's as written.
+    let req = SearchRequest::new(query).with_query_lang("fra").with_mode(Mode::Hybrid).with_k(10).with_explain(true).with_rerank(Rerank::MaxSim { depth: 5, weight: 0.5 });
+    let hits = searcher.search(&req).unwrap().hits;
+    let reranked: Vec<(String, f32)> = hits.iter().filter_map(|h| h.explain.as_ref().unwrap().maxsim_score.map(|m| (h.key.clone(), m))).collect();
+    assert_eq!(reranked.len(), 5);
+    let text_of = |key: &str| passage_text("", &docs.iter().find(|d| d.key == key).unwrap().body);
+    let texts: Vec<String> = reranked.iter().map(|(k, _)| text_of(k)).collect();
+    let as_written = late::maxsim_scores(&encoder, &encoder, query, &texts).unwrap();
+    let of_gloss = late::maxsim_scores(&encoder, &encoder, &glossed, &texts).unwrap();
+    for (((key, got), w), g) in reranked.iter().zip(&as_written).zip(&of_gloss) {
+        assert!((got - w).abs() < 1e-4, "{key}: MaxSim {got}, the query as written gives {w}");
+        assert!((got - g).abs() > 1e-3, "{key}: MaxSim {got} is the glossed text's {g}: the test cannot tell them apart");
+    }
+    let glossed_vector = &encoder.encode_queries(&[glossed.as_str()]).unwrap()[0];
+    let written_vector = &encoder.encode_queries(&[query]).unwrap()[0];
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for h in &hits {
+        let doc = &encoder.encode_passages(&[text_of(&h.key)]).unwrap()[0];
+        let got = h.explain.as_ref().unwrap().dense_score.unwrap();
+        assert!((got - dot(glossed_vector, doc)).abs() < 1e-4, "{}: dense score {got}, the glossed vector gives {}", h.key, dot(glossed_vector, doc));
+        assert!((got - dot(written_vector, doc)).abs() > 1e-4, "{}: the dense score is the unglossed vector's", h.key);
+    }
+}

@@ -274,9 +274,16 @@ impl Searcher {
                 req.mode
             );
         }
-        let qvec = match req.mode {
-            Mode::Bm25 => None,
-            _ => Some(self.query_vector(req, &mut t)?),
+        let stage = req.rerank_stage(snap.codebook().is_some());
+        // A query the stage will rerank has its token states encoded with its vector, in one
+        // encoder call ([`late::query_vector_and_rows`]).
+        let with_rows = stage.is_some() && req.query_vector.is_none() && self.is_cross_lingual(req)?;
+        let (qvec, query_rows) = match req.mode {
+            Mode::Bm25 => (None, None),
+            _ => {
+                let (v, rows) = self.query_vector(req, with_rows, &mut t)?;
+                (Some(v), rows)
+            }
         };
         if req.k == 0 {
             t.total = start.elapsed();
@@ -296,8 +303,8 @@ impl Searcher {
                 self.hybrid(req, qvec.as_deref().expect("hybrid has a vector"), &mut t)?
             }
         };
-        let ranked = match req.rerank_stage(snap.codebook().is_some()) {
-            Some(rerank) => self.rerank(req, ranked, rerank, &mut t)?,
+        let ranked = match stage {
+            Some(rerank) => self.rerank(req, ranked, rerank, query_rows, &mut t)?,
             None => ranked,
         };
         let t0 = Instant::now();
@@ -312,8 +319,11 @@ impl Searcher {
         })
     }
 
-    /// The request's query vector (checked against the index), or the query encoded now.
-    fn query_vector(&self, req: &SearchRequest, t: &mut StageTimings) -> Result<Vec<f32>> {
+    /// The request's query vector (checked against the index), or the query encoded now — and,
+    /// when `with_rows` and the query is encoded, its token rows for the rerank stage from the
+    /// same encoder call.
+    fn query_vector(&self, req: &SearchRequest, with_rows: bool, t: &mut StageTimings) -> Result<(Vec<f32>, Option<late::TokenRows>)> {
+        let mut rows = None;
         let v = match &req.query_vector {
             Some(v) => {
                 let dim = self.snapshot.config().dim.expect("checked by the caller");
@@ -328,7 +338,15 @@ impl Searcher {
             None => {
                 let t0 = Instant::now();
                 let lang = req.query_lang.as_deref();
-                let v = self.encode_query(&self.dense_query_text(&req.query, lang), lang)?;
+                let dense_text = self.dense_query_text(&req.query, lang);
+                let v = match self.query_encoder(lang) {
+                    Some(enc) if with_rows => {
+                        let (v, r) = late::query_vector_and_rows(enc, &dense_text, &req.query)?;
+                        rows = Some(r);
+                        v
+                    }
+                    _ => self.encode_query(&dense_text, lang)?,
+                };
                 t.encode = t0.elapsed();
                 v
             }
@@ -336,7 +354,7 @@ impl Searcher {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             invalid!("query vector component {i} is not finite");
         }
-        Ok(v)
+        Ok((v, rows))
     }
 
     /// The two legs of a hybrid search, unfused, by document key: BM25's top
@@ -353,7 +371,7 @@ impl Searcher {
             invalid!("the index is text-only (no vectors): it has no dense leg, use bm25 mode");
         }
         let mut t = StageTimings::default();
-        let q = self.query_vector(req, &mut t)?;
+        let (q, _) = self.query_vector(req, false, &mut t)?;
         let ranked = self.hybrid(req, &q, &mut t)?;
         let t0 = Instant::now();
         let bm25_ids: Vec<u64> = ranked.bm25.iter().map(|h| h.id).collect();
@@ -478,11 +496,12 @@ impl Searcher {
 
     /// `ranked` with its top reordered by the late-interaction score ([`late`]): the query's
     /// token states from its query encoder (the query as written: a gloss is for the pooled
-    /// vector), the top passages' decoded from their stored token codes, or else computed by the
-    /// document encoder. Cross-lingual queries only
+    /// vector; `query_rows` when they were encoded with the vector, else encoded here), the top
+    /// passages' decoded from their stored token codes, or else computed by the document
+    /// encoder. Cross-lingual queries only
     /// ([`Searcher::is_cross_lingual`]): on queries in the documents' language, where e5 reads
     /// both sides, it lowered MasakhaNEWS dev (docs/search.md), so they keep the fused order.
-    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, t: &mut StageTimings) -> Result<Ranked> {
+    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, query_rows: Option<late::TokenRows>, t: &mut StageTimings) -> Result<Ranked> {
         let codebook = self.snapshot.codebook().map(|b| &**b);
         if codebook.is_none() && self.encoders.document.is_none() {
             invalid!("rerank {rerank}: the index stores no token codes, so the stage encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
@@ -497,9 +516,15 @@ impl Searcher {
             return Ok(ranked);
         }
         // The query's token states are query encoding (timed as such); the stage is the rest.
-        let t_encode = Instant::now();
-        let query = late::query_rows(query_encoder, &req.query)?;
-        t.encode += t_encode.elapsed();
+        let query = match query_rows {
+            Some(rows) => rows,
+            None => {
+                let t_encode = Instant::now();
+                let rows = late::query_rows(query_encoder, &req.query)?;
+                t.encode += t_encode.elapsed();
+                rows
+            }
+        };
         let t0 = Instant::now();
         let candidate = |&id: &u64| match self.snapshot.document(id)? {
             Some(doc) => Ok(late::Candidate::from_stored(doc)),
