@@ -265,34 +265,59 @@ fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize
 
 /// The default late-interaction stage after `reqs`' searches (`maxsim:30:0.4` on the stored
 /// codes), timed alone as the searcher times it: reading the top 30 stored documents, decoding
-/// their codes, MaxSim, the mix. Prints its p50/p99 and that of search + stage.
+/// their codes, MaxSim, the mix. Prints its p50/p99, the reading's, and that of search + stage;
+/// then, as a reference from the same iterations, reading the 30 documents one search per id.
 fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
     let snap = searcher.snapshot().clone();
     let book = snap.codebook().expect("the bench index stores token codes").clone();
     let Rerank::MaxSim { depth, .. } = Rerank::default();
     let mut rng = StdRng::seed_from_u64(5);
     let (mut stage, mut total) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    let (mut read, mut read_per_id) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
     for i in 0..iters {
         let req = reqs[i % reqs.len()].clone().with_k(depth);
         let res = searcher.search(&req).unwrap();
         let ranking: Vec<(u64, f32)> = res.hits.iter().map(|h| (h.id, h.score)).collect();
         let query = random_rows(&mut rng, 16);
+        let ids: Vec<u64> = ranking.iter().take(depth).map(|h| h.0).collect();
+        // The reference: the candidates read one search per id (the stage before session 22),
+        // before the stage on even iterations and after it on odd ones, so that neither side
+        // always finds the doc store's blocks cached by the other.
+        let per_id = || {
+            let t0 = Instant::now();
+            black_box(ids.iter().map(|&id| snap.document(id).unwrap().expect("a ranked document is stored")).collect::<Vec<_>>());
+            t0.elapsed()
+        };
+        if i % 2 == 0 {
+            read_per_id.push(per_id());
+        }
+        // The stage as the searcher runs it: the candidates read in one batch (all through the
+        // `id` postings here; a search also has its BM25 hits' addresses), then decoded, MaxSim,
+        // the mix.
         let t0 = Instant::now();
-        let candidate = |&id: &u64| Ok(Candidate::from_stored(snap.document(id)?.expect("a ranked document is stored")));
+        let mut docs = snap.documents(&ids, &[]).unwrap().into_iter();
+        read.push(t0.elapsed());
+        let candidate = |_: &u64| Ok(Candidate::from_stored(docs.next().expect("one read document per candidate")));
         let rows = PassageRows { codebook: Some(&book), encoder: None };
         black_box(late::rerank_top(&query, rows, &ranking, Rerank::default(), candidate).unwrap());
         stage.push(t0.elapsed());
         total.push(res.timings.total + t0.elapsed());
+        if i % 2 == 1 {
+            read_per_id.push(per_id());
+        }
     }
     println!(
-        "{:<28} {iters:>5}  {:>17}  {:>7.3} / {:>7.3} (the stage)  {:>7.3} / {:>7.3} (search + stage)",
+        "{:<28} {iters:>5}  {:>17}  {:>7.3} / {:>7.3} (the stage, of which reading the documents {:.3} / {:.3})  {:>7.3} / {:>7.3} (search + stage)",
         format!("  + default stage ({depth})"),
         "",
         pct(stage.clone(), 50.0),
         pct(stage, 99.0),
+        pct(read.clone(), 50.0),
+        pct(read, 99.0),
         pct(total.clone(), 50.0),
         pct(total, 99.0)
     );
+    println!("{:<28} {iters:>5}  {:>17}  {:>7.3} / {:>7.3}", "  reading them one by one", "", pct(read_per_id.clone(), 50.0), pct(read_per_id, 99.0));
 }
 
 /// The query encoding a cross-lingual query needs when the stage runs — its vector from the

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use optical::engine::{Document, Index, IndexConfig, KeyMapState, VectorElem};
+use optical::engine::{Bm25Fields, Document, Index, IndexConfig, KeyMapState, VectorElem};
 
 /// A deterministic pseudo-random unit vector for a key.
 fn vector_for(key: &str, dim: usize) -> Vec<f32> {
@@ -162,6 +162,18 @@ fn deletes_and_upserts() {
     assert_eq!(delta.len(), 1);
     assert_eq!(delta[0].id, d20);
     assert_eq!(snap.document(d20).unwrap().unwrap().body, "second pending delta");
+    // A batch read finds the same documents, through the `id` postings or at the BM25 hits'
+    // addresses, and refuses an id without a live document.
+    let ids = [d20, new4];
+    let one_by_one: Vec<_> = ids.iter().map(|&id| snap.document(id).unwrap().unwrap()).collect();
+    assert_eq!(snap.documents(&ids, &[]).unwrap(), one_by_one);
+    let known = snap.bm25_candidates("delta", 10, None, Bm25Fields::default()).unwrap();
+    assert!(known.iter().any(|h| h.id == d20));
+    assert_eq!(snap.documents(&ids, &known).unwrap(), one_by_one);
+    match snap.documents(&[d20, old3], &[]) {
+        Err(optical::Error::Damaged { message, .. }) => assert!(message.contains(&format!("vector id {old3}")), "{message}"),
+        other => panic!("expected Error::Damaged for a deleted id, got {other:?}"),
+    }
     // The vector side agrees: old rows tombstoned, the new version has the new vector.
     assert_eq!(snap.vector(old3), None);
     assert_eq!(snap.vector(old4), None);

@@ -248,14 +248,17 @@ impl Codebook {
         for (code, row) in codes.chunks_exact(per).zip(rows.chunks_exact_mut(dim)) {
             let c = u16::from_le_bytes([code[0], code[1]]) as usize;
             ensure!(c < self.k, "token code names centroid {c}, the codebook has {}", self.k);
-            let centroid = self.centroid(c);
-            for ((byte, out), m) in code[2..].iter().zip(row.chunks_mut(per_byte)).zip(centroid.chunks(per_byte)) {
-                let values = &lut[*byte as usize * per_byte..][..per_byte];
-                for ((o, m), v) in out.iter_mut().zip(m).zip(values) {
-                    *o = m + v;
-                }
-            }
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            let (centroid, bytes) = (self.centroid(c), &code[2..]);
+            // A fixed number of dimensions per byte lets the compiler unroll and vectorise the
+            // loop (the decoding was 2.2 ms of the default stage's ≈ 4 at depth 30).
+            let squared = match per_byte {
+                _ if dim % per_byte != 0 => decode_row_any(bytes, centroid, lut, per_byte, row),
+                1 => decode_row::<1>(bytes, centroid, lut, row),
+                2 => decode_row::<2>(bytes, centroid, lut, row),
+                4 => decode_row::<4>(bytes, centroid, lut, row),
+                _ => decode_row::<8>(bytes, centroid, lut, row),
+            };
+            let norm = squared.sqrt().max(1e-12);
             row.iter_mut().for_each(|x| *x /= norm);
         }
         Ok(())
@@ -371,6 +374,33 @@ fn check_bits(bits: u8) -> Result<()> {
     Ok(())
 }
 
+/// One token's row, `centroid` plus the residual values `lut` holds for each byte of `bytes`
+/// (`P` dimensions a byte), written into `row`; returns the row's squared norm. `row.len()` is a
+/// multiple of `P`.
+fn decode_row<const P: usize>(bytes: &[u8], centroid: &[f32], lut: &[f32], row: &mut [f32]) -> f32 {
+    let mut squared = [0f32; P];
+    for ((&byte, out), m) in bytes.iter().zip(row.chunks_exact_mut(P)).zip(centroid.chunks_exact(P)) {
+        let values = &lut[byte as usize * P..][..P];
+        for j in 0..P {
+            let x = m[j] + values[j];
+            out[j] = x;
+            squared[j] += x * x;
+        }
+    }
+    squared.iter().sum()
+}
+
+/// [`decode_row`] for a width that is not a multiple of the dimensions a byte packs.
+fn decode_row_any(bytes: &[u8], centroid: &[f32], lut: &[f32], per_byte: usize, row: &mut [f32]) -> f32 {
+    for ((byte, out), m) in bytes.iter().zip(row.chunks_mut(per_byte)).zip(centroid.chunks(per_byte)) {
+        let values = &lut[*byte as usize * per_byte..][..per_byte];
+        for ((o, m), v) in out.iter_mut().zip(m).zip(values) {
+            *o = m + v;
+        }
+    }
+    row.iter().map(|x| x * x).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +449,33 @@ mod tests {
         let centroid_only: Vec<f32> = assign.iter().flat_map(|&c| book.centroid(c as usize).to_vec()).collect();
         let c = cosines(&rows, &centroid_only, dim);
         assert!(c.iter().sum::<f32>() / (c.len() as f32) < mean_cos[0]);
+    }
+
+    #[test]
+    fn decoding_is_the_centroid_plus_each_dimensions_bucket_mean_at_every_width_and_bit_count() {
+        // Widths that are and are not a multiple of the dimensions a byte packs (the unrolled
+        // and the generic decoding loop), against a plain reading of the format.
+        for (dim, bits) in [(48, 1), (48, 2), (48, 4), (48, 8), (50, 2), (42, 4), (20, 1)] {
+            let rows = clustered_rows(300, dim, 6, 7);
+            let book = Codebook::fit(&rows, dim, &FitOptions { centroids: 8, bits, iterations: 2, seed: 4 }, "fp", |_, _| {}).unwrap();
+            let codes = book.encode(&rows);
+            let decoded = book.decode(&codes).unwrap();
+            for (code, got) in codes.chunks_exact(book.bytes_per_token()).zip(decoded.chunks_exact(dim)) {
+                let c = u16::from_le_bytes([code[0], code[1]]) as usize;
+                let bits = bits as usize;
+                let mut want: Vec<f32> = (0..dim)
+                    .map(|d| {
+                        let bucket = (code[2 + d * bits / 8] >> (d * bits % 8)) as usize & ((1 << bits) - 1);
+                        book.centroid(c)[d] + book.means[bucket]
+                    })
+                    .collect();
+                let norm = want.iter().map(|x| x * x).sum::<f32>().sqrt();
+                want.iter_mut().for_each(|x| *x /= norm);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-5, "dim {dim}, {bits} bits: {g} vs {w}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, DocId, DocSet, SegmentReader, TERMINATED, Term};
 
 use super::bm25::{SparseHit, segment_column};
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, StoredDoc};
 use super::text;
 use crate::error::damaged;
 
@@ -22,6 +22,15 @@ impl Snapshot {
         Ok(self.guarded("reading document keys", || {
             let addrs = self.addresses(ids, known)?;
             self.keys_at(&addrs)
+        })?)
+    }
+
+    /// The stored documents `ids`, in order, found as [`Snapshot::keys_of`] finds them (the BM25
+    /// candidates `known` at their hits' addresses, the others through the `id` postings) rather
+    /// than by one search per id. Errors when an id has no live document.
+    pub fn documents(&self, ids: &[u64], known: &[SparseHit]) -> crate::Result<Vec<StoredDoc>> {
+        Ok(self.guarded("reading stored documents", || {
+            self.addresses(ids, known)?.into_iter().map(|addr| self.stored_at(addr)).collect()
         })?)
     }
 

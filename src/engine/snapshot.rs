@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{IndexReader, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, IndexReader, Searcher, TantivyDocument, Term};
 
 use super::guard::{Damaged, guard};
 use super::meta::{CommitMeta, IndexConfig};
@@ -160,14 +160,19 @@ impl Snapshot {
     fn stored(&self, q: &TermQuery) -> Result<Option<StoredDoc>> {
         let top = self.0.searcher.search(q, &TopDocs::with_limit(1).order_by_score())?;
         let Some((_, addr)) = top.first() else { return Ok(None) };
-        let doc: TantivyDocument = self.0.searcher.doc(*addr).context("reading a stored document")?;
+        self.stored_at(*addr).map(Some)
+    }
+
+    /// The stored document at `addr`.
+    pub(crate) fn stored_at(&self, addr: DocAddress) -> Result<StoredDoc> {
+        let doc: TantivyDocument = self.0.searcher.doc(addr).context("reading a stored document")?;
         let f = &self.0.fields;
         let s = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let id = doc.get_first(f.id).and_then(|v| v.as_u64()).with_context(|| {
             format!("a stored document of {} has no `id` field: its doc store is damaged", self.0.dir.display())
         })?;
         let token_codes = f.token_codes.and_then(|field| doc.get_first(field)).and_then(|v| v.as_bytes()).map(<[u8]>::to_vec);
-        Ok(Some(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang), token_codes }))
+        Ok(StoredDoc { key: s(f.key), id, title: s(f.title), body: s(f.body), lang: s(f.lang), token_codes })
     }
 
     /// Every live document's (key, id), in no particular order.

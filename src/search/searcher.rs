@@ -16,7 +16,7 @@ use crate::Result;
 use crate::encoder::Encoder;
 use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
-use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, check_document_encoder};
+use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, StoredDoc, check_document_encoder};
 use crate::translate::{
     DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, translate_query,
 };
@@ -526,7 +526,12 @@ impl Searcher {
             }
         };
         let t0 = Instant::now();
-        let candidate = |&id: &u64| match self.snapshot.document(id)? {
+        // The top's documents in one read (BM25 hits carry their addresses, the others come from
+        // the `id` postings) rather than a search per id.
+        let Rerank::MaxSim { depth, .. } = rerank;
+        let top: Vec<u64> = ranked.order.iter().take(depth).map(|h| h.0).collect();
+        let mut stored: HashMap<u64, StoredDoc> = self.snapshot.documents(&top, &ranked.bm25)?.into_iter().map(|d| (d.id, d)).collect();
+        let candidate = |id: &u64| match stored.remove(id) {
             Some(doc) => Ok(late::Candidate::from_stored(doc)),
             None => Err(Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))),
         };
