@@ -270,7 +270,7 @@ fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize
 fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
     let snap = searcher.snapshot().clone();
     let book = snap.codebook().expect("the bench index stores token codes").clone();
-    let Rerank::MaxSim { depth, .. } = Rerank::default();
+    let Rerank::MaxSim { depth, weight } = Rerank::default();
     let mut rng = StdRng::seed_from_u64(5);
     let (mut stage, mut total) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
     let (mut read, mut read_per_id) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
@@ -295,11 +295,10 @@ fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
         // `id` postings here; a search also has its BM25 hits' addresses), then decoded, MaxSim,
         // the mix.
         let t0 = Instant::now();
-        let mut docs = snap.documents(&ids, &[]).unwrap().into_iter();
+        let candidates: Vec<Candidate> = snap.documents(&ids, &[]).unwrap().into_iter().map(Candidate::from_stored).collect();
         read.push(t0.elapsed());
-        let candidate = |_: &u64| Ok(Candidate::from_stored(docs.next().expect("one read document per candidate")));
         let rows = PassageRows { codebook: Some(&book), encoder: None };
-        black_box(late::rerank_top(&query, rows, &ranking, Rerank::default(), candidate).unwrap());
+        black_box(late::rerank_top(&query, rows, &ranking, &candidates, weight).unwrap());
         stage.push(t0.elapsed());
         total.push(res.timings.total + t0.elapsed());
         if i % 2 == 1 {

@@ -198,12 +198,17 @@ pub fn reranked_system(
         let query_rows = late::query_rows(query_encoder, &query.text)?;
         let start = std::time::Instant::now();
         let ranking: Vec<(String, f32)> = ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score as f32)).collect();
-        let candidate = |key: &String| match snapshot.document_by_key(key)? {
-            Some(doc) => Ok(late::Candidate::from_stored(doc)),
-            None => Err(crate::Error::invalid(format!("{key} is in the run of {} but not in the index", system.mode))),
-        };
+        let late::Rerank::MaxSim { depth, weight } = rerank;
+        let candidates = ranking
+            .iter()
+            .take(depth)
+            .map(|(key, _)| match snapshot.document_by_key(key)? {
+                Some(doc) => Ok(late::Candidate::from_stored(doc)),
+                None => Err(crate::Error::invalid(format!("{key} is in the run of {} but not in the index", system.mode))),
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
         let rows = late::PassageRows { codebook: snapshot.codebook().map(|b| &**b), encoder: doc_encoder };
-        let (mixed, _) = late::rerank_top(&query_rows, rows, &ranking, rerank, candidate)
+        let (mixed, _) = late::rerank_top(&query_rows, rows, &ranking, &candidates, weight)
             .with_context(|| format!("reranking query {:?}", query.id))?;
         times.push(start.elapsed());
         reranked.insert(query.id.clone(), mixed.into_iter().map(|(d, s)| (d, f64::from(s))))?;

@@ -190,8 +190,8 @@ pub fn query_rows(encoder: &Encoder, text: &str) -> Result<TokenRows> {
 /// The pooled vector of `dense_text` and the content-token rows of `written`, both encoded as
 /// queries in one call (one pass when the two are the same text). A cross-lingual query needs
 /// both — its vector from the text with its gloss, its token states from the text as written
-/// (docs/search.md, "Late interaction") — and one batch of the two took 9 against 11 ms (int8)
-/// and 34 against 48 ms (f32) for two calls on AfriQA Hausa questions (2 cores).
+/// (docs/search.md, "Late interaction") — and one batch of the two took 8.4–8.7 ms p50 against
+/// 9.8–10.5 for two calls in int8 on 2 cores (`cargo bench --bench search_latency`, README).
 pub fn query_vector_and_rows(encoder: &Encoder, dense_text: &str, written: &str) -> Result<(Vec<f32>, TokenRows)> {
     let texts = if dense_text == written { vec![written] } else { vec![dense_text, written] };
     let tokens = encoder.tokenize(&texts, Role::Query).map_err(crate::Error::encoder)?;
@@ -272,20 +272,19 @@ pub fn maxsim_scores<S: AsRef<str>>(query_encoder: &Encoder, doc_encoder: &Encod
     Ok(passage_rows(doc_encoder, passages)?.iter().map(|p| maxsim(&query, p)).collect())
 }
 
-/// `ranking` (best first) with its top reordered by `rerank` for the query whose token rows are
-/// `query` ([`query_rows`]) ([`mix_top`]), and the MaxSim scores of that top in `ranking`'s
-/// order. `candidate` reads a ranked entry from the index; `rows` turns the candidates into
-/// token rows.
+/// `ranking` (best first) with its top `candidates.len()` entries — `candidates[i]` the stored
+/// passage of `ranking[i]` — reordered at `weight` for the query whose token rows are `query`
+/// ([`query_rows`]) ([`mix_top`]), and the MaxSim scores of that top in `ranking`'s order.
+/// `rows` turns the candidates into token rows.
 pub fn rerank_top<T: Clone>(
     query: &TokenRows,
     rows: PassageRows<'_>,
     ranking: &[(T, f32)],
-    rerank: Rerank,
-    candidate: impl FnMut(&T) -> Result<Candidate>,
+    candidates: &[Candidate],
+    weight: f32,
 ) -> Result<(Vec<(T, f32)>, Vec<f32>)> {
-    let Rerank::MaxSim { depth, weight } = rerank;
-    let candidates = ranking.iter().take(depth).map(|h| &h.0).map(candidate).collect::<Result<Vec<Candidate>>>()?;
-    let scores = rows.maxsim_scores(query, &candidates)?;
+    assert!(candidates.len() <= ranking.len(), "{} candidates for a ranking of {}", candidates.len(), ranking.len());
+    let scores = rows.maxsim_scores(query, candidates)?;
     Ok((mix_top(ranking, &scores, weight), scores))
 }
 

@@ -16,7 +16,7 @@ use crate::Result;
 use crate::encoder::Encoder;
 use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
-use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, StoredDoc, check_document_encoder};
+use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, check_document_encoder};
 use crate::translate::{
     DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, translate_query,
 };
@@ -275,9 +275,11 @@ impl Searcher {
             );
         }
         let stage = req.rerank_stage(snap.codebook().is_some());
-        // A query the stage will rerank has its token states encoded with its vector, in one
-        // encoder call ([`late::query_vector_and_rows`]).
-        let with_rows = stage.is_some() && req.query_vector.is_none() && self.is_cross_lingual(req)?;
+        // The stage reranks cross-lingual queries only ([`Searcher::rerank`]); such a query has
+        // its token states encoded with its vector, in one encoder call
+        // ([`late::query_vector_and_rows`]).
+        let cross_lingual = stage.is_some() && self.is_cross_lingual(req)?;
+        let with_rows = cross_lingual && req.query_vector.is_none();
         let (qvec, query_rows) = match req.mode {
             Mode::Bm25 => (None, None),
             _ => {
@@ -304,7 +306,7 @@ impl Searcher {
             }
         };
         let ranked = match stage {
-            Some(rerank) => self.rerank(req, ranked, rerank, query_rows, &mut t)?,
+            Some(rerank) => self.rerank(req, ranked, rerank, cross_lingual, query_rows, &mut t)?,
             None => ranked,
         };
         let t0 = Instant::now();
@@ -498,10 +500,10 @@ impl Searcher {
     /// token states from its query encoder (the query as written: a gloss is for the pooled
     /// vector; `query_rows` when they were encoded with the vector, else encoded here), the top
     /// passages' decoded from their stored token codes, or else computed by the document
-    /// encoder. Cross-lingual queries only
-    /// ([`Searcher::is_cross_lingual`]): on queries in the documents' language, where e5 reads
-    /// both sides, it lowered MasakhaNEWS dev (docs/search.md), so they keep the fused order.
-    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, query_rows: Option<late::TokenRows>, t: &mut StageTimings) -> Result<Ranked> {
+    /// encoder. Cross-lingual queries only (`cross_lingual`, [`Searcher::is_cross_lingual`]): on
+    /// queries in the documents' language, where e5 reads both sides, it lowered MasakhaNEWS dev
+    /// (docs/search.md), so they keep the fused order.
+    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, cross_lingual: bool, query_rows: Option<late::TokenRows>, t: &mut StageTimings) -> Result<Ranked> {
         let codebook = self.snapshot.codebook().map(|b| &**b);
         if codebook.is_none() && self.encoders.document.is_none() {
             invalid!("rerank {rerank}: the index stores no token codes, so the stage encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
@@ -512,7 +514,7 @@ impl Searcher {
             }
             invalid!("rerank {rerank} needs the query's token states: this searcher has no query encoder")
         };
-        if !self.is_cross_lingual(req)? {
+        if !cross_lingual {
             return Ok(ranked);
         }
         // The query's token states are query encoding (timed as such); the stage is the rest.
@@ -528,15 +530,11 @@ impl Searcher {
         let t0 = Instant::now();
         // The top's documents in one read (BM25 hits carry their addresses, the others come from
         // the `id` postings) rather than a search per id.
-        let Rerank::MaxSim { depth, .. } = rerank;
+        let Rerank::MaxSim { depth, weight } = rerank;
         let top: Vec<u64> = ranked.order.iter().take(depth).map(|h| h.0).collect();
-        let mut stored: HashMap<u64, StoredDoc> = self.snapshot.documents(&top, &ranked.bm25)?.into_iter().map(|d| (d.id, d)).collect();
-        let candidate = |id: &u64| match stored.remove(id) {
-            Some(doc) => Ok(late::Candidate::from_stored(doc)),
-            None => Err(Error::damaged(format!("index {}: document {id} was ranked but is not stored", self.snapshot.dir().display()))),
-        };
+        let candidates: Vec<late::Candidate> = self.snapshot.documents(&top, &ranked.bm25)?.into_iter().map(late::Candidate::from_stored).collect();
         let rows = late::PassageRows { codebook, encoder: self.encoders.document.as_deref() };
-        let (order, scores) = late::rerank_top(&query, rows, &ranked.order, rerank, candidate)?;
+        let (order, scores) = late::rerank_top(&query, rows, &ranked.order, &candidates, weight)?;
         ranked.late = ranked.order.iter().zip(&scores).map(|(h, &late)| (h.0, late)).collect();
         ranked.before_rerank = ranked.order.iter().copied().collect();
         ranked.order = order;
