@@ -156,17 +156,23 @@ fn a_glossed_query_is_reranked_by_its_tokens_as_written_and_searched_by_its_glos
     let texts: Vec<String> = reranked.iter().map(|(k, _)| text_of(k)).collect();
     let as_written = late::maxsim_scores(&encoder, &encoder, query, &texts).unwrap();
     let of_gloss = late::maxsim_scores(&encoder, &encoder, &glossed, &texts).unwrap();
-    for (((key, got), w), g) in reranked.iter().zip(&as_written).zip(&of_gloss) {
+    for ((key, got), w) in reranked.iter().zip(&as_written) {
         assert!((got - w).abs() < 1e-4, "{key}: MaxSim {got}, the query as written gives {w}");
-        assert!((got - g).abs() > 1e-3, "{key}: MaxSim {got} is the glossed text's {g}: the test cannot tell them apart");
     }
+    // The check above tells the two texts apart only where their MaxSim differs; on some passage
+    // it must (how much, per passage, depends on the CPU's arithmetic: CI once found d0's two
+    // within 3e-4).
+    let apart = as_written.iter().zip(&of_gloss).map(|(w, g)| (w - g).abs()).fold(0f32, f32::max);
+    assert!(apart > 1e-3, "as written and glossed give the same MaxSim within {apart} on every passage: the test cannot tell them apart");
     let glossed_vector = &encoder.encode_queries(&[glossed.as_str()]).unwrap()[0];
     let written_vector = &encoder.encode_queries(&[query]).unwrap()[0];
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let mut vectors_apart = 0f32;
     for h in &hits {
         let doc = &encoder.encode_passages(&[text_of(&h.key)]).unwrap()[0];
         let got = h.explain.as_ref().unwrap().dense_score.unwrap();
         assert!((got - dot(glossed_vector, doc)).abs() < 1e-4, "{}: dense score {got}, the glossed vector gives {}", h.key, dot(glossed_vector, doc));
-        assert!((got - dot(written_vector, doc)).abs() > 1e-4, "{}: the dense score is the unglossed vector's", h.key);
+        vectors_apart = vectors_apart.max((dot(glossed_vector, doc) - dot(written_vector, doc)).abs());
     }
+    assert!(vectors_apart > 1e-3, "the glossed and unglossed vectors score every hit within {vectors_apart}: the test cannot tell them apart");
 }

@@ -277,9 +277,10 @@ impl Searcher {
         let stage = req.rerank_stage(snap.codebook().is_some());
         // The stage reranks cross-lingual queries only ([`Searcher::rerank`]); such a query has
         // its token states encoded with its vector, in one encoder call
-        // ([`late::query_vector_and_rows`]).
-        let cross_lingual = stage.is_some() && self.is_cross_lingual(req)?;
-        let with_rows = cross_lingual && req.query_vector.is_none();
+        // ([`late::query_vector_and_rows`]). `bylang` fusion asks the same question.
+        let hybrid_by_lang = req.mode == Mode::Hybrid && matches!(req.fusion, Fusion::ByLanguage { .. });
+        let cross_lingual = (stage.is_some() || hybrid_by_lang) && self.is_cross_lingual(req)?;
+        let with_rows = stage.is_some() && cross_lingual && req.query_vector.is_none();
         let (qvec, query_rows) = match req.mode {
             Mode::Bm25 => (None, None),
             _ => {
@@ -302,7 +303,7 @@ impl Searcher {
                 self.dense_only(req, qvec.as_deref().expect("dense has a vector"), &mut t)?
             }
             Mode::Hybrid => {
-                self.hybrid(req, qvec.as_deref().expect("hybrid has a vector"), &mut t)?
+                self.hybrid(req, qvec.as_deref().expect("hybrid has a vector"), cross_lingual, &mut t)?
             }
         };
         let ranked = match stage {
@@ -374,13 +375,13 @@ impl Searcher {
         }
         let mut t = StageTimings::default();
         let (q, _) = self.query_vector(req, false, &mut t)?;
-        let ranked = self.hybrid(req, &q, &mut t)?;
+        let cross_lingual = self.is_cross_lingual(req)?;
+        let ranked = self.hybrid(req, &q, cross_lingual, &mut t)?;
         let t0 = Instant::now();
         let bm25_ids: Vec<u64> = ranked.bm25.iter().map(|h| h.id).collect();
         let bm25_keys = self.snapshot.keys_of(&bm25_ids, &ranked.bm25)?;
         let dense_ids: Vec<u64> = ranked.dense.iter().map(|h| h.id).collect();
         let dense_keys = self.snapshot.keys_of(&dense_ids, &ranked.bm25)?;
-        let cross_lingual = self.is_cross_lingual(req)?;
         t.fusion += t0.elapsed();
         t.total = start.elapsed();
         Ok(HybridLegs {
@@ -458,7 +459,9 @@ impl Searcher {
         })
     }
 
-    fn hybrid(&self, req: &SearchRequest, q: &[f32], t: &mut StageTimings) -> Result<Ranked> {
+    /// BM25 and dense legs fused; `cross_lingual` ([`Searcher::is_cross_lingual`]) is read by
+    /// `bylang` fusion only.
+    fn hybrid(&self, req: &SearchRequest, q: &[f32], cross_lingual: bool, t: &mut StageTimings) -> Result<Ranked> {
         // One after the other: running BM25 beside the (already parallel) dense scan was
         // measured slower on 2 cores (p50 10.7 vs 9.5 ms, p99 26 vs 18 ms).
         let t0 = Instant::now();
@@ -489,8 +492,6 @@ impl Searcher {
         let t0 = Instant::now();
         let sparse: Vec<(u64, f32)> = bm25.iter().map(|h| (h.id, h.score)).collect();
         let dense_list: Vec<(u64, f32)> = dense.iter().map(|h| (h.id, h.score)).collect();
-        // Only `bylang` looks at the query's language: skip the `lang` postings read otherwise.
-        let cross_lingual = matches!(req.fusion, Fusion::ByLanguage { .. }) && self.is_cross_lingual(req)?;
         let order = req.fusion.fuse_for(&sparse, &dense_list, cross_lingual);
         t.fusion += t0.elapsed();
         Ok(Ranked { order, bm25, dense, late: HashMap::new(), before_rerank: HashMap::new() })
