@@ -1,14 +1,16 @@
 """Reranking the top of the hybrid runs on AfriQA dev with a second score per (query, passage)
 (docs/search.md, "What fusion cannot add": late interaction).
 
-Reads each language's hybrid run (`RUNS/afriqa-X.<split>.hybrid__L_.trec`, written by
-`optical eval --modes hybrid --label L`) and a TSV `query<TAB>passage<TAB>score` per language
+Reads each language's hybrid run (`RUNS/afriqa-X.<split>.SYSTEM__L_.trec`, written by
+`optical eval --modes hybrid --label L`; SYSTEM `hybrid`, or `hybrid_maxsim_30_0.4` for the run
+with the default rerank stage) and a TSV `query<TAB>passage<TAB>score` per language
 (e.g. the MaxSim scores `cargo run --release --example maxsim_probe` writes), reranks each
 query's top N by `(1 - lam) * z(hybrid score) + lam * z(score)` (z-scores within the top N) and
 prints nDCG@10 per language for a grid of lam (lam 0 is the hybrid run itself).
 
     V/bin/python scripts/rerank_study.py --runs eval-out/fb/runs --label fb_none \\
-        --scores 'maxsim/{lang}.tsv' [--eval ../shared/data/eval] [--depth 20]
+        --scores 'maxsim/{lang}.tsv' [--eval ../shared/data/eval] [--depth 20] \\
+        [--system hybrid_maxsim_30_0.4] [--lambdas 0,0.05,0.1]
 """
 import argparse
 import collections
@@ -28,17 +30,20 @@ def main():
     ap.add_argument("--scores", required=True, help="TSV per language; {lang} in the path")
     ap.add_argument("--eval", default=os.path.join(os.path.dirname(__file__), "../../shared/data/eval"))
     ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--system", default="hybrid", help="the run's system name in its file name")
+    ap.add_argument("--lambdas", default=",".join(map(str, LAMBDAS)), help="comma-separated weights of the second score")
     args = ap.parse_args()
+    lambdas = [float(x) for x in args.lambdas.split(",")]
     res = collections.defaultdict(dict)
     for lang in LANGS:
         split, rel = read_qrels(f"{args.eval}/afriqa-{lang}/qrels")
-        hybrid = read_trec(f"{args.runs}/afriqa-{lang}.{split}.hybrid__{args.label}_.trec")
+        hybrid = read_trec(f"{args.runs}/afriqa-{lang}.{split}.{args.system}__{args.label}_.trec")
         extra = collections.defaultdict(dict)
         with open(args.scores.format(lang=lang)) as f:
             for line in f:
                 q, d, s = line.rstrip("\n").split("\t")
                 extra[q][d] = float(s)
-        for lam in LAMBDAS:
+        for lam in lambdas:
             got = []
             for q in rel:
                 ranking = hybrid.get(q, [])
@@ -51,7 +56,7 @@ def main():
             res[lam][lang] = np.mean(got)
     print(f"| lam | " + " | ".join(LANGS) + " | mean |")
     print("|---|" + "--:|" * (len(LANGS) + 1))
-    for lam in LAMBDAS:
+    for lam in lambdas:
         print(f"| {lam} | " + " | ".join(f"{res[lam][l]:.3f}" for l in LANGS) + f" | {np.mean(list(res[lam].values())):.4f} |")
 
 
