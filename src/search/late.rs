@@ -162,7 +162,12 @@ impl TokenRows {
 
     /// The content rows of `states`, unit length.
     pub fn from_states(states: &TokenStates) -> TokenRows {
-        TokenRows { rows: unit_content_rows(&states.states, &states.content, states.dim), dim: states.dim }
+        TokenRows::of_content(&states.states, &states.content, states.dim)
+    }
+
+    /// The rows of `states` (one `dim`-wide row per token) that `content` marks, unit length.
+    fn of_content(states: &[f32], content: &[bool], dim: usize) -> TokenRows {
+        TokenRows { rows: unit_content_rows(states, content, dim), dim }
     }
 
     /// Number of rows.
@@ -199,7 +204,7 @@ pub fn query_vector_and_rows(encoder: &Encoder, dense_text: &str, written: &str)
     let (Some(written_tokens), Some((last_vector, states))) = (tokens.last(), encoded.pop()) else {
         return Err(crate::Error::Encoder { message: "the encoder returned nothing for the query".into() });
     };
-    let rows = TokenRows { rows: unit_content_rows(&states, &written_tokens.content, encoder.info().dim), dim: encoder.info().dim };
+    let rows = TokenRows::of_content(&states, &written_tokens.content, encoder.info().dim);
     let vector = encoded.pop().map_or(last_vector, |(v, _)| v);
     Ok((vector, rows))
 }
