@@ -281,9 +281,7 @@ impl DistillConfig {
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         // Absolute, so that the copy a run writes into its output directory (`distill.toml`)
         // still names the same files when read from there.
-        let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
-            .with_context(|| format!("resolving the directory of {}", path.display()))?;
-        cfg.resolve_paths(&base);
+        cfg.resolve_paths(&config_dir(path)?);
         cfg.validate().with_context(|| format!("in config {}", path.display()))?;
         Ok(cfg)
     }
@@ -356,6 +354,13 @@ impl DistillConfig {
     }
 }
 
+/// The absolute directory a config file's relative paths are resolved against. A bare file name
+/// (`--config run.toml`) has an empty parent, which is the current directory.
+fn config_dir(path: &Path) -> Result<PathBuf> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(parent).with_context(|| format!("resolving the directory of {}", path.display()))
+}
+
 /// Learning rate at optimiser step `step` (0-based): linear warm-up to `peak` over `warmup`
 /// steps, then linear decay to 0 at `total`.
 pub fn learning_rate(peak: f64, warmup: usize, total: usize, step: usize) -> f64 {
@@ -396,6 +401,14 @@ mod tests {
         let text = toml::to_string(&cfg).unwrap();
         assert!(text.contains("centre = true"), "{text}");
         assert!(toml::from_str::<DistillConfig>(&text).unwrap().sinkhorn.centre);
+    }
+
+    #[test]
+    fn a_bare_config_file_name_resolves_against_the_current_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config_dir(Path::new("run.toml")).unwrap(), cwd);
+        assert_eq!(config_dir(Path::new("configs/run.toml")).unwrap(), cwd.join("configs"));
+        assert_eq!(config_dir(Path::new("/etc/run.toml")).unwrap(), Path::new("/etc"));
     }
 
     #[test]
