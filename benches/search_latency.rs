@@ -27,7 +27,7 @@ use criterion::Criterion;
 use optical::engine::{Document, EncoderRecord, Index, IndexConfig, VectorElem};
 use optical::encoder::codebook::Codebook;
 use optical::encoder::{Encoder, EncoderOptions};
-use optical::search::late::{self, Candidate, PassageRows, TokenRows};
+use optical::search::late::{self, Candidate, PassageRows, QueryRows, TokenRows};
 use optical::search::{Mode, Rerank, SearchRequest, Searcher, StageTimings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -265,7 +265,8 @@ fn report(label: &str, searcher: &Searcher, reqs: &[SearchRequest], iters: usize
 
 /// The default late-interaction stage after `reqs`' searches (`maxsim:30:0.4` on the stored
 /// codes), timed alone as the searcher times it: reading the top 30 stored documents, decoding
-/// their codes, MaxSim, the mix. Prints its p50/p99, the reading's, and that of search + stage;
+/// their codes, MaxSim of the query's rows and of its rendering's (16 random rows each), the two
+/// mixes. Prints its p50/p99, the reading's, and that of search + stage;
 /// then, as a reference from the same iterations, reading the 30 documents one search per id.
 fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
     let snap = searcher.snapshot().clone();
@@ -278,7 +279,7 @@ fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
         let req = reqs[i % reqs.len()].clone().with_k(depth);
         let res = searcher.search(&req).unwrap();
         let ranking: Vec<(u64, f32)> = res.hits.iter().map(|h| (h.id, h.score)).collect();
-        let query = random_rows(&mut rng, 16);
+        let query = QueryRows { written: random_rows(&mut rng, 16), rendered: Some((random_rows(&mut rng, 16), late::DEFAULT_RENDERING_WEIGHT)) };
         let ids: Vec<u64> = ranking.iter().take(depth).map(|h| h.0).collect();
         // The reference: the candidates read one search per id (the stage before session 22),
         // before the stage on even iterations and after it on odd ones, so that neither side
@@ -321,22 +322,27 @@ fn stage_report(searcher: &Searcher, reqs: &[SearchRequest], iters: usize) {
 
 /// The query encoding a cross-lingual query needs when the stage runs — its vector from the
 /// glossed text, its token states from the text as written — timed as two encoder calls (the
-/// path before session 22) and as one ([`late::query_vector_and_rows`], what `Searcher::search`
-/// does), alternating per query so that both see the same machine.
+/// path before session 22), as one call ([`late::query_vector_and_rows`]), and as one call that
+/// also encodes the query's English rendering (what `Searcher::search` does since session 27),
+/// alternating per query so that all three see the same machine.
 fn stage_encoding_report(searcher: &Searcher, encoder: &Encoder, reqs: &[SearchRequest], iters: usize) {
-    let (mut two, mut one) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    let (mut two, mut one, mut rendered) = (Vec::with_capacity(iters), Vec::with_capacity(iters), Vec::with_capacity(iters));
     for i in 0..iters {
         let req = &reqs[i % reqs.len()];
         let glossed = searcher.dense_query_text(&req.query, req.query_lang.as_deref());
         let t0 = Instant::now();
         black_box(encoder.encode_queries(&[glossed.as_ref()]).unwrap());
-        black_box(late::query_rows(encoder, &req.query).unwrap());
+        black_box(late::query_rows(encoder, &req.query, None).unwrap());
         two.push(t0.elapsed());
         let t0 = Instant::now();
-        black_box(late::query_vector_and_rows(encoder, &glossed, &req.query).unwrap());
+        black_box(late::query_vector_and_rows(encoder, &glossed, &req.query, None).unwrap());
         one.push(t0.elapsed());
+        let rendering = searcher.query_rendering(&req.query, req.query_lang.as_deref());
+        let t0 = Instant::now();
+        black_box(late::query_vector_and_rows(encoder, &glossed, &req.query, rendering.as_ref()).unwrap());
+        rendered.push(t0.elapsed());
     }
-    for (label, v) in [("  encoding, two calls", two), ("  encoding, one call", one)] {
+    for (label, v) in [("  encoding, two calls", two), ("  encoding, one call", one), ("  one call + rendering", rendered)] {
         println!("{label:<28} {iters:>5}  {:>7.3} / {:>7.3}", pct(v.clone(), 50.0), pct(v, 99.0));
     }
 }

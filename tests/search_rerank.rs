@@ -176,3 +176,43 @@ fn a_glossed_query_is_reranked_by_its_tokens_as_written_and_searched_by_its_glos
     }
     assert!(vectors_apart > 1e-3, "the glossed and unglossed vectors score every hit within {vectors_apart}: the test cannot tell them apart");
 }
+
+#[test]
+fn a_query_with_a_table_is_reranked_by_its_english_rendering_at_the_rendering_weight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, encoder, docs) = setup(tmp.path());
+    // The toy foreign language writes English words reversed; its table translates three of them.
+    let mut table = optical::translate::TranslationTable::new("fra", "eng", "test");
+    for w in ["red", "cat", "fish"] {
+        table.insert(&w.chars().rev().collect::<String>(), vec![(w.to_string(), 1.0)]);
+    }
+    let searcher = Searcher::for_index(&index)
+        .with_encoder(Arc::clone(&encoder))
+        .unwrap()
+        .with_document_encoder(Arc::clone(&encoder))
+        .unwrap()
+        .with_translation_table(Arc::new(table));
+    let query = "der tac sees a hsif";
+    let rendering = searcher.query_rendering(query, Some("fra")).expect("fra has a table");
+    assert_eq!(rendering, late::Rendering { text: "red cat sees a fish".into(), weight: late::DEFAULT_RENDERING_WEIGHT });
+    assert_eq!(searcher.query_rendering(query, Some("deu")), None, "no table, no rendering");
+    let req = SearchRequest::new(query).with_query_lang("fra").with_mode(Mode::Hybrid).with_k(10).with_explain(true).with_rerank(Rerank::MaxSim { depth: 5, weight: 0.5 });
+    let keys = |s: &Searcher| s.search(&req).unwrap().hits.iter().map(|h| h.key.clone()).collect::<Vec<_>>();
+    let off = searcher.clone().with_rendering_weight(0.0);
+    assert_eq!(off.query_rendering(query, Some("fra")), None, "weight 0 turns the rendering off");
+    let written_order = keys(&off);
+    // At weight 1 the top 5 is in the order of the rendering's MaxSim (ties keep the written order).
+    let full = keys(&searcher.clone().with_rendering_weight(1.0));
+    let texts: Vec<String> = written_order[..5].iter().map(|k| passage_text("", &docs.iter().find(|d| &d.key == k).unwrap().body)).collect();
+    let scores = late::maxsim_scores(&encoder, &encoder, &rendering.text, &texts).unwrap();
+    let mut want: Vec<(String, f32)> = written_order[..5].iter().cloned().zip(scores).collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let want: Vec<String> = want.into_iter().map(|w| w.0).collect();
+    assert_ne!(want, written_order[..5], "the rendering's MaxSim keeps the written order: the test cannot tell them apart");
+    assert_eq!(full[..5], want[..]);
+    assert_eq!(full[5..], written_order[5..], "the hits below the reranked top keep their order");
+    match searcher.with_rendering_weight(1.5).search(&req) {
+        Err(Error::Invalid { message }) => assert!(message.contains("rendering weight 1.5"), "{message}"),
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+}

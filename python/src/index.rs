@@ -198,7 +198,8 @@ impl PyIndex {
     /// `query_vector` skips query encoding. `fusion`: e.g. "rrf:60", "zscore:0.7",
     /// "bylang:0.8:0.5" (the default). `lang` keeps only documents in that language. `psq`:
     /// use the translation table of `query_lang` (PSQ in the BM25 leg, the query's gloss for
-    /// the dense encoder; `dense_query_text` shows that text). `rerank`: "maxsim[:DEPTH[:WEIGHT]]"
+    /// the dense encoder — `dense_query_text` shows that text — and its English rendering for
+    /// the rerank stage). `rerank`: "maxsim[:DEPTH[:WEIGHT]]"
     /// reranks the top hits of a cross-lingual query by late interaction (`explain` then has
     /// `maxsim_score`; a query in the documents' language keeps the fused order); "auto" (the
     /// default) does so with "maxsim:30:0.4" on an index that stores token codes (a few ms) and

@@ -288,6 +288,7 @@ impl Modes<'_> {
             psq_max_terms: args.psq_options.psq_max_terms,
             psq_spelling_weight: args.psq_options.psq_spelling_weight,
             query_gloss,
+            rendering_weight: args.psq_options.rendering_weight,
             query_encoder: query_encoder.as_ref(),
             query_vectors: &query_vectors,
         };

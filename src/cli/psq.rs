@@ -9,7 +9,7 @@ use optical::distill::read_bitexts;
 use optical::distill::ot::SinkhornSettings;
 use optical::encoder::{self, Encoder, EncoderOptions};
 use optical::translate::{
-    Model1Options, OtPlanOptions, Pruning, TranslationTable, glossed_query, train_model1, train_ot_plans, translate_query,
+    Model1Options, OtPlanOptions, Pruning, TranslationTable, glossed_query, rendered_query, train_model1, train_ot_plans, translate_query,
 };
 
 #[derive(Subcommand)]
@@ -109,6 +109,7 @@ pub fn run(cmd: PsqCommand) -> Result<()> {
                 println!("{:<24} {:.4}  {kind} from {}", t.term, t.weight, t.from.join(" "));
             }
             println!("dense query: {}", glossed_query(&table, &query));
+            println!("rerank rendering: {}", rendered_query(&table, &query));
             Ok(())
         }
     }

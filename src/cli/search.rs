@@ -99,6 +99,17 @@ pub struct PsqOptions {
     /// translations) appended when its language has a translation table.
     #[arg(long)]
     pub no_query_gloss: bool,
+    /// Weight of the MaxSim of the query's English rendering (each word's best translation in
+    /// place, names kept) in the rerank stage, when its language has a translation table (0: the
+    /// stage reads the query as written only).
+    #[arg(long, default_value_t = optical::search::late::DEFAULT_RENDERING_WEIGHT, value_parser = unit_weight)]
+    pub rendering_weight: f32,
+}
+
+/// A weight from 0 to 1 (clap's parser for `--rendering-weight`).
+fn unit_weight(arg: &str) -> std::result::Result<f32, String> {
+    let weight: f32 = arg.parse().map_err(|e| format!("{arg:?} is not a number: {e}"))?;
+    if (0.0..=1.0).contains(&weight) { Ok(weight) } else { Err(format!("{weight} is not a weight from 0 to 1")) }
 }
 
 impl PsqOptions {
@@ -109,6 +120,7 @@ impl PsqOptions {
             .with_psq_max_terms(self.psq_max_terms)
             .with_psq_spelling_weight(self.psq_spelling_weight)
             .with_query_gloss(!self.no_query_gloss)
+            .with_rendering_weight(self.rendering_weight)
     }
 }
 
@@ -175,8 +187,14 @@ pub fn run(args: SearchArgs) -> Result<()> {
         Mode::Bm25 => None,
         _ => Some(searcher.dense_query_text(&req.query, req.query_lang.as_deref())).filter(|t| *t != req.query),
     };
+    // The English rendering whose token states the rerank stage reads besides the query's.
+    let rendering = match mode {
+        Mode::Bm25 => None,
+        _ if !searcher.is_cross_lingual(&req)? => None,
+        _ => searcher.query_rendering(&req.query, req.query_lang.as_deref()).map(|r| r.text),
+    };
     if args.json {
-        print_json(&args, snap, &results, translated.as_deref(), dense_query.as_deref())
+        print_json(&args, snap, &results, translated.as_deref(), dense_query.as_deref(), rendering.as_deref())
     } else {
         if args.explain {
             if let Some(terms) = &translated {
@@ -184,6 +202,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
             }
             if let Some(text) = &dense_query {
                 println!("dense query (glossed): {text}");
+            }
+            if let Some(text) = &rendering {
+                println!("rerank query (rendered): {text}");
             }
         }
         print_table(&args, snap, &results)
@@ -297,6 +318,7 @@ fn print_json(
     results: &SearchResults,
     translated: Option<&[TranslatedTerm]>,
     dense_query: Option<&str>,
+    rendering: Option<&str>,
 ) -> Result<()> {
     let mut out = Vec::with_capacity(results.hits.len());
     for (rank, h) in results.hits.iter().enumerate() {
@@ -320,6 +342,7 @@ fn print_json(
         "took_ms": optical::search::millis(results.timings.total),
         "translated_query": translated,
         "dense_query": dense_query,
+        "rerank_rendering": rendering,
         "hits": out,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);

@@ -39,6 +39,9 @@ pub struct SearchSetup<'a> {
     /// Whether queries are encoded with their tables' glosses ([`Searcher::with_query_gloss`]);
     /// [`dense_query_texts`] gives the texts to encode.
     pub query_gloss: bool,
+    /// The weight of queries' English renderings in the rerank stage
+    /// ([`Searcher::with_rendering_weight`]).
+    pub rendering_weight: f32,
     /// The query encoder (dense and hybrid modes).
     pub query_encoder: Option<&'a Arc<Encoder>>,
     /// The split's query vectors, encoded beforehand.
@@ -56,7 +59,8 @@ impl SearchSetup<'_> {
             .with_psq_min_idf(self.psq_min_idf)
             .with_psq_max_terms(self.psq_max_terms)
             .with_psq_spelling_weight(self.psq_spelling_weight)
-            .with_query_gloss(self.query_gloss);
+            .with_query_gloss(self.query_gloss)
+            .with_rendering_weight(self.rendering_weight);
         if mode == Mode::Bm25 {
             return Ok(searcher);
         }
@@ -153,14 +157,15 @@ pub fn fused_systems(
     Ok(out)
 }
 
-/// The ids of the split's queries that the searcher of `index` counts as cross-lingual
-/// ([`Searcher::is_cross_lingual`]: the translation tables of `setup`, the index's languages).
-pub fn cross_lingual_queries(index: &Index, setup: &SearchSetup, split: &BeirSplit) -> Result<HashSet<String>> {
+/// The split's queries that the searcher of `index` counts as cross-lingual
+/// ([`Searcher::is_cross_lingual`]: the translation tables of `setup`, the index's languages),
+/// by id, each with the English rendering its rerank stage reads ([`Searcher::query_rendering`]).
+pub fn cross_lingual_queries(index: &Index, setup: &SearchSetup, split: &BeirSplit) -> Result<HashMap<String, Option<late::Rendering>>> {
     let searcher = setup.searcher(index, Mode::Bm25)?;
-    let mut cross = HashSet::new();
+    let mut cross = HashMap::new();
     for query in &split.queries {
         if searcher.is_cross_lingual(&request(query, 1, Mode::Hybrid))? {
-            cross.insert(query.id.clone());
+            cross.insert(query.id.clone(), searcher.query_rendering(&query.text, query.lang.as_deref()));
         }
     }
     Ok(cross)
@@ -168,7 +173,8 @@ pub fn cross_lingual_queries(index: &Index, setup: &SearchSetup, split: &BeirSpl
 
 /// `system` with each cross-lingual query's top reranked by late interaction (`optical eval
 /// --rerank`), as [`Searcher::search`] reranks with [`SearchRequest::rerank`]: the MaxSim of the
-/// query's token states (`query_encoder`, the query as written) and the top passages' (decoded
+/// query's token states (`query_encoder`, the query as written, then its rendering where `cross`
+/// gives one) and the top passages' (decoded
 /// from the index's stored token codes, else computed by `doc_encoder`, the index's document
 /// encoder), mixed into the system's scores by [`late::mix_top`]. Queries not in `cross` keep
 /// their ranking, as the searcher keeps them. The row is named `<mode>+<rerank>`; its time per
@@ -177,7 +183,7 @@ pub fn cross_lingual_queries(index: &Index, setup: &SearchSetup, split: &BeirSpl
 pub fn reranked_system(
     index: &Index,
     (query_encoder, doc_encoder): (&Encoder, Option<&Encoder>),
-    cross: &HashSet<String>,
+    cross: &HashMap<String, Option<late::Rendering>>,
     rerank: Rerank,
     system: &SystemResult,
     split: &BeirSplit,
@@ -189,13 +195,13 @@ pub fn reranked_system(
     let (mut reranked, mut times) = (Run::new(), Vec::with_capacity(split.queries.len()));
     for query in &split.queries {
         let Some(ranking) = run.ranking(&query.id) else { continue };
-        if !cross.contains(&query.id) {
+        let Some(rendering) = cross.get(&query.id) else {
             reranked.insert(query.id.clone(), ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score)))?;
             progress.inc(1);
             continue;
-        }
+        };
         // Encoded before the clock starts, as the rows' queries are (the stage is the rest).
-        let query_rows = late::query_rows(query_encoder, &query.text)?;
+        let query_rows = late::query_rows(query_encoder, &query.text, rendering.as_ref())?;
         let start = std::time::Instant::now();
         let ranking: Vec<(String, f32)> = ranking.into_iter().take(k).map(|d| (d.doc_id.clone(), d.score as f32)).collect();
         let late::Rerank::MaxSim { depth, weight } = rerank;

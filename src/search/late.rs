@@ -186,27 +186,61 @@ impl TokenRows {
     }
 }
 
-/// The query's content-token rows, encoded by `encoder` as a query.
-pub fn query_rows(encoder: &Encoder, text: &str) -> Result<TokenRows> {
-    let states = encoder.token_states(&[text], Role::Query).map_err(crate::Error::encoder)?;
-    Ok(states.first().map(TokenRows::from_states).unwrap_or(TokenRows { rows: Vec::new(), dim: encoder.info().dim }))
+/// The query's token rows for the stage: those of the query as written, and those of its
+/// English rendering ([`crate::translate::rendered_query`]) when its language has a table.
+#[derive(Clone, Debug)]
+pub struct QueryRows {
+    /// The query as written.
+    pub written: TokenRows,
+    /// Its word-by-word English rendering, with the weight its MaxSim is mixed in at.
+    pub rendered: Option<(TokenRows, f32)>,
 }
 
-/// The pooled vector of `dense_text` and the content-token rows of `written`, both encoded as
-/// queries in one call (one pass when the two are the same text). A cross-lingual query needs
-/// both — its vector from the text with its gloss, its token states from the text as written
-/// (docs/search.md, "Late interaction") — and one batch of the two took 8.4–8.7 ms p50 against
-/// 9.8–10.5 for two calls in int8 on 2 cores (`cargo bench --bench search_latency`, README).
-pub fn query_vector_and_rows(encoder: &Encoder, dense_text: &str, written: &str) -> Result<(Vec<f32>, TokenRows)> {
-    let texts = if dense_text == written { vec![written] } else { vec![dense_text, written] };
+/// A query's word-by-word English rendering ([`crate::translate::rendered_query`]), read by the
+/// stage after the query as written: its MaxSim is mixed into the stage's scores (z-scores
+/// within the top, as the first mix) at `weight`: `(1 − w)·z(stage score) + w·z(MaxSim)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendering {
+    pub text: String,
+    pub weight: f32,
+}
+
+/// The default [`Rendering::weight`]. The student reads English better than Hausa or Zulu (the
+/// English-question ceiling, docs/search.md), and a rendering gives it English words in the
+/// query's order. Chosen on the AfriQA dev sets (docs/search.md, "A second reading of the query").
+pub const DEFAULT_RENDERING_WEIGHT: f32 = 0.3;
+
+/// The query's token rows (`written`, and `rendered`'s when given), encoded as queries in one call.
+pub fn query_rows(encoder: &Encoder, written: &str, rendered: Option<&Rendering>) -> Result<QueryRows> {
+    let (_, rows) = query_vector_and_rows(encoder, written, written, rendered)?;
+    Ok(rows)
+}
+
+/// The pooled vector of `dense_text` and the query's token rows (of `written`, and of `rendered`
+/// when given), all encoded as queries in one call (one pass for texts that are the same). A
+/// cross-lingual query needs them all — its vector from the text with its gloss, its token
+/// states from the text as written (docs/search.md, "Late interaction") and from its rendering —
+/// and one batch of the first two took 8.4–8.7 ms p50 against 9.8–10.5 for two calls in int8 on
+/// 2 cores (`cargo bench --bench search_latency`, README).
+pub fn query_vector_and_rows(encoder: &Encoder, dense_text: &str, written: &str, rendered: Option<&Rendering>) -> Result<(Vec<f32>, QueryRows)> {
+    let mut texts = vec![dense_text];
+    for text in [Some(written), rendered.map(|r| r.text.as_str())].into_iter().flatten() {
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
     let tokens = encoder.tokenize(&texts, Role::Query).map_err(crate::Error::encoder)?;
-    let mut encoded = encoder.encode_tokens_with_states(&tokens).map_err(crate::Error::encoder)?;
-    let (Some(written_tokens), Some((last_vector, states))) = (tokens.last(), encoded.pop()) else {
-        return Err(crate::Error::Encoder { message: "the encoder returned nothing for the query".into() });
+    let encoded = encoder.encode_tokens_with_states(&tokens).map_err(crate::Error::encoder)?;
+    if encoded.len() != texts.len() {
+        return Err(crate::Error::Encoder { message: format!("the encoder returned {} results for {} query texts", encoded.len(), texts.len()) });
+    }
+    let dim = encoder.info().dim;
+    let rows_of = |text: &str| {
+        let i = texts.iter().position(|t| *t == text).expect("every text is encoded");
+        TokenRows::of_content(&encoded[i].1, &tokens[i].content, dim)
     };
-    let rows = TokenRows::of_content(&states, &written_tokens.content, encoder.info().dim);
-    let vector = encoded.pop().map_or(last_vector, |(v, _)| v);
-    Ok((vector, rows))
+    let rows = QueryRows { written: rows_of(written), rendered: rendered.map(|r| (rows_of(&r.text), r.weight)) };
+    Ok((encoded[0].0.clone(), rows))
 }
 
 /// Each passage's content-token rows, encoded by `encoder` as passages (one batch).
@@ -242,17 +276,18 @@ pub struct PassageRows<'a> {
 }
 
 impl PassageRows<'_> {
-    /// The MaxSim score of each candidate for `query`: its stored codes decoded where it has
-    /// some (and there is a codebook), the others' rows encoded in one batch.
-    fn maxsim_scores(&self, query: &TokenRows, candidates: &[Candidate]) -> Result<Vec<f32>> {
-        let mut scores: Vec<Option<f32>> = vec![None; candidates.len()];
+    /// The MaxSim score of each candidate for each of `queries` (`scores[q][c]`): its stored
+    /// codes decoded where it has some (and there is a codebook), once for all the queries; the
+    /// others' rows encoded in one batch.
+    fn maxsim_scores(&self, queries: &[&TokenRows], candidates: &[Candidate]) -> Result<Vec<Vec<f32>>> {
+        let mut scores: Vec<Option<Vec<f32>>> = vec![None; candidates.len()];
         if let Some(book) = self.codebook {
             // One buffer for every passage: a fresh 190 KB one each was mostly page faults.
             let mut rows = TokenRows::new(Vec::new(), book.dim());
             for (score, c) in scores.iter_mut().zip(candidates) {
                 if let Some(codes) = &c.token_codes {
                     book.decode_into(codes, &mut rows.rows)?;
-                    *score = Some(maxsim(query, &rows));
+                    *score = Some(queries.iter().map(|q| maxsim(q, &rows)).collect());
                 }
             }
         }
@@ -263,34 +298,47 @@ impl PassageRows<'_> {
             };
             let texts: Vec<&str> = missing.iter().map(|&i| candidates[i].text.as_str()).collect();
             for (i, rows) in missing.into_iter().zip(passage_rows(encoder, &texts)?) {
-                scores[i] = Some(maxsim(query, &rows));
+                scores[i] = Some(queries.iter().map(|q| maxsim(q, &rows)).collect());
             }
         }
-        Ok(scores.into_iter().map(|s| s.expect("every candidate is scored")).collect())
+        let by_candidate: Vec<Vec<f32>> = scores.into_iter().map(|s| s.expect("every candidate is scored")).collect();
+        Ok((0..queries.len()).map(|q| by_candidate.iter().map(|c| c[q]).collect()).collect())
     }
 }
 
 /// The MaxSim score of each passage for `query`: the query's token states from `query_encoder`,
 /// the passages' from `doc_encoder` (one batch).
 pub fn maxsim_scores<S: AsRef<str>>(query_encoder: &Encoder, doc_encoder: &Encoder, query: &str, passages: &[S]) -> Result<Vec<f32>> {
-    let query = query_rows(query_encoder, query)?;
+    let query = query_rows(query_encoder, query, None)?.written;
     Ok(passage_rows(doc_encoder, passages)?.iter().map(|p| maxsim(&query, p)).collect())
 }
 
 /// `ranking` (best first) with its top `candidates.len()` entries — `candidates[i]` the stored
-/// passage of `ranking[i]` — reordered at `weight` for the query whose token rows are `query`
-/// ([`query_rows`]) ([`mix_top`]), and the MaxSim scores of that top in `ranking`'s order.
-/// `rows` turns the candidates into token rows.
+/// passage of `ranking[i]` — reordered for the query whose token rows are `query`: by the written
+/// query's MaxSim at `weight` ([`mix_top`]), then, when the query has a rendering, by its MaxSim
+/// at the rendering's weight (a second [`mix_top`] over the first's top); and the written
+/// query's MaxSim scores of that top in `ranking`'s order. `rows` turns the candidates into
+/// token rows.
 pub fn rerank_top<T: Clone>(
-    query: &TokenRows,
+    query: &QueryRows,
     rows: PassageRows<'_>,
     ranking: &[(T, f32)],
     candidates: &[Candidate],
     weight: f32,
 ) -> Result<(Vec<(T, f32)>, Vec<f32>)> {
     assert!(candidates.len() <= ranking.len(), "{} candidates for a ranking of {}", candidates.len(), ranking.len());
-    let scores = rows.maxsim_scores(query, candidates)?;
-    Ok((mix_top(ranking, &scores, weight), scores))
+    let queries: Vec<&TokenRows> = std::iter::once(&query.written).chain(query.rendered.as_ref().map(|(rows, _)| rows)).collect();
+    let mut scores = rows.maxsim_scores(&queries, candidates)?.into_iter();
+    let written = scores.next().expect("the written query is scored");
+    let (Some(rendered), Some((_, rendered_weight))) = (scores.next(), &query.rendered) else {
+        return Ok((mix_top(ranking, &written, weight), written));
+    };
+    // Mixed by position, so that the second mix can find each entry's rendering score.
+    let positions: Vec<(usize, f32)> = ranking.iter().enumerate().map(|(i, h)| (i, h.1)).collect();
+    let first = mix_top(&positions, &written, weight);
+    let rendered_in_order: Vec<f32> = first[..candidates.len()].iter().map(|&(i, _)| rendered[i]).collect();
+    let second = mix_top(&first, &rendered_in_order, *rendered_weight);
+    Ok((second.into_iter().map(|(i, s)| (ranking[i].0.clone(), s)).collect(), written))
 }
 
 /// ColBERT's MaxSim: the mean over the query rows of the best cosine to any passage row (0 when
@@ -376,6 +424,31 @@ mod tests {
         assert!((mixed[3].1 - (mixed[2].1 - 1.0 - 0.5 / 0.8165)).abs() < 1e-3, "{mixed:?}");
         // An empty top changes nothing.
         assert_eq!(mix_top(&ranking, &[], 0.5), ranking);
+    }
+
+    #[test]
+    fn the_rendering_reorders_the_top_after_the_written_query_at_its_weight() {
+        let dim = 8;
+        let unit = |i: usize| -> Vec<f32> { (0..dim).map(|j| if j == i { 1.0 } else { 0.0 }).collect() };
+        let all: Vec<f32> = (0..dim).flat_map(unit).collect();
+        let options = crate::encoder::codebook::FitOptions { centroids: dim, bits: 8, iterations: 2, seed: 0 };
+        let book = Codebook::fit(&all, dim, &options, "fp", |_, _| {}).unwrap();
+        // Passage a holds the written query's token, c the rendering's, b neither.
+        let candidates: Vec<Candidate> = (0..3).map(|i| Candidate { text: String::new(), token_codes: Some(book.encode(&unit(i))) }).collect();
+        let ranking = vec![("a", 3.0), ("b", 2.0), ("c", 1.0), ("d", 0.5)];
+        let passages = PassageRows { codebook: Some(&book), encoder: None };
+        let order = |rendered: Option<(TokenRows, f32)>| {
+            let query = QueryRows { written: TokenRows::new(unit(0), dim), rendered };
+            let (ranked, scores) = rerank_top(&query, passages, &ranking, &candidates, 0.3).unwrap();
+            (ranked.into_iter().map(|h| h.0).collect::<Vec<_>>(), scores)
+        };
+        let (alone, written_scores) = order(None);
+        assert_eq!(alone, ["a", "b", "c", "d"]);
+        let (rendered, scores) = order(Some((TokenRows::new(unit(2), dim), 0.9)));
+        assert_eq!(rendered, ["c", "a", "b", "d"], "the rendering's match comes first at weight 0.9");
+        assert_eq!(scores, written_scores, "the stage reports the written query's MaxSim");
+        assert!((written_scores[0] - 1.0).abs() < 1e-3 && written_scores[2].abs() < 1e-3, "{written_scores:?}");
+        assert_eq!(order(Some((TokenRows::new(unit(2), dim), 0.0))).0, alone, "weight 0 keeps the written query's order");
     }
 
     #[test]

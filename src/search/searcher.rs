@@ -18,7 +18,7 @@ use crate::error::{Error, invalid};
 use crate::engine::sparse::SparseVector;
 use crate::engine::{Bm25Fields, Hit, Index, Snapshot, SparseHit, check_document_encoder};
 use crate::translate::{
-    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, translate_query,
+    DEFAULT_PSQ_MAX_TERMS, DEFAULT_PSQ_MIN_IDF, DEFAULT_PSQ_SPELLING_WEIGHT, PsqFields, TranslatedTerm, TranslationTable, glossed_query, heaviest_translations, rendered_query, translate_query,
 };
 
 #[derive(Clone)]
@@ -37,6 +37,8 @@ struct Encoders {
     psq_spelling_weight: f32,
     /// Whether the dense encoder reads a query with its table's English gloss appended.
     query_gloss: bool,
+    /// The weight of the English rendering's MaxSim in the rerank stage (0: not read).
+    rendering_weight: f32,
 }
 
 impl Default for Encoders {
@@ -50,6 +52,7 @@ impl Default for Encoders {
             psq_max_terms: DEFAULT_PSQ_MAX_TERMS,
             psq_spelling_weight: DEFAULT_PSQ_SPELLING_WEIGHT,
             query_gloss: true,
+            rendering_weight: late::DEFAULT_RENDERING_WEIGHT,
         }
     }
 }
@@ -167,6 +170,21 @@ impl Searcher {
     /// English words of the table's best translations.
     pub fn with_query_gloss(self, on: bool) -> Searcher {
         self.with_changed(|enc| enc.query_gloss = on)
+    }
+
+    /// The weight at which the rerank stage mixes in the MaxSim of the English rendering of a
+    /// query whose language has a translation table ([`late::Rendering`]; default
+    /// [`late::DEFAULT_RENDERING_WEIGHT`], 0 turns the rendering off).
+    pub fn with_rendering_weight(self, weight: f32) -> Searcher {
+        self.with_changed(|enc| enc.rendering_weight = weight)
+    }
+
+    /// The English rendering the rerank stage reads for `text` in `lang` besides `text` itself:
+    /// when its weight is above 0 and a table is registered for `lang`.
+    pub fn query_rendering(&self, text: &str, lang: Option<&str>) -> Option<late::Rendering> {
+        let table = lang.and_then(|l| self.encoders.tables.get(l))?;
+        let weight = self.encoders.rendering_weight;
+        (weight > 0.0).then(|| late::Rendering { text: rendered_query(table, text), weight })
     }
 
     /// The text the dense encoder reads for `text` in `lang`: with its English gloss appended when
@@ -325,7 +343,7 @@ impl Searcher {
     /// The request's query vector (checked against the index), or the query encoded now — and,
     /// when `with_rows` and the query is encoded, its token rows for the rerank stage from the
     /// same encoder call.
-    fn query_vector(&self, req: &SearchRequest, with_rows: bool, t: &mut StageTimings) -> Result<(Vec<f32>, Option<late::TokenRows>)> {
+    fn query_vector(&self, req: &SearchRequest, with_rows: bool, t: &mut StageTimings) -> Result<(Vec<f32>, Option<late::QueryRows>)> {
         let mut rows = None;
         let v = match &req.query_vector {
             Some(v) => {
@@ -344,7 +362,8 @@ impl Searcher {
                 let dense_text = self.dense_query_text(&req.query, lang);
                 let v = match self.query_encoder(lang) {
                     Some(enc) if with_rows => {
-                        let (v, r) = late::query_vector_and_rows(enc, &dense_text, &req.query)?;
+                        let rendering = self.query_rendering(&req.query, lang);
+                        let (v, r) = late::query_vector_and_rows(enc, &dense_text, &req.query, rendering.as_ref())?;
                         rows = Some(r);
                         v
                     }
@@ -498,14 +517,19 @@ impl Searcher {
     }
 
     /// `ranked` with its top reordered by the late-interaction score ([`late`]): the query's
-    /// token states from its query encoder (the query as written: a gloss is for the pooled
-    /// vector; `query_rows` when they were encoded with the vector, else encoded here), the top
+    /// token states from its query encoder (the query as written, then its English rendering
+    /// when it has one: a gloss is for the pooled vector; `query_rows` when they were encoded
+    /// with the vector, else encoded here), the top
     /// passages' decoded from their stored token codes, or else computed by the document
     /// encoder. Cross-lingual queries only (`cross_lingual`, [`Searcher::is_cross_lingual`]): on
     /// queries in the documents' language, where e5 reads both sides, it lowered MasakhaNEWS dev
     /// (docs/search.md), so they keep the fused order.
-    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, cross_lingual: bool, query_rows: Option<late::TokenRows>, t: &mut StageTimings) -> Result<Ranked> {
+    fn rerank(&self, req: &SearchRequest, mut ranked: Ranked, rerank: Rerank, cross_lingual: bool, query_rows: Option<late::QueryRows>, t: &mut StageTimings) -> Result<Ranked> {
         let codebook = self.snapshot.codebook().map(|b| &**b);
+        let rendering_weight = self.encoders.rendering_weight;
+        if !(0.0..=1.0).contains(&rendering_weight) {
+            invalid!("rendering weight {rendering_weight}: the rendering's MaxSim is mixed in at a weight from 0 to 1 (with_rendering_weight)")
+        }
         if codebook.is_none() && self.encoders.document.is_none() {
             invalid!("rerank {rerank}: the index stores no token codes, so the stage encodes the candidate passages with the index's document encoder, and this searcher has none (register it with with_document_encoder)")
         }
@@ -523,7 +547,8 @@ impl Searcher {
             Some(rows) => rows,
             None => {
                 let t_encode = Instant::now();
-                let rows = late::query_rows(query_encoder, &req.query)?;
+                let rendering = self.query_rendering(&req.query, req.query_lang.as_deref());
+                let rows = late::query_rows(query_encoder, &req.query, rendering.as_ref())?;
                 t.encode += t_encode.elapsed();
                 rows
             }

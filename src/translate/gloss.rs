@@ -78,6 +78,29 @@ pub fn glossed_query(table: &TranslationTable, text: &str) -> String {
     if gloss.is_empty() { text.to_string() } else { format!("{text} {gloss}") }
 }
 
+/// The query rendered word by word in English, for the rerank stage's second set of query rows:
+/// each word replaced by the English word of its most probable translation, and kept as written
+/// where the table has none or where it is capitalised after the query's first word (a name:
+/// tables learned from a few hundred questions translate names into other names, `Micheal` →
+/// `jordan`). `Yayan Micheal Jackson nawa?` → `children Micheal Jackson how`. Unlike
+/// [`gloss_query`] it keeps every word in place, since it is read on its own.
+pub fn rendered_query(table: &TranslationTable, text: &str) -> String {
+    let words = analyze_spans(&mut source_words_analyzer(), text);
+    let rendered: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .map(|(i, (word, span))| {
+            let written = text.get(span.clone()).unwrap_or(word);
+            let name = i > 0 && written.chars().next().is_some_and(char::is_uppercase);
+            match table.get(word).and_then(<[_]>::first) {
+                Some((term, _)) if !name => table.written_form(term),
+                _ => written,
+            }
+        })
+        .collect();
+    rendered.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +126,17 @@ mod tests {
         assert_eq!(glossed_query(&table, &sentence), sentence, "a long query is encoded as written");
         let question = ["nawa"; MAX_GLOSSED_QUERY_WORDS].join(" ");
         assert_ne!(glossed_query(&table, &question), question);
+    }
+
+    #[test]
+    fn a_rendering_translates_in_place_and_keeps_names_and_unknown_words() {
+        let mut table = TranslationTable::new("hau", "eng", "test");
+        table.insert("yayan", vec![("children".into(), 0.7)]);
+        table.insert("nawa", vec![("how".into(), 0.6)]);
+        table.insert("micheal", vec![("jordan".into(), 0.5)]);
+        // `Micheal` has a translation but is capitalised after the first word: a name, kept.
+        assert_eq!(rendered_query(&table, "Yayan Micheal Jackson nawa?"), "children Micheal Jackson how");
+        // The first word is translated whatever its case; a word the table lacks stays.
+        assert_eq!(rendered_query(&table, "Nawa 1984"), "how 1984");
     }
 }

@@ -17,7 +17,7 @@ pub mod query;
 pub mod table;
 pub mod words;
 
-pub use gloss::{MAX_GLOSSED_QUERY_WORDS, gloss_query, glossed_query};
+pub use gloss::{MAX_GLOSSED_QUERY_WORDS, gloss_query, glossed_query, rendered_query};
 pub use model1::{Model1Options, train_model1};
 pub use ot_plans::{OtPlanOptions, train_ot_plans};
 pub(crate) use query::psq_query;
