@@ -29,6 +29,21 @@ fn setup(tmp: &std::path::Path) -> (Index, Arc<Encoder>, Vec<Document>) {
     (index, encoder, docs)
 }
 
+/// A searcher (`encoder` for queries and documents) with a table for a toy foreign language,
+/// "fra", which writes English words reversed: the table translates three of them.
+fn reversed_language_searcher(index: &Index, encoder: &Arc<Encoder>) -> Searcher {
+    let mut table = optical::translate::TranslationTable::new("fra", "eng", "test");
+    for w in ["red", "cat", "fish"] {
+        table.insert(&w.chars().rev().collect::<String>(), vec![(w.to_string(), 1.0)]);
+    }
+    Searcher::for_index(index)
+        .with_encoder(Arc::clone(encoder))
+        .unwrap()
+        .with_document_encoder(Arc::clone(encoder))
+        .unwrap()
+        .with_translation_table(Arc::new(table))
+}
+
 #[test]
 fn rerank_reorders_the_top_by_maxsim_and_leaves_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -132,17 +147,7 @@ fn rerank_refuses_to_run_without_what_it_needs() {
 fn a_glossed_query_is_reranked_by_its_tokens_as_written_and_searched_by_its_glossed_vector() {
     let tmp = tempfile::tempdir().unwrap();
     let (index, encoder, docs) = setup(tmp.path());
-    // The toy foreign language writes English words reversed; its table glosses three of them.
-    let mut table = optical::translate::TranslationTable::new("fra", "eng", "test");
-    for w in ["red", "cat", "fish"] {
-        table.insert(&w.chars().rev().collect::<String>(), vec![(w.to_string(), 1.0)]);
-    }
-    let searcher = Searcher::for_index(&index)
-        .with_encoder(Arc::clone(&encoder))
-        .unwrap()
-        .with_document_encoder(Arc::clone(&encoder))
-        .unwrap()
-        .with_translation_table(Arc::new(table));
+    let searcher = reversed_language_searcher(&index, &encoder);
     let query = "der tac sees a hsif";
     let glossed = searcher.dense_query_text(query, Some("fra")).into_owned();
     assert_eq!(glossed, "der tac sees a hsif red cat fish");
@@ -181,17 +186,7 @@ fn a_glossed_query_is_reranked_by_its_tokens_as_written_and_searched_by_its_glos
 fn a_query_with_a_table_is_reranked_by_its_english_rendering_at_the_rendering_weight() {
     let tmp = tempfile::tempdir().unwrap();
     let (index, encoder, docs) = setup(tmp.path());
-    // The toy foreign language writes English words reversed; its table translates three of them.
-    let mut table = optical::translate::TranslationTable::new("fra", "eng", "test");
-    for w in ["red", "cat", "fish"] {
-        table.insert(&w.chars().rev().collect::<String>(), vec![(w.to_string(), 1.0)]);
-    }
-    let searcher = Searcher::for_index(&index)
-        .with_encoder(Arc::clone(&encoder))
-        .unwrap()
-        .with_document_encoder(Arc::clone(&encoder))
-        .unwrap()
-        .with_translation_table(Arc::new(table));
+    let searcher = reversed_language_searcher(&index, &encoder);
     let query = "der tac sees a hsif";
     let rendering = searcher.query_rendering(query, Some("fra")).expect("fra has a table");
     assert_eq!(rendering, late::Rendering { text: "red cat sees a fish".into(), weight: late::DEFAULT_RENDERING_WEIGHT });
