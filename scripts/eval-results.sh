@@ -103,6 +103,9 @@ docs/students.md (\`optical eval --run\` on the two TREC runs: p < 0.05 on every
 A row \`<mode>+maxsim:30:0.4\` is that dense or hybrid row with the late-interaction rerank
 \`optical search\` runs by default on an index with token codes (cross-lingual queries only;
 docs/search.md, "Stored token codes"): \`optical eval --rerank auto\` adds it.
+Where the query's language has a table, the stage also reads the query's English rendering
+(its MaxSim mixed in at 0.3; docs/search.md, "A second reading of the query") — in every such
+row, the e5 zero-shot and no-gloss ones included.
 EOF
 
 
