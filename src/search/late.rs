@@ -201,7 +201,9 @@ pub struct QueryRows {
 /// within the top, as the first mix) at `weight`: `(1 − w)·z(stage score) + w·z(MaxSim)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendering {
+    /// The rendered text.
     pub text: String,
+    /// The weight of its MaxSim in the stage's second mix (0 to 1).
     pub weight: f32,
 }
 
