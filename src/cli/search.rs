@@ -187,10 +187,10 @@ pub fn run(args: SearchArgs) -> Result<()> {
         Mode::Bm25 => None,
         _ => Some(searcher.dense_query_text(&req.query, req.query_lang.as_deref())).filter(|t| *t != req.query),
     };
-    // The English rendering whose token states the rerank stage reads besides the query's.
-    let rendering = match mode {
-        Mode::Bm25 => None,
-        _ if !searcher.is_cross_lingual(&req)? => None,
+    // The English rendering whose token states the rerank stage reads besides the query's (a
+    // query with a table is cross-lingual, so the stage reranks it whenever it runs).
+    let rendering = match (mode, req.rerank) {
+        (Mode::Bm25, _) | (_, RerankChoice::Off) => None,
         _ => searcher.query_rendering(&req.query, req.query_lang.as_deref()).map(|r| r.text),
     };
     if args.json {

@@ -282,29 +282,34 @@ impl PassageRows<'_> {
     /// codes decoded where it has some (and there is a codebook), once for all the queries; the
     /// others' rows encoded in one batch.
     fn maxsim_scores(&self, queries: &[&TokenRows], candidates: &[Candidate]) -> Result<Vec<Vec<f32>>> {
-        let mut scores: Vec<Option<Vec<f32>>> = vec![None; candidates.len()];
-        if let Some(book) = self.codebook {
-            // One buffer for every passage: a fresh 190 KB one each was mostly page faults.
-            let mut rows = TokenRows::new(Vec::new(), book.dim());
-            for (score, c) in scores.iter_mut().zip(candidates) {
-                if let Some(codes) = &c.token_codes {
+        let mut scores = vec![vec![0f32; candidates.len()]; queries.len()];
+        let mut score = |c: usize, rows: &TokenRows| {
+            for (query, s) in queries.iter().zip(scores.iter_mut()) {
+                s[c] = maxsim(query, rows);
+            }
+        };
+        let mut missing = Vec::new();
+        // One buffer for every passage: a fresh 190 KB one each was mostly page faults.
+        let mut rows = TokenRows::new(Vec::new(), self.codebook.map_or(0, Codebook::dim));
+        for (i, c) in candidates.iter().enumerate() {
+            match (self.codebook, &c.token_codes) {
+                (Some(book), Some(codes)) => {
                     book.decode_into(codes, &mut rows.rows)?;
-                    *score = Some(queries.iter().map(|q| maxsim(q, &rows)).collect());
+                    score(i, &rows);
                 }
+                _ => missing.push(i),
             }
         }
-        let missing: Vec<usize> = (0..candidates.len()).filter(|&i| scores[i].is_none()).collect();
         if !missing.is_empty() {
             let Some(encoder) = self.encoder else {
                 invalid!("{} of the {} passages to rerank have no stored token codes, and no document encoder was given to encode them", missing.len(), candidates.len())
             };
             let texts: Vec<&str> = missing.iter().map(|&i| candidates[i].text.as_str()).collect();
             for (i, rows) in missing.into_iter().zip(passage_rows(encoder, &texts)?) {
-                scores[i] = Some(queries.iter().map(|q| maxsim(q, &rows)).collect());
+                score(i, &rows);
             }
         }
-        let by_candidate: Vec<Vec<f32>> = scores.into_iter().map(|s| s.expect("every candidate is scored")).collect();
-        Ok((0..queries.len()).map(|q| by_candidate.iter().map(|c| c[q]).collect()).collect())
+        Ok(scores)
     }
 }
 

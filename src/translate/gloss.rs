@@ -1,4 +1,5 @@
-//! A word-by-word English gloss of a query, for the dense encoder.
+//! Word-by-word English readings of a query: its gloss, appended for the dense encoder, and its
+//! rendering, read on its own by the rerank stage ([`rendered_query`]).
 //!
 //! The student reads a Hausa or Yoruba question less well than the teacher reads English. Appending
 //! each query word's most probable English translation (from the same table as PSQ) gives the
@@ -52,12 +53,13 @@ fn query_words(text: &str) -> Vec<String> {
 }
 
 fn gloss_words(table: &TranslationTable, words: &[String]) -> String {
-    let gloss: Vec<&str> = words
-        .iter()
-        .filter_map(|w| table.get(w).and_then(<[_]>::first))
-        .map(|(term, _)| table.written_form(term))
-        .collect();
+    let gloss: Vec<&str> = words.iter().filter_map(|w| best_translation(table, w)).collect();
     gloss.join(" ")
+}
+
+/// The English word of `word`'s most probable translation, when the table has one.
+fn best_translation<'t>(table: &'t TranslationTable, word: &str) -> Option<&'t str> {
+    table.get(word).and_then(<[_]>::first).map(|(term, _)| table.written_form(term))
 }
 
 /// Queries of more words than this are encoded as written. A question of a few words gains
@@ -92,10 +94,7 @@ pub fn rendered_query(table: &TranslationTable, text: &str) -> String {
         .map(|(i, (word, span))| {
             let written = text.get(span.clone()).unwrap_or(word);
             let name = i > 0 && written.chars().next().is_some_and(char::is_uppercase);
-            match table.get(word).and_then(<[_]>::first) {
-                Some((term, _)) if !name => table.written_form(term),
-                _ => written,
-            }
+            if name { written } else { best_translation(table, word).unwrap_or(written) }
         })
         .collect();
     rendered.join(" ")
